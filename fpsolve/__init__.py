@@ -1,5 +1,15 @@
-"""fpsolve: finite-element Fokker–Planck solver for SGD's anisotropic noise."""
+"""fpsolve: finite-element Fokker–Planck solver for SGD's anisotropic noise.
+
+>>> import fpsolve as fp
+>>> L = fp.landscapes.paper(eps=0.02, lam0=8.0, lam1=-2.0, lam2=1.0)
+>>> D = fp.diffusion.sgd(L, delta_s=0.012, cross_diffusion=True)
+>>> sol = fp.solve(L, D, fp.disk_mesh(radius=2.0, h=0.1), boundary="absorbing", order=2)
+"""
 from . import diffusion, landscapes
+from .mesh import Mesh, MeshError, disk_mesh, load_mesh
+from .solution import Solution
+from .solve import FPSolveWarning, Problem, SolverError, solve
 
 __version__ = "0.1.0"
-__all__ = ["landscapes", "diffusion", "__version__"]
+__all__ = ["landscapes", "diffusion", "Mesh", "MeshError", "disk_mesh", "load_mesh",
+           "Problem", "Solution", "solve", "FPSolveWarning", "SolverError", "__version__"]

@@ -1,0 +1,332 @@
+"""Finite-element assembly of the stationary Fokker–Planck operator (scikit-fem).
+
+Weak form (DESIGN.md), with β = ∇L + ∇·D (minus the drift):
+
+    a(P, v) = ∫ (D ∇P)·∇v dA + ∫ P (β·∇v) dA,      J = −D∇P − βP.
+
+Its natural boundary condition is J·n = 0 (reflecting); absorbing boundaries are
+imposed by eliminating the boundary dofs.  Because D = s·D̂ (s = Δ_S for SGD),
+
+    A(s) = A0 + s·A1,   A0 = ∫ P (∇L·∇v),   A1 = ∫ (D̂∇P)·∇v + ∫ P (∇·D̂)·∇v,
+
+so a sweep over s re-uses one assembly.  Coefficients are evaluated once, at the
+quadrature points, vectorised, and passed to the forms as fields (2–3× faster than
+evaluating inside the form, SKFEM_NOTES §1).
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.spatial import cKDTree
+from skfem import Basis, BilinearForm, ElementTriP1, ElementTriP2
+from skfem.helpers import dot, grad, mul
+
+from .diffusion import DiffusionModel, check_tensor
+from .landscapes import Landscape
+from .mesh import Mesh
+
+__all__ = ["Operator", "assemble", "STABILISATIONS", "locate", "probe_matrix",
+           "line_cuts"]
+
+logger = logging.getLogger(__name__)
+
+STABILISATIONS = (None, "supg")
+_ELEMENTS = {1: ElementTriP1, 2: ElementTriP2}
+
+
+@BilinearForm(nthreads=2)
+def _convection(u, v, w):
+    return u * dot(w.beta, grad(v))
+
+
+@BilinearForm(nthreads=2)
+def _diffusion(u, v, w):
+    return dot(mul(w.D, grad(u)), grad(v)) + u * dot(w.divD, grad(v))
+
+
+@BilinearForm(nthreads=2)
+def _mass(u, v, _):
+    return u * v
+
+
+@BilinearForm(nthreads=2)
+def _supg(u, v, w):
+    # τ (β·∇u + (∇·β) u)(β·∇v): the convective part of the strong residual tested
+    # against the streamline perturbation −τβ·∇v (transport velocity is −β).
+    # The second-order part of the residual is dropped (exact for P1, an
+    # O(h) inconsistency for P2 that vanishes under refinement).
+    return w.tau * (dot(w.beta, grad(u)) + w.divbeta * u) * dot(w.beta, grad(v))
+
+
+@BilinearForm(nthreads=2)
+def _supg_mass(u, v, w):
+    return -w.tau * u * dot(w.beta, grad(v))
+
+
+@dataclass
+class Operator:
+    """Assembled matrices of one problem on one basis.
+
+    ``A(s) = A0 + s·A1`` unless a stabilisation made the operator non-affine in
+    the strength (then ``A1`` is None and ``A_fixed`` holds A at ``strength``).
+    ``M`` is the mass matrix (``M_stab`` its SUPG-consistent variant for the
+    eigenproblem).  Column sums of A vanish (v = 1 is a test function), which is
+    what makes the boundary outflow computable from A (see solve.py).
+    """
+
+    basis: Basis
+    A0: sp.csr_matrix | None
+    A1: sp.csr_matrix | None
+    M: sp.csr_matrix
+    strength: float
+    A_fixed: sp.csr_matrix | None = None
+    M_stab: sp.csr_matrix | None = None
+    timings: dict = field(default_factory=dict)
+
+    @property
+    def affine(self) -> bool:
+        return self.A_fixed is None
+
+    def A(self, strength: float | None = None) -> sp.csr_matrix:
+        if strength is None or strength == self.strength:
+            if self.A_fixed is not None:
+                return self.A_fixed
+            strength = self.strength
+        if not self.affine:
+            raise ValueError("operator assembled with stabilisation is not affine in the "
+                             "diffusion strength: re-assemble for each value")
+        return (self.A0 + strength * self.A1).tocsr()
+
+
+def _beta0(landscape: Landscape | None, drift: Callable | None, x, y):
+    """β0 = −(drift): ∇L for gradient drift, −b(x, y) for a user drift."""
+    if drift is not None:
+        b = np.asarray(drift(x, y), dtype=float)
+        if b.shape != (2, *x.shape):
+            raise ValueError(f"drift: b(x, y) must return shape (2, *x.shape) = "
+                             f"{(2, *x.shape)}, got {b.shape}")
+        if not np.all(np.isfinite(b)):
+            raise ValueError("drift: b(x, y) returned non-finite values on the mesh")
+        return -b
+    return landscape.gradient(x, y)
+
+
+def _supg_tau(beta, D, h):
+    """Streamline parameter τ = h/(2|β|)(coth Pe − 1/Pe), Pe = |β|h/(2 βᵀDβ/|β|²)."""
+    bnorm = np.sqrt(dot(beta, beta))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        kappa = dot(beta, mul(D, beta)) / bnorm ** 2
+        pe = bnorm * h / (2.0 * kappa)
+        pe = np.where(np.isfinite(pe), pe, 1e300)
+        pe_s = np.maximum(pe, 1e-3)
+        xi = np.where(pe > 1e-3, 1.0 / np.tanh(np.minimum(pe_s, 350.0)) - 1.0 / pe_s, pe / 3.0)
+        tau = np.where(bnorm > 0, h / (2.0 * bnorm) * xi, 0.0)
+    return tau
+
+
+def assemble(landscape: Landscape | None, diffusion: DiffusionModel, mesh: Mesh,
+             order: int = 2, drift: Callable | None = None,
+             stabilisation: str | None = None, intorder: int | None = None) -> Operator:
+    """Assemble the Fokker–Planck operator of ``landscape``/``drift`` and ``diffusion``.
+
+    Parameters
+    ----------
+    landscape
+        Loss L; the drift is −∇L.  May be None when ``drift`` is given.
+    diffusion
+        Diffusion model (D = strength × unit tensor).
+    mesh
+        :class:`fpsolve.mesh.Mesh`; P2 on a disk uses curved boundary elements.
+    order
+        1 or 2 (Lagrange P1 / P2).
+    drift
+        Optional callable b(x, y) -> (2, *x.shape) replacing −∇L (non-gradient drift).
+    stabilisation
+        None (plain Galerkin) or ``"supg"`` (streamline-upwind Petrov–Galerkin).
+    intorder
+        Quadrature order (default 2·order + 1: the coefficients are not polynomials
+        of low degree).
+    """
+    if order not in _ELEMENTS:
+        raise ValueError(f"order: expected 1 or 2, got {order!r}")
+    if stabilisation not in STABILISATIONS:
+        raise ValueError(f"stabilisation: expected one of {STABILISATIONS}, got {stabilisation!r}")
+    if landscape is None and drift is None:
+        raise ValueError("landscape: give a Landscape or a drift callable (both are None)")
+    if not isinstance(diffusion, DiffusionModel):
+        raise TypeError(f"diffusion: expected a fpsolve diffusion model, got "
+                        f"{type(diffusion).__name__}")
+    if not isinstance(mesh, Mesh):
+        raise TypeError(f"mesh: expected fpsolve.Mesh (from disk_mesh or load_mesh), got "
+                        f"{type(mesh).__name__}")
+    t0 = time.perf_counter()
+    basis = Basis(mesh.geometry(order), _ELEMENTS[order](),
+                  intorder=intorder if intorder is not None else 2 * order + 1)
+    t1 = time.perf_counter()
+    x, y = basis.global_coordinates()
+    x, y = np.asarray(x), np.asarray(y)
+    beta0 = _beta0(landscape, drift, x, y)
+    Dhat = diffusion.unit_tensor(x, y)
+    divhat = diffusion.unit_divergence(x, y)
+    check_tensor(Dhat.reshape(2, 2, -1), np.stack([x.ravel(), y.ravel()]),
+                 f"{diffusion.kind} diffusion")
+    if not np.all(np.isfinite(divhat)):
+        raise ValueError(f"{diffusion.kind} diffusion: divergence is not finite on the mesh")
+    if not np.all(np.isfinite(beta0)):
+        raise ValueError("landscape: gradient is not finite on the mesh")
+    t2 = time.perf_counter()
+    s = float(diffusion.strength)
+    M = _mass.assemble(basis)
+    if stabilisation is None:
+        A0 = _convection.assemble(basis, beta=beta0)
+        A1 = _diffusion.assemble(basis, D=Dhat, divD=divhat)
+        op = Operator(basis, A0, A1, M, s)
+    else:
+        beta = beta0 + s * divhat
+        D = s * Dhat
+        divbeta = _divergence_fd(lambda xx, yy: _beta0(landscape, drift, xx, yy)
+                                 + s * diffusion.unit_divergence(xx, yy), x, y)
+        tau = _supg_tau(beta, D, np.asarray(basis.mesh_parameters()) * np.ones_like(x))
+        A = (_convection.assemble(basis, beta=beta)
+             + _diffusion.assemble(basis, D=D, divD=np.zeros_like(beta))
+             + _supg.assemble(basis, beta=beta, divbeta=divbeta, tau=tau))
+        Ms = M + _supg_mass.assemble(basis, beta=beta, tau=tau)
+        op = Operator(basis, None, None, M, s, A_fixed=A.tocsr(), M_stab=Ms.tocsr())
+    t3 = time.perf_counter()
+    op.timings = {"basis_s": t1 - t0, "coefficients_s": t2 - t1, "assembly_s": t3 - t2}
+    return op
+
+
+def _divergence_fd(f, x, y, h=1e-5):
+    """∇·f by central differences (only SUPG's τ-weighted term needs it)."""
+    return ((f(x + h, y)[0] - f(x - h, y)[0]) + (f(x, y + h)[1] - f(x, y - h)[1])) / (2 * h)
+
+
+# ---------------------------------------------------------------------------
+# Point location and evaluation (robust: points outside the mesh are reported,
+# never trigger scikit-fem's all-elements fallback search, SKFEM_NOTES §5).
+# ---------------------------------------------------------------------------
+
+def _tree(m) -> cKDTree:
+    if not hasattr(m, "_fpsolve_tree"):
+        object.__setattr__(m, "_fpsolve_tree", cKDTree(m.p[:, m.t].mean(axis=1).T))
+    return m._fpsolve_tree
+
+
+def locate(basis: Basis, points: np.ndarray, k: int = 8):
+    """Element index and reference coordinates of each point; -1 where outside.
+
+    Parameters
+    ----------
+    points
+        Array (2, n).
+
+    Returns
+    -------
+    cells : (n,) int, -1 for points outside the (possibly curved) mesh
+    X : (2, n) reference coordinates (undefined where cells == -1)
+    """
+    m = basis.mesh
+    pts = np.asarray(points, dtype=float)
+    n = pts.shape[1]
+    ne = m.t.shape[1]
+    k = min(k, ne)
+    _, cand = _tree(m).query(pts.T, k)
+    cand = cand.reshape(n, k)
+    # barycentric coordinates w.r.t. the straight triangles of the candidates
+    p = m.p[:2] if m.p.shape[0] > 2 else m.p
+    a = p[:, m.t[0, cand]]
+    e1 = p[:, m.t[1, cand]] - a
+    e2 = p[:, m.t[2, cand]] - a
+    r = pts[:, :, None] - a
+    det = e1[0] * e2[1] - e1[1] * e2[0]
+    l1 = (r[0] * e2[1] - r[1] * e2[0]) / det
+    l2 = (e1[0] * r[1] - e1[1] * r[0]) / det
+    score = np.minimum(np.minimum(l1, l2), 1 - l1 - l2)
+    best = np.argmax(score, axis=1)
+    cells = cand[np.arange(n), best]
+    ok = score[np.arange(n), best] >= -1e-2   # generous: curved edges bulge outward
+    cells = np.where(ok, cells, -1)
+    X = np.zeros((2, n))
+    idx = np.flatnonzero(ok)
+    if idx.size:
+        Xi = basis.mapping.invF(pts[:, idx, None], tind=cells[idx])[:, :, 0]
+        tol = 1e-9
+        inside = (Xi[0] >= -tol) & (Xi[1] >= -tol) & (1 - Xi[0] - Xi[1] >= -tol)
+        X[:, idx] = Xi
+        cells[idx[~inside]] = -1
+    return cells, X
+
+
+def probe_matrix(basis: Basis, points: np.ndarray, cells=None, X=None) -> sp.csr_matrix:
+    """Sparse (n × ndofs) matrix evaluating an FE function at ``points`` (2, n).
+
+    Rows of points outside the mesh are zero (the density vanishes outside).
+    """
+    pts = np.asarray(points, dtype=float)
+    if cells is None:
+        cells, X = locate(basis, pts)
+    inside = np.flatnonzero(cells >= 0)
+    n = pts.shape[1]
+    if inside.size == 0:
+        return sp.csr_matrix((n, basis.N))
+    c = cells[inside]
+    Xr = X[:, inside, None]
+    phis = np.array([basis.elem.gbasis(basis.mapping, Xr, j, tind=c)[0].value[:, 0]
+                     for j in range(basis.Nbfun)])                 # (Nbfun, m)
+    rows = np.tile(inside, basis.Nbfun)
+    cols = basis.element_dofs[:, c].ravel()
+    return sp.coo_matrix((phis.ravel(), (rows, cols)), shape=(n, basis.N)).tocsr()
+
+
+def line_cuts(basis: Basis, axis: int, values: np.ndarray, npts: int = 3):
+    """Quadrature on the lines θ_axis = value, exact for FE functions of degree ≤ 2·npts−1.
+
+    Each line is cut into the segments where it crosses the (straight) triangles,
+    with ``npts`` Gauss points per segment, so the integral of a P1/P2 function
+    along the line is exact up to the curved-boundary slivers.
+
+    Returns ``(points (2, m), weights (m,), line (m,))`` where ``line`` gives the
+    index into ``values`` of each quadrature point.
+    """
+    m = basis.mesh
+    p = m.p[:2]
+    t = m.t[:3]
+    other = 1 - axis
+    ca = p[axis][t]                          # (3, ne) coordinate across the lines
+    lo, hi = ca.min(axis=0), ca.max(axis=0)
+    g, gw = np.polynomial.legendre.leggauss(npts)
+    out_pts, out_w, out_line = [], [], []
+    for i, v in enumerate(np.asarray(values, dtype=float)):
+        el = np.flatnonzero((lo <= v) & (hi >= v) & (hi > lo))
+        if el.size == 0:
+            continue
+        # intersections of the line with the three edges of each element
+        ends = []
+        for a, b in ((0, 1), (1, 2), (2, 0)):
+            ua, ub = ca[a, el], ca[b, el]
+            wa, wb = p[other][t[a, el]], p[other][t[b, el]]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                s = (v - ua) / (ub - ua)
+            hit = (s >= 0) & (s <= 1) & (ub != ua)
+            ends.append(np.where(hit, wa + s * (wb - wa), np.nan))
+        ends = np.array(ends)
+        a0, a1 = np.nanmin(ends, axis=0), np.nanmax(ends, axis=0)
+        keep = a1 > a0
+        a0, a1 = a0[keep], a1[keep]
+        mid, half = 0.5 * (a0 + a1), 0.5 * (a1 - a0)
+        q = mid[:, None] + half[:, None] * g[None, :]
+        pts = np.empty((2, q.size))
+        pts[axis] = v
+        pts[other] = q.ravel()
+        out_pts.append(pts)
+        out_w.append((half[:, None] * gw[None, :]).ravel())
+        out_line.append(np.full(q.size, i))
+    if not out_pts:
+        return np.zeros((2, 0)), np.zeros(0), np.zeros(0, dtype=int)
+    return np.concatenate(out_pts, 1), np.concatenate(out_w), np.concatenate(out_line)

@@ -1,0 +1,157 @@
+"""The result of a stationary solve: a normalised FE density and its observables."""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+from scipy.optimize import minimize_scalar
+
+from .fem import line_cuts, probe_matrix
+
+__all__ = ["Solution"]
+
+_AXES = {"x": 0, "y": 1, 0: 0, 1: 1}
+
+
+class Solution:
+    """Stationary (reflecting) or quasi-stationary (absorbing) density P(x, y).
+
+    Attributes
+    ----------
+    P : ndarray
+        FE coefficient vector, normalised so that ∫P dA = 1.
+    basis : skfem.Basis
+        The basis ``P`` lives on.
+    escape_rate : float
+        μ of A p = μ M p (0.0 for a reflecting boundary): the rate at which
+        probability leaves through the absorbing boundary.
+    diagnostics : dict
+        dofs, residual, negative_mass, min_P, escape-rate estimates, timings,
+        warnings.
+    """
+
+    def __init__(self, P, basis, mesh, landscape, diffusion, boundary, order,
+                 escape_rate, diagnostics, drift=None, stabilisation=None):
+        self.P = P
+        self.basis = basis
+        self.mesh = mesh
+        self.landscape = landscape
+        self.diffusion = diffusion
+        self.drift = drift
+        self.boundary = boundary
+        self.order = order
+        self.stabilisation = stabilisation
+        self.escape_rate = float(escape_rate)
+        self.diagnostics = diagnostics
+        self._quad = None
+
+    # -- evaluation ---------------------------------------------------------
+    def __call__(self, points) -> np.ndarray:
+        """P at ``points`` of shape (n, 2) (or a single point (2,)); 0 outside the mesh."""
+        pts = np.asarray(points, dtype=float)
+        single = pts.ndim == 1
+        pts = np.atleast_2d(pts)
+        if pts.ndim != 2 or pts.shape[1] != 2:
+            raise ValueError(f"points: expected shape (n, 2), got {np.shape(points)}")
+        vals = probe_matrix(self.basis, pts.T) @ self.P
+        return float(vals[0]) if single else vals
+
+    def _quadrature(self):
+        """x, y, P and weights at the quadrature points (cached)."""
+        if self._quad is None:
+            x, y = (np.asarray(c) for c in self.basis.global_coordinates())
+            Pq = np.asarray(self.basis.interpolate(self.P))
+            self._quad = (x, y, Pq, np.asarray(self.basis.dx))
+        return self._quad
+
+    def expectation(self, f: Callable) -> float:
+        """∫ f(x, y) P(x, y) dA for a vectorised callable f."""
+        x, y, Pq, dx = self._quadrature()
+        return float(np.sum(np.asarray(f(x, y)) * Pq * dx))
+
+    @property
+    def mass(self) -> float:
+        """∫ P dA (1 up to round-off)."""
+        return self.expectation(lambda x, y: np.ones_like(x))
+
+    def moments(self) -> dict:
+        """Mean (2,) and covariance (2, 2) of the density."""
+        x, y, Pq, dx = self._quadrature()
+        w = Pq * dx
+        m = np.array([np.sum(x * w), np.sum(y * w)])
+        cx, cy = x - m[0], y - m[1]
+        cov = np.array([[np.sum(cx * cx * w), np.sum(cx * cy * w)],
+                        [np.sum(cx * cy * w), np.sum(cy * cy * w)]])
+        return {"mean": m, "cov": cov}
+
+    def marginal(self, axis: str, values) -> np.ndarray:
+        """Marginal density, e.g. ``marginal("x", xs)`` = ∫ P(xs, y) dy.
+
+        Computed exactly for the FE function: each line is cut at the element
+        edges and integrated with Gauss points per segment.
+        """
+        if axis not in _AXES:
+            raise ValueError(f"axis: expected 'x' or 'y', got {axis!r}")
+        vals = np.atleast_1d(np.asarray(values, dtype=float))
+        pts, w, line = line_cuts(self.basis, _AXES[axis], vals, npts=self.order + 1)
+        out = np.zeros(vals.size)
+        if w.size:
+            np.add.at(out, line, w * (probe_matrix(self.basis, pts) @ self.P))
+        return out if np.ndim(values) else float(out[0])
+
+    # -- maxima ---------------------------------------------------------------
+    def mode(self, start=None, tol: float = 1e-9) -> np.ndarray:
+        """Location (x, y) of the density maximum (the global one unless ``start`` is given).
+
+        A shrinking-grid search on the FE function, seeded by the best nodal value:
+        derivative-free, so the kinks of P across element edges do not stall it.
+        """
+        if start is None:
+            start = self.basis.doflocs[:, int(np.argmax(self.P))]
+        best = np.asarray(start, dtype=float)
+        step = 0.5 * self.mesh.h
+        g = np.linspace(-1.0, 1.0, 11)
+        gx, gy = (a.ravel() for a in np.meshgrid(g, g))
+        while step > tol:
+            pts = np.stack([best[0] + step * gx, best[1] + step * gy])
+            best = pts[:, int(np.argmax(probe_matrix(self.basis, pts) @ self.P))]
+            step *= 0.3
+        return best
+
+    def marginal_mode(self, axis: str = "x", n: int = 401) -> float:
+        """Location of the maximum of the marginal along ``axis``."""
+        if axis not in _AXES:
+            raise ValueError(f"axis: expected 'x' or 'y', got {axis!r}")
+        c = self.basis.mesh.p[_AXES[axis]]
+        grid = np.linspace(c.min(), c.max(), n)
+        m = self.marginal(axis, grid)
+        i = int(np.argmax(m))
+        lo, hi = grid[max(i - 1, 0)], grid[min(i + 1, n - 1)]
+        res = minimize_scalar(lambda s: -self.marginal(axis, [s])[0], bounds=(lo, hi),
+                              method="bounded", options={"xatol": 1e-10})
+        return float(res.x)
+
+    # -- reporting ------------------------------------------------------------
+    def summary(self) -> dict:
+        """JSON-friendly observables and diagnostics."""
+        mo = self.moments()
+        return {
+            "dofs": int(self.P.size),
+            "order": self.order,
+            "boundary": self.boundary,
+            "escape_rate": self.escape_rate,
+            "mean": mo["mean"].tolist(),
+            "cov": mo["cov"].tolist(),
+            "mode": self.mode().tolist(),
+            "marginal_mode_x": self.marginal_mode("x"),
+            "residual": self.diagnostics["residual"],
+            "negative_mass": self.diagnostics["negative_mass"],
+            "min_P": self.diagnostics["min_P"],
+            "warnings": list(self.diagnostics["warnings"]),
+        }
+
+    def __repr__(self):
+        d = self.diagnostics
+        return (f"Solution({self.boundary}, P{self.order}, dofs={d['dofs']}, "
+                f"escape_rate={self.escape_rate:.4g}, residual={d['residual']:.2g}, "
+                f"negative_mass={d['negative_mass']:.2g})")

@@ -1,0 +1,292 @@
+"""Stationary and quasi-stationary solvers.
+
+* ``boundary="absorbing"`` (P = 0 on the boundary): the only stationary solution
+  is P ≡ 0; the meaningful state is the quasi-stationary density, the principal
+  eigenpair of A p = μ M p on the interior dofs, normalised to ∫P = 1.  μ ≥ 0 is
+  the escape rate.  It is found by inverse iteration with one sparse LU
+  factorisation (μ is tiny against the next eigenvalue, so two or three steps
+  converge); ARPACK shift-invert with the same factorisation is the fallback.
+  μ is reported twice: from the eigen-iteration and from the boundary outflow
+  computed consistently from the discrete operator,
+
+      μ_flux = −Σ_{i∈B} (A P)_i / Σ_{i∈I} (M P)_i,
+
+  which follows from the vanishing column sums of A and is computed from small
+  numbers with relative precision (the eigenvalue can drown in round-off when
+  μ ≈ 1e-10, DESIGN.md).  ``escape_rate`` is μ_flux.
+* ``boundary="reflecting"`` (J·n = 0, the natural condition of the weak form):
+  A is singular and its normalised null vector is the stationary density; one
+  equation is redundant, so P is pinned to 1 at a node where it is large and
+  renormalised (SKFEM_NOTES §2, fastest of three verified variants).
+"""
+from __future__ import annotations
+
+import logging
+import time
+import warnings
+from typing import Callable, Iterable
+
+import numpy as np
+import scipy.sparse as sp
+import scipy.sparse.linalg as spla
+
+from .diffusion import DiffusionModel
+from .fem import Operator, assemble
+from .landscapes import Landscape
+from .mesh import Mesh
+from .solution import Solution
+
+__all__ = ["Problem", "solve", "FPSolveWarning", "SolverError", "BOUNDARIES", "THRESHOLDS"]
+
+logger = logging.getLogger(__name__)
+
+BOUNDARIES = ("absorbing", "reflecting")
+#: Diagnostics above these values produce a warning.
+THRESHOLDS = {"negative_mass": 1e-6, "residual": 1e-8, "escape_rate_mismatch": 1e-3}
+
+
+class FPSolveWarning(UserWarning):
+    """A solve finished but a diagnostic is bad (negative mass, residual, ...)."""
+
+
+class SolverError(RuntimeError):
+    """The linear algebra failed (singular system, no convergence)."""
+
+
+class Problem:
+    """A Fokker–Planck problem assembled once; solve it for one or many strengths.
+
+    Parameters
+    ----------
+    landscape : Landscape or None
+        Loss L (drift −∇L).  None only with ``drift``.
+    diffusion : DiffusionModel
+        D = strength × unit tensor (strength = Δ_S for the SGD model).
+    mesh : Mesh
+        From :func:`fpsolve.disk_mesh` or :func:`fpsolve.load_mesh`.
+    boundary : {"absorbing", "reflecting"}
+    order : {1, 2}
+    drift : callable, optional
+        b(x, y) -> (2, *x.shape) replacing −∇L (non-gradient drift).
+    stabilisation : {None, "supg"}
+        SUPG makes A non-affine in the strength: a sweep then re-assembles.
+
+    Examples
+    --------
+    >>> import fpsolve as fp
+    >>> L = fp.landscapes.paper()
+    >>> prob = fp.Problem(L, fp.diffusion.sgd(L, 0.012), fp.disk_mesh(2.0, 0.1))
+    >>> sols = prob.sweep([0.009, 0.012])          # one assembly, two solves
+    """
+
+    def __init__(self, landscape: Landscape | None, diffusion: DiffusionModel, mesh: Mesh,
+                 boundary: str = "absorbing", order: int = 2, drift: Callable | None = None,
+                 stabilisation: str | None = None, intorder: int | None = None):
+        if boundary not in BOUNDARIES:
+            raise ValueError(f"boundary: expected one of {BOUNDARIES}, got {boundary!r}")
+        if landscape is not None and not isinstance(landscape, Landscape):
+            raise TypeError(f"landscape: expected a fpsolve Landscape, got "
+                            f"{type(landscape).__name__}")
+        if drift is not None and not callable(drift):
+            raise TypeError("drift: expected a callable b(x, y) -> (2, *x.shape)")
+        self.landscape, self.diffusion, self.mesh = landscape, diffusion, mesh
+        self.boundary, self.order = boundary, order
+        self.drift, self.stabilisation, self.intorder = drift, stabilisation, intorder
+        self.operator: Operator = assemble(landscape, diffusion, mesh, order, drift,
+                                           stabilisation, intorder)
+        basis = self.operator.basis
+        self.boundary_dofs = basis.get_dofs().flatten()
+        self.interior_dofs = np.setdiff1d(np.arange(basis.N), self.boundary_dofs)
+
+    @property
+    def basis(self):
+        return self.operator.basis
+
+    @property
+    def dofs(self) -> int:
+        return self.basis.N
+
+    def solve(self, strength: float | None = None) -> Solution:
+        """Solve at the diffusion strength ``strength`` (default: the model's).
+
+        For the SGD model ``strength`` is Δ_S.
+        """
+        diffusion = self.diffusion
+        op = self.operator
+        if strength is not None and float(strength) != diffusion.strength:
+            diffusion = diffusion.with_strength(strength)
+            if not op.affine:   # SUPG: τ depends on D, so re-assemble
+                op = assemble(self.landscape, diffusion, self.mesh, self.order, self.drift,
+                              self.stabilisation, self.intorder)
+        t0 = time.perf_counter()
+        A = op.A(diffusion.strength)
+        t1 = time.perf_counter()
+        if self.boundary == "absorbing":
+            P, mu_eig, info = _quasi_stationary(A, op.M_stab if op.M_stab is not None else op.M,
+                                                op.M, self.interior_dofs, self.boundary_dofs)
+        else:
+            P, info = _stationary_reflecting(A, op.M, self._pin_guess())
+            mu_eig = 0.0
+        t2 = time.perf_counter()
+        diag = self._diagnostics(P, op, info, t1 - t0, t2 - t1)
+        mu = diag["escape_rate_flux"] if self.boundary == "absorbing" else 0.0
+        diag["escape_rate_eig"] = mu_eig
+        if self.boundary == "absorbing":
+            _check_escape_agreement(diag)
+        for w in diag["warnings"]:
+            warnings.warn(w, FPSolveWarning, stacklevel=2)
+        return Solution(P, op.basis, self.mesh, self.landscape, diffusion, self.boundary,
+                        self.order, mu, diag, self.drift, self.stabilisation)
+
+    def sweep(self, strengths: Iterable[float]) -> list[Solution]:
+        """Solve for each strength, re-using the assembled A0 + s·A1."""
+        return [self.solve(s) for s in strengths]
+
+    def _pin_guess(self) -> int:
+        """A dof where the density is large: the minimum of L (or the centre)."""
+        x, y = self.basis.doflocs
+        if self.landscape is not None:
+            return int(np.argmin(self.landscape.value(x, y)))
+        c = np.asarray(self.mesh.center)
+        return int(np.argmin((x - c[0]) ** 2 + (y - c[1]) ** 2))
+
+    def _diagnostics(self, P, op, info, t_matrix, t_solve) -> dict:
+        basis = op.basis
+        Pq = np.asarray(basis.interpolate(P))
+        dx = np.asarray(basis.dx)
+        absmass = float(np.sum(np.abs(Pq) * dx))
+        neg = float(np.sum(np.maximum(-Pq, 0.0) * dx)) / absmass
+        diag = {
+            "dofs": int(basis.N),
+            "order": self.order,
+            "boundary": self.boundary,
+            "stabilisation": self.stabilisation,
+            "nvertices": self.mesh.nvertices,
+            "nelements": self.mesh.nelements,
+            "h": self.mesh.h,
+            "residual": info["residual"],
+            "negative_mass": neg,
+            "min_P": float(min(P.min(), Pq.min())),
+            "max_P": float(P.max()),
+            "iterations": info.get("iterations", 0),
+            "method": info["method"],
+            "timings": {**op.timings, "matrix_s": t_matrix,
+                        "factorisation_s": info["factorisation_s"],
+                        "solve_s": t_solve - info["factorisation_s"],
+                        "total_s": sum(op.timings.values()) + t_matrix + t_solve},
+            "warnings": [],
+        }
+        if self.boundary == "absorbing":
+            diag["escape_rate_flux"] = info["mu_flux"]
+        if neg > THRESHOLDS["negative_mass"]:
+            diag["warnings"].append(
+                f"negative mass {neg:.2e} exceeds {THRESHOLDS['negative_mass']:g}: refine the "
+                "mesh, use order=2 or stabilisation='supg'")
+        if not info["residual"] <= THRESHOLDS["residual"]:
+            diag["warnings"].append(f"relative residual {info['residual']:.2e} exceeds "
+                                    f"{THRESHOLDS['residual']:g}")
+        return diag
+
+
+def _check_escape_agreement(diag: dict) -> None:
+    mu_f, mu_e = diag["escape_rate_flux"], diag["escape_rate_eig"]
+    scale = max(abs(mu_f), abs(mu_e))
+    diag["escape_rate_mismatch"] = abs(mu_f - mu_e) / scale if scale > 0 else 0.0
+    if diag["escape_rate_mismatch"] > THRESHOLDS["escape_rate_mismatch"]:
+        diag["warnings"].append(
+            f"escape rate from the eigenvalue ({mu_e:.6e}) and from the boundary outflow "
+            f"({mu_f:.6e}) differ by {diag['escape_rate_mismatch']:.1e} (relative): the "
+            "eigenvalue is at the round-off level of the operator; trust the outflow value")
+
+
+def _quasi_stationary(A, Mstab, M, I, B, tol=1e-13, maxit=100):
+    """Principal eigenpair of A p = μ M p on the interior dofs (inverse iteration)."""
+    t0 = time.perf_counter()
+    AII = A[I][:, I].tocsc()
+    MII = Mstab[I][:, I].tocsr()
+    try:
+        lu = spla.splu(AII)
+    except RuntimeError as exc:   # exactly singular: no escape at all (μ = 0)
+        raise SolverError(f"absorbing solve: interior operator is singular ({exc})") from None
+    tf = time.perf_counter() - t0
+    mI = np.asarray(MII.sum(axis=0)).ravel()     # ∫ of each interior basis function
+    p = np.ones(len(I))
+    p /= mI @ p
+    mu, method, it = np.nan, "inverse-iteration", 0
+    for it in range(1, maxit + 1):
+        q = lu.solve(MII @ p)
+        mass = mI @ q
+        if not np.isfinite(mass) or mass == 0:
+            raise SolverError("absorbing solve: inverse iteration broke down (non-finite iterate)")
+        mu = 1.0 / mass
+        q *= mu
+        change = np.max(np.abs(q - p)) / np.max(np.abs(q))
+        p = q
+        if change < tol:
+            break
+    else:
+        # slow convergence (small spectral gap): ARPACK shift-invert, same factorisation
+        method = "arpack"
+        op = spla.LinearOperator(AII.shape, matvec=lu.solve, dtype=float)
+        try:
+            vals, vecs = spla.eigs(AII, k=1, M=MII, sigma=0.0, OPinv=op, v0=p, tol=1e-14)
+        except spla.ArpackNoConvergence as exc:
+            raise SolverError(f"absorbing solve: eigen-solver did not converge ({exc})") from None
+        mu = float(np.real(vals[0]))
+        p = np.real(vecs[:, 0])
+        p /= mI @ p
+    P = np.zeros(A.shape[0])
+    P[I] = p
+    P /= (M @ P).sum()
+    AP = A @ P
+    mu_flux = float(-AP[B].sum() / (Mstab @ P)[I].sum())
+    r = AII @ P[I] - mu * (MII @ P[I])
+    normA = spla.norm(AII, np.inf)
+    residual = float(np.max(np.abs(r)) / (normA * np.max(np.abs(P))))
+    return P, float(mu), {"residual": residual, "mu_flux": mu_flux, "iterations": it,
+                          "method": method, "factorisation_s": tf}
+
+
+def _stationary_reflecting(A, M, k):
+    """Null vector of A (reflecting): pin P_k = 1, drop equation k, renormalise."""
+    t0 = time.perf_counter()
+    N = A.shape[0]
+
+    def pinned(k):
+        keep = np.setdiff1d(np.arange(N), [k])
+        Akk = A[keep][:, keep].tocsc()
+        rhs = -np.asarray(A[keep][:, [k]].todense()).ravel()
+        try:
+            lu = spla.splu(Akk)
+        except RuntimeError as exc:
+            raise SolverError(f"reflecting solve: pinned system is singular ({exc})") from None
+        P = np.zeros(N)
+        P[k] = 1.0
+        P[keep] = lu.solve(rhs)
+        return P
+
+    P = pinned(k)
+    method = "pinned"
+    if abs(P[k]) < 1e-6 * np.max(np.abs(P)):   # pinned where P is tiny: pin at the maximum
+        P = pinned(int(np.argmax(np.abs(P))))
+    P /= (M @ P).sum()
+    tf = time.perf_counter() - t0
+    residual = float(np.max(np.abs(A @ P)) / (spla.norm(A, np.inf) * np.max(np.abs(P))))
+    return P, {"residual": residual, "method": method, "factorisation_s": tf}
+
+
+def solve(landscape: Landscape | None, diffusion: DiffusionModel, mesh: Mesh,
+          boundary: str = "absorbing", order: int = 2, drift: Callable | None = None,
+          stabilisation: str | None = None, intorder: int | None = None) -> Solution:
+    """Solve the stationary Fokker–Planck equation once.
+
+    See :class:`Problem` for the parameters; use a :class:`Problem` directly to
+    solve many strengths (Δ_S) on one assembly.
+
+    Returns
+    -------
+    Solution
+        ``escape_rate``, ``moments()``, ``marginal()``, ``diagnostics``, ...
+    """
+    return Problem(landscape, diffusion, mesh, boundary, order, drift, stabilisation,
+                   intorder).solve()
