@@ -233,10 +233,16 @@ def load_mesh(path: str, radius: float | None = None, center=None) -> Mesh:
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise MeshError(f"{path}: mesh file not found")
+    import contextlib
+    import io
+    chatter = io.StringIO()
     try:
-        raw = meshio.read(path)
-    except Exception as exc:   # meshio raises many types; the message is what matters
-        raise MeshError(f"{path}: not a readable mesh ({type(exc).__name__}: {exc})") from None
+        # meshio prints to the terminal and may call sys.exit() on unknown content
+        with contextlib.redirect_stdout(chatter), contextlib.redirect_stderr(chatter):
+            raw = meshio.read(path)
+    except (Exception, SystemExit) as exc:
+        why = " ".join(chatter.getvalue().split()) or f"{type(exc).__name__}: {exc}"
+        raise MeshError(f"{path}: not a readable mesh ({why})") from None
     blocks = [b.data[:, :3] for b in raw.cells if b.type in ("triangle", "triangle6")]
     if not blocks:
         kinds = sorted({b.type for b in raw.cells})
@@ -263,7 +269,7 @@ def load_mesh(path: str, radius: float | None = None, center=None) -> Mesh:
     if radius is None:
         c = pts[used][bn].mean(axis=0) if center is None else np.asarray(center, float)
         r = np.linalg.norm(m.p[:, bn] - c[:, None], axis=0)
-        if np.ptp(r) <= 1e-6 * r.mean():
+        if len(bn) >= 16 and np.ptp(r) <= 1e-6 * r.mean():   # a polygon is not a disk
             radius, center = float(r.mean()), c
     elif center is None:
         center = (0.0, 0.0)

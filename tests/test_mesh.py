@@ -1,0 +1,108 @@
+"""Disk meshes: geometry, quality, grading, curved P2 boundary, file round trips."""
+import numpy as np
+import pytest
+
+import fpsolve as fp
+from fpsolve.mesh import MeshError
+
+
+@pytest.mark.parametrize("h", [0.2, 0.1, 0.05])
+def test_disk_mesh_boundary_on_circle_and_quality(h):
+    m = fp.disk_mesh(radius=2.0, h=h)
+    bn = m.skfem.boundary_nodes()
+    np.testing.assert_allclose(np.linalg.norm(m.p[:, bn], axis=0), 2.0, rtol=1e-14)
+    q = m.quality()
+    assert q["min_angle"] > 20.0
+    assert 0.8 * h < q["h_mean"] < 1.2 * h
+    # area of the inscribed polygon converges to the disk area at O(h²)
+    area = np.sum(np.abs(fp.mesh._signed_areas(m.p, m.t)))
+    nb = len(bn)
+    assert abs(area - 0.5 * nb * 4.0 * np.sin(2 * np.pi / nb)) < 1e-9
+
+
+def test_curved_geometry_puts_p2_midpoints_on_circle():
+    m = fp.disk_mesh(radius=1.5, h=0.2, center=(0.3, -0.2))
+    m2 = m.geometry(2)
+    dofs = m2.dofs.get_facet_dofs(m2.boundary_facets()).flatten()
+    r = np.linalg.norm(m2.doflocs[:, dofs] - np.array([[0.3], [-0.2]]), axis=0)
+    np.testing.assert_allclose(r, 1.5, rtol=1e-14)
+    assert m.geometry(1) is m.skfem
+
+
+def test_curved_geometry_area_converges_fast():
+    from skfem import Basis, ElementTriP2, Functional
+    one = Functional(lambda w: 1.0 + 0 * w.x[0])
+    errs = []
+    for h in (0.4, 0.2, 0.1):
+        m = fp.disk_mesh(radius=1.0, h=h)
+        b = Basis(m.geometry(2), ElementTriP2(), intorder=4)
+        errs.append(abs(one.assemble(b) - np.pi))
+    rates = np.log2(np.array(errs[:-1]) / np.array(errs[1:]))
+    assert np.all(rates > 3.0), (errs, rates)
+
+
+def test_band_grading_refines_the_valley():
+    coarse = fp.disk_mesh(2.0, 0.2)
+    graded = fp.disk_mesh(2.0, 0.2, band=0.5, band_levels=2)
+    mid = graded.p[:, graded.t].mean(axis=1)
+    le = np.linalg.norm(graded.p[:, graded.t[0]] - graded.p[:, graded.t[1]], axis=0)
+    assert np.median(le[np.abs(mid[1]) < 0.3]) < 0.35 * np.median(le[np.abs(mid[1]) > 1.0])
+    assert graded.nelements > coarse.nelements
+    bn = graded.skfem.boundary_nodes()
+    np.testing.assert_allclose(np.linalg.norm(graded.p[:, bn], axis=0), 2.0, rtol=1e-14)
+    assert graded.quality()["min_angle"] > 15.0
+
+
+@pytest.mark.parametrize("kwargs, fragment", [
+    (dict(radius=-1.0), "radius: expected a positive number"),
+    (dict(radius=2.0, h=0.0), "h: expected 0 < h"),
+    (dict(radius=2.0, h=1.5), "h: expected 0 < h"),
+    (dict(center=(0.0,)), "center"),
+    (dict(band=-1.0), "band"),
+    (dict(band=1.0, band_levels=9), "band_levels"),
+])
+def test_disk_mesh_rejects_bad_arguments(kwargs, fragment):
+    with pytest.raises(MeshError, match=fragment):
+        fp.disk_mesh(**kwargs)
+
+
+@pytest.mark.parametrize("suffix", [".msh", ".vtu", ".vtk"])
+def test_save_load_round_trip_recognises_disk(tmp_path, suffix):
+    m = fp.disk_mesh(radius=2.0, h=0.25)
+    path = tmp_path / f"disk{suffix}"
+    m.save(path)
+    back = fp.load_mesh(path)
+    np.testing.assert_allclose(back.p, m.p)
+    np.testing.assert_array_equal(np.sort(back.t, axis=0), np.sort(m.t, axis=0))
+    assert back.radius == pytest.approx(2.0)
+    assert not list(tmp_path.glob("*.tmp-*"))
+
+
+def test_load_non_disk_mesh(tmp_path):
+    import meshio
+    pts = np.array([[0, 0, 0], [1, 0, 0], [1, 1, 0], [0, 1, 0]], dtype=float)
+    meshio.write(tmp_path / "sq.vtu", meshio.Mesh(pts, [("triangle", np.array([[0, 1, 2], [0, 2, 3]]))]))
+    m = fp.load_mesh(tmp_path / "sq.vtu")
+    assert m.radius is None and m.nelements == 2
+
+
+def test_load_mesh_errors_name_the_file(tmp_path):
+    import meshio
+    with pytest.raises(MeshError, match="missing.msh: mesh file not found"):
+        fp.load_mesh(tmp_path / "missing.msh")
+    bad = tmp_path / "garbage.msh"
+    bad.write_text("this is not a mesh")
+    with pytest.raises(MeshError, match="garbage.msh: not a readable mesh"):
+        fp.load_mesh(bad)
+    pts = np.array([[0, 0, 0], [1, 0, 0], [1, 1, 0]], dtype=float)
+    meshio.write(tmp_path / "lines.vtu", meshio.Mesh(pts, [("line", np.array([[0, 1], [1, 2]]))]))
+    with pytest.raises(MeshError, match="lines.vtu: no triangle cells"):
+        fp.load_mesh(tmp_path / "lines.vtu")
+    pts3 = np.array([[0, 0, 0], [1, 0, 0], [1, 1, 1.0]])
+    meshio.write(tmp_path / "bent.vtu", meshio.Mesh(pts3, [("triangle", np.array([[0, 1, 2]]))]))
+    with pytest.raises(MeshError, match="bent.vtu: mesh is not planar"):
+        fp.load_mesh(tmp_path / "bent.vtu")
+    flat = np.array([[0, 0, 0], [1, 0, 0], [2, 0, 0]], dtype=float)
+    meshio.write(tmp_path / "flat.vtu", meshio.Mesh(flat, [("triangle", np.array([[0, 1, 2]]))]))
+    with pytest.raises(MeshError, match="degenerate"):
+        fp.load_mesh(tmp_path / "flat.vtu")
