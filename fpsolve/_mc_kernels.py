@@ -1,0 +1,202 @@
+"""numba kernels of :mod:`fpsolve.montecarlo` (imported lazily; numba is optional).
+
+One kernel, :func:`run_block`, advances one block of walkers with that block's own
+``np.random.Generator`` through the whole run.  It is walker-major inside a chunk of
+``k`` steps (one walker's state stays in registers for ``k`` steps, normals are drawn
+inline from the generator), and samples the accumulators at the end of every chunk.
+
+The kernel is the compiled twin of ``montecarlo._numpy_task``: both draw the normals in
+the same order (per chunk, walker by walker, step by step, z1 then z2 — also for walkers
+that are no longer alive, so the stream never depends on the population), evaluate the
+step with the same floating-point operations in the same order, add to the float
+accumulators in walker order and draw Fleming–Viot donors the same way.  The two
+backends are therefore bit-identical on the models this kernel supports.
+
+Model codes (kept in sync with ``montecarlo``):
+
+* landscape ``lk``: 0 = paper family, ``lp = (ε λ0, λ0, λ1, λ2, 2 λ1, 4 λ2, 12 λ2, 0)``;
+  1 = quadratic, ``lp = (A00, A01, A11, c0, c1, 0, 0, 0)``.
+* noise ``nk``: 0 = constant factor ``bm = (B00, B01, B10, B11)``; 1 = B = H(θ) (paper
+  landscape, SGD with cross-diffusion); 2 = B = diag(√(H²)11, √(H²)22) (paper landscape,
+  SGD without cross-diffusion).
+
+Step: θ ← (θ − a ∇L(θ)) + c B(θ) z.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+ALIVE, EXITED, DIVERGED, REMOVED = 0, 1, 2, 3
+# counters layout: exits during burn-in, exits, diverged, alive steps during burn-in,
+# alive steps while accumulating, walkers removed (exited and not re-inserted)
+C_EXITS_BURN, C_EXITS, C_DIVERGED, C_STEPS_BURN, C_STEPS, C_REMOVED = range(6)
+
+
+@njit(nogil=True, cache=True)
+def run_block(rng, X, Y, status, lk, nk, lp, bm, a, c, R2, blow2, absorbing, reinsert,
+              k, n_chunks, n_burn_chunks, n_batches, grid, mgrid, shift,
+              hist, margx, margy, cur, mom, counters, rec, rec_every):  # pragma: no cover
+    p0 = lp[0]
+    p1 = lp[1]
+    p2 = lp[2]
+    p3 = lp[3]
+    p4 = lp[4]
+    p5 = lp[5]
+    p6 = lp[6]
+    b00 = bm[0]
+    b01 = bm[1]
+    b10 = bm[2]
+    b11 = bm[3]
+    gx0 = grid[0]
+    gsx = grid[1]
+    gy0 = grid[2]
+    gsy = grid[3]
+    gnx = hist.shape[0]
+    gny = hist.shape[1]
+    mx0 = mgrid[0]
+    msx = mgrid[1]
+    my0 = mgrid[2]
+    msy = mgrid[3]
+    mnx = margx.shape[0]
+    mny = margy.shape[0]
+    sx0 = shift[0]
+    sy0 = shift[1]
+    nb = X.shape[0]
+    nrec = rec.shape[1]
+    n_acc = n_chunks - n_burn_chunks
+    alive_idx = np.empty(nb, np.int64)
+
+    for ch in range(n_chunks):
+        acc = ch >= n_burn_chunks
+        batch = 0
+        if acc:
+            batch = ((ch - n_burn_chunks) * n_batches) // n_acc
+        for w in range(nb):
+            if status[w] != ALIVE:
+                for _ in range(2 * k):          # keep the stream population-independent
+                    rng.standard_normal()
+                continue
+            x = X[w]
+            y = Y[w]
+            xp = x
+            yp = y
+            s = 0
+            out = False
+            while s < k:
+                z1 = rng.standard_normal()
+                z2 = rng.standard_normal()
+                xp = x
+                yp = y
+                if lk == 0:
+                    x2 = x * x
+                    y2 = y * y
+                    lam = (p1 + p2 * x2) + p3 * (x2 * x2)
+                    dlam = p4 * x + p5 * (x * x2)
+                    gx = p0 * x + 0.5 * (dlam * y2)
+                    gy = lam * y
+                    if nk == 0:
+                        nx = b00 * z1 + b01 * z2
+                        ny = b10 * z1 + b11 * z2
+                    else:
+                        hxx = p0 + 0.5 * ((p4 + p6 * x2) * y2)
+                        hxy = dlam * y
+                        if nk == 1:
+                            nx = hxx * z1 + hxy * z2
+                            ny = hxy * z1 + lam * z2
+                        else:
+                            nx = math.sqrt(hxx * hxx + hxy * hxy) * z1
+                            ny = math.sqrt(hxy * hxy + lam * lam) * z2
+                else:
+                    u = x - p3
+                    v = y - p4
+                    gx = p0 * u + p1 * v
+                    gy = p1 * u + p2 * v
+                    nx = b00 * z1 + b01 * z2
+                    ny = b10 * z1 + b11 * z2
+                x = (x - a * gx) + c * nx
+                y = (y - a * gy) + c * ny
+                s += 1
+                if not (x * x + y * y <= R2):   # also catches NaN
+                    out = True
+                    break
+            if acc:
+                counters[C_STEPS] += s
+            else:
+                counters[C_STEPS_BURN] += s
+            if out:
+                for _ in range(2 * (k - s)):
+                    rng.standard_normal()
+                if absorbing and math.isfinite(x) and math.isfinite(y) and x * x + y * y <= blow2:
+                    status[w] = EXITED
+                    if acc:
+                        counters[C_EXITS] += 1
+                    else:
+                        counters[C_EXITS_BURN] += 1
+                else:
+                    status[w] = DIVERGED
+                    counters[C_DIVERGED] += 1
+            X[w] = x
+            Y[w] = y
+            if not acc:
+                continue
+            # current: displacement of the chunk's last step, binned at its midpoint
+            if s == k and status[w] != DIVERGED:
+                u = ((xp + x) * 0.5 - gx0) * gsx
+                v = ((yp + y) * 0.5 - gy0) * gsy
+                if u >= 0.0 and u < gnx and v >= 0.0 and v < gny:
+                    i = int(u)
+                    j = int(v)
+                    cur[0, i, j] += x - xp
+                    cur[1, i, j] += y - yp
+            if status[w] != ALIVE:
+                continue
+            u = (x - gx0) * gsx
+            v = (y - gy0) * gsy
+            if u >= 0.0 and u < gnx and v >= 0.0 and v < gny:
+                hist[int(u), int(v)] += 1
+            u = (x - mx0) * msx
+            if u >= 0.0 and u < mnx:
+                margx[int(u)] += 1
+            v = (y - my0) * msy
+            if v >= 0.0 and v < mny:
+                margy[int(v)] += 1
+            dx = x - sx0
+            dy = y - sy0
+            mom[batch, 0] += 1.0
+            mom[batch, 1] += dx
+            mom[batch, 2] += dy
+            mom[batch, 3] += dx * dx
+            mom[batch, 4] += dx * dy
+            mom[batch, 5] += dy * dy
+
+        if absorbing:
+            n_alive = 0
+            for w in range(nb):
+                if status[w] == ALIVE:
+                    alive_idx[n_alive] = w
+                    n_alive += 1
+            for w in range(nb):
+                if status[w] == EXITED:
+                    if reinsert and n_alive > 0:   # Fleming–Viot: clone a random survivor
+                        j = int(rng.random() * n_alive)
+                        if j >= n_alive:
+                            j = n_alive - 1
+                        d = alive_idx[j]
+                        X[w] = X[d]
+                        Y[w] = Y[d]
+                        status[w] = ALIVE
+                    else:
+                        status[w] = REMOVED
+                        counters[C_REMOVED] += 1
+        if rec_every > 0 and (ch + 1) % rec_every == 0:
+            r = (ch + 1) // rec_every
+            for w in range(nrec):
+                if status[w] == ALIVE:
+                    rec[r, w, 0] = X[w]
+                    rec[r, w, 1] = Y[w]
+                else:
+                    rec[r, w, 0] = np.nan
+                    rec[r, w, 1] = np.nan
