@@ -587,7 +587,7 @@ class _Reducer:
         self.margy = _Sums(run.mshape[1], integer=True)
         self.cur = _Sums((2, *run.gshape))
         self.mom = np.zeros((n_blocks, run.n_batches, 6))
-        self.counters = np.zeros(6, np.int64)
+        self.counters = np.zeros((n_blocks, 6), np.int64)
         self.N = 0.0
         self.Nsq = 0.0
         self.X = np.empty(n_walkers)
@@ -607,7 +607,7 @@ class _Reducer:
         self.margy.add(out.margy, n)
         self.cur.add(out.cur, n)
         self.mom[self.next] = out.mom
-        self.counters += out.counters
+        self.counters[self.next] = out.counters
         m = out.X.size
         self.X[self.pos:self.pos + m] = out.X
         self.Y[self.pos:self.pos + m] = out.Y
@@ -892,6 +892,7 @@ class MonteCarloResult:
     _current: tuple = field(repr=False, default=None)
     _mom: np.ndarray = field(repr=False, default=None)
     _shift: np.ndarray = field(repr=False, default=None)
+    _block_exits: np.ndarray = field(repr=False, default=None)   # (blocks, [exits, steps])
 
     @classmethod
     def _from_reduction(cls, red: _Reducer, run: _Run, **kw):
@@ -913,7 +914,8 @@ class MonteCarloResult:
             r, s = sums.ratio(N, Nsq, G)
             w = e[1] - e[0]
             marg[ax] = (r / w, s / w)
-        c = red.counters
+        per_block = red.counters
+        c = per_block.sum(axis=0)
         alive = red.status == ALIVE
         pos = np.where(alive[:, None], np.stack([red.X, red.Y], axis=1), np.nan)
         rec_times = None
@@ -932,7 +934,7 @@ class MonteCarloResult:
             block_size=kw["block_size"], elapsed=kw["elapsed"],
             seed_entropy=kw["seed_entropy"], seed_spawn_key=kw["seed_spawn_key"],
             _density=density, _marg=marg, _current=current, _mom=red.mom,
-            _shift=run.shift.copy())
+            _shift=run.shift.copy(), _block_exits=per_block[:, [C_EXITS, C_STEPS]].copy())
 
     # ---- densities
     @property
@@ -1071,10 +1073,20 @@ class MonteCarloResult:
 
     @property
     def escape_rate_se(self) -> float:
-        """Poisson standard error √exits / walker_time (NaN in free space)."""
+        """Standard error of :attr:`escape_rate` (NaN in free space).
+
+        Ratio-estimator spread over the independent blocks (which also covers the
+        correlations Fleming–Viot cloning introduces); √exits / walker_time (Poisson)
+        when there is a single block.
+        """
         if self.radius is None or self.walker_time <= 0:
             return float("nan")
-        return math.sqrt(self.exits) / self.walker_time
+        e, s = self._block_exits[:, 0].astype(float), self._block_exits[:, 1].astype(float)
+        G = e.size
+        if G < 2:
+            return math.sqrt(self.exits) / self.walker_time
+        r = e.sum() / s.sum()
+        return float(math.sqrt(G / (G - 1) * np.sum((e - r * s) ** 2)) / s.sum() / self.dt)
 
     @property
     def alive(self) -> int:
@@ -1159,12 +1171,12 @@ class MonteCarloResult:
         if self.diverged:
             warnings.warn(f"{self.simulator}: {self.diverged} of {self.n_walkers} walkers diverged "
                           f"(non-finite or beyond blowup_radius) and were removed; samples they "
-                          f"gave before diverging are included", MonteCarloWarning, stacklevel=3)
+                          f"gave before diverging are included", MonteCarloWarning, stacklevel=4)
         extinct = self.removed if (self.radius is not None and self.reinsert) else 0
         if extinct:
             warnings.warn(f"{self.simulator}: {extinct} exited walkers could not be re-inserted "
                           f"because their whole block had died out", MonteCarloWarning,
-                          stacklevel=3)
+                          stacklevel=4)
 
 
 def _mean_cov(s, shift):
