@@ -65,6 +65,7 @@ _NK_CONST, _NK_HESS, _NK_HESS_DIAG = 0, 1, 2
 _BACKENDS = ("auto", "numba", "numpy")
 _DEFAULT_X0_SCALE = 0.05
 _NUMPY_WALKERS_PER_TASK = 16384      # numpy pays per ufunc call: vectorise over many blocks
+_NUMPY_NORMALS_PER_TASK = 1 << 22    # ... but keep a task's (walkers, k, 2) normals <= 32 MB
 
 
 class MonteCarloWarning(RuntimeWarning):
@@ -790,7 +791,8 @@ def _simulate(fn, *, simulator, L, dt, a, c, fast, noise, model, drift, n_walker
                                  np.zeros(1, np.int8), 0)])
     else:
         task_fn = lambda blks: _numpy_task(run, blks)  # noqa: E731
-        per_task = (max(1, _NUMPY_WALKERS_PER_TASK // block_size) if blocks_per_task is None
+        walkers = min(_NUMPY_WALKERS_PER_TASK, _NUMPY_NORMALS_PER_TASK // (2 * k))
+        per_task = (max(1, walkers // block_size) if blocks_per_task is None
                     else _int(fn, "blocks_per_task", blocks_per_task, 1))
     tasks = [blocks[i:i + per_task] for i in range(0, n_blocks, per_task)]
     workers = min(workers, len(tasks))
