@@ -386,6 +386,19 @@ def test_generic_numpy_path_agrees_statistically_with_the_compiled_model():
     assert np.nanmax(np.abs(fast.positions - generic.positions)) < 1e-6
 
 
+def test_custom_tensor_runs_through_its_noise_factor():
+    """A custom callable returning the constant OU tensor reproduces the compiled run."""
+    def tensor(x, y):
+        return np.broadcast_to(D_OU.reshape(2, 2, *([1] * np.ndim(x))), (2, 2, *np.shape(x)))
+
+    L = fp.landscapes.quadratic(A_OU)
+    kw = dict(dt=0.05, n_walkers=300, n_steps=400, radius=None, seed=17)
+    custom = mcm.langevin(L, fp.diffusion.custom(tensor, name="ou"), **kw)
+    compiled = mcm.langevin(L, D_OU, **kw)
+    assert custom.backend == "numpy" and custom.params["func"] == "ou"
+    np.testing.assert_allclose(custom.positions, compiled.positions, rtol=0, atol=1e-12)
+
+
 # ----------------------------------------------------------- drift and extras
 def test_rotational_drift_keeps_gaussian_and_adds_its_current():
     """L = |θ|²/2, D = Δ I, b = ω(−y, x): P stays N(0, Δ I) and J = b P."""
