@@ -6,10 +6,12 @@
 >>> sol = fp.solve(L, D, fp.disk_mesh(radius=2.0, h=0.1), boundary="absorbing", order=2)
 """
 from . import diffusion, landscapes
+from . import theory
 from .mesh import Mesh, MeshError, disk_mesh, load_mesh
 from .solution import Solution
 from .solve import FPSolveWarning, Problem, SolverError, solve
 
 __version__ = "0.1.0"
 __all__ = ["landscapes", "diffusion", "Mesh", "MeshError", "disk_mesh", "load_mesh",
-           "Problem", "Solution", "solve", "FPSolveWarning", "SolverError", "__version__"]
+           "Problem", "Solution", "solve", "FPSolveWarning", "SolverError", "__version__",
+           "theory"]
