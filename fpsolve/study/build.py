@@ -1,0 +1,72 @@
+"""Construct fpsolve objects (landscape, diffusion, mesh) from resolved case sections."""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import diffusion as _diffusion
+from .. import landscapes as _landscapes
+from ..mesh import Mesh, disk_mesh, load_mesh
+
+__all__ = ["build_landscape", "build_noise", "build_mesh", "sample_points"]
+
+# Meshes are deterministic functions of their section; building one per process is enough.
+_MESHES: dict[str, Mesh] = {}
+
+
+def build_landscape(cfg: dict) -> _landscapes.Landscape:
+    """Landscape from a resolved ``[landscape]`` section."""
+    kind = cfg["kind"]
+    if kind == "paper":
+        return _landscapes.paper(cfg["eps"], cfg["lam0"], cfg["lam1"], cfg["lam2"])
+    if kind == "quadratic":
+        return _landscapes.quadratic(cfg["A"], cfg["center"])
+    if kind == "expression":
+        return _landscapes.expression(cfg["expr"], cfg["params"])
+    raise ValueError(f"landscape.kind: unknown kind {kind!r}")
+
+
+def build_noise(cfg: dict, landscape) -> _diffusion.DiffusionModel:
+    """Diffusion model from a resolved ``[noise]`` section."""
+    kind = cfg["kind"]
+    if kind == "sgd":
+        return _diffusion.sgd(landscape, cfg["delta_s"], cfg["cross_diffusion"])
+    if kind == "isotropic":
+        return _diffusion.isotropic(cfg["delta"])
+    if kind == "constant":
+        return _diffusion.constant(cfg["matrix"])
+    if kind == "expression":
+        return _diffusion.expression(cfg["D11"], cfg["D22"], cfg["D12"], cfg["params"])
+    raise ValueError(f"noise.kind: unknown kind {kind!r}")
+
+
+def _mesh_key(cfg: dict) -> str:
+    import json
+    return json.dumps(cfg, sort_keys=True)
+
+
+def build_mesh(cfg: dict) -> Mesh:
+    """Mesh from a resolved ``[mesh]`` section (generated disk or file), cached per process."""
+    key = _mesh_key(cfg)
+    if key not in _MESHES:
+        if "file" in cfg:
+            _MESHES[key] = load_mesh(cfg["path"])
+        else:
+            _MESHES[key] = disk_mesh(cfg["radius"], cfg["h"], tuple(cfg["center"]), cfg["band"],
+                                     cfg["band_levels"])
+    return _MESHES[key]
+
+
+def sample_points(cfg: dict):
+    """Points covering the domain, to check user models before any assembly.
+
+    The vertices of a mesh file, or a polar grid of the generated disk (cheaper
+    than generating the mesh).
+    """
+    if "file" in cfg:
+        p = build_mesh(cfg).p
+        return p[0].copy(), p[1].copy()
+    r = cfg["radius"] * np.sqrt(np.linspace(0.0, 1.0, 41))
+    phi = np.linspace(0.0, 2 * np.pi, 72, endpoint=False)
+    R, PHI = np.meshgrid(r, phi)
+    return (cfg["center"][0] + (R * np.cos(PHI)).ravel(),
+            cfg["center"][1] + (R * np.sin(PHI)).ravel())
