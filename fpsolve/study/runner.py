@@ -1,0 +1,456 @@
+"""Run a validated study: plan tasks, execute them (in-process, process pool or
+Dask), write every output atomically, skip cases whose results are up to date.
+
+Output directory layout::
+
+    summary.json            per-case observables (and failures), sweeps, files
+    provenance.json         versions, command line, configuration hash, date
+    <study>.toml            copy of the study file
+    panel.png               the cases side by side (plot.panel_figure)
+    <series>.png            observables against the swept parameter (series "sweep",
+                            or "sweep-<case>" when a study has cases and a sweep)
+    vtk/<case>.vtu          density, flux, ... (io.export_vtk)
+    vtk/<series>.pvd        a sweep as a ParaView time series (time = parameter)
+    figures/<case>.png      one figure per case (plot.solution_figure)
+    cases/<case>.json       the case's record: configuration hash, summary, files
+    cases/<case>.npz        FE coefficients (rebuilds the Solution for the panel)
+
+A case is reused when ``cases/<case>.json`` holds the same configuration hash and
+all its files exist; the record is written last, so a run killed at any moment
+leaves either a complete case or none.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import multiprocessing
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .. import __version__
+from .build import build_landscape, build_mesh, build_noise
+from .outputs import (atomic_path, atomic_write, provenance, remove_stale_temporaries,
+                      sweep_figure, write_json)
+from .schema import Case, Study, StudyError, _digest, case_hash
+from .tasks import THREAD_VARIABLES, component, jsonable, run_task
+
+__all__ = ["run_study", "plan_tasks", "Reporter", "RunResult", "StudyRunError"]
+
+logger = logging.getLogger(__name__)
+
+#: How long to wait for a Dask scheduler before giving up (distributed's syntax).
+CONNECT_TIMEOUT = "20s"
+
+
+class StudyRunError(RuntimeError):
+    """Cases failed (solver, assembly, I/O) or the scheduler was unreachable."""
+
+
+class Reporter:
+    """Receives progress events; the CLI prints them, the default does nothing.
+
+    Library code never prints: subclass this (see :mod:`fpsolve.cli`) to show progress.
+    """
+
+    def start(self, study: Study, total: int, reused: int, tasks: int, workers: int) -> None:
+        """Called once, before the first solve."""
+
+    def case_finished(self, outcome: dict) -> None:
+        """``outcome``: ``name``, ``done``, ``total``, ``reused`` and ``summary`` or ``error``."""
+
+    def warning(self, case: str, message: str) -> None:
+        """An FPSolveWarning of ``case`` (also stored in summary.json)."""
+
+    def note(self, message: str) -> None:
+        """Something the user should know that is not a failure."""
+
+    def finish(self, result: "RunResult") -> None:
+        """Called once, after the last file is written."""
+
+
+@dataclass
+class RunResult:
+    """What a run produced."""
+
+    out: str
+    summary: dict
+    computed: list = field(default_factory=list)
+    reused: list = field(default_factory=list)
+    failed: dict = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+def plan_tasks(cases: list[Case], workers: int) -> list[list[Case]]:
+    """Group ``cases`` by shared assembly, then split groups until every worker has work.
+
+    A group of n strengths costs one assembly and n solves; splitting it costs one
+    more assembly but lets two workers share it.  Deterministic: the same cases and
+    worker count always give the same tasks, and the numbers never depend on them.
+    """
+    groups: dict[str, list[Case]] = {}
+    for c in cases:
+        groups.setdefault(c.group_key(), []).append(c)
+    tasks = list(groups.values())
+    while len(tasks) < workers:
+        i = max(range(len(tasks)), key=lambda k: len(tasks[k]), default=None)
+        if i is None or len(tasks[i]) < 2:
+            break
+        big = tasks.pop(i)
+        half = (len(big) + 1) // 2
+        tasks[i:i] = [big[:half], big[half:]]
+    return tasks
+
+
+def _payload(task: list[Case], outputs: dict) -> dict:
+    return {"cases": [{"name": c.name, "title": c.title, "config": c.config, "hash": c.hash,
+                       "strength": c.strength} for c in task],
+            "outputs": outputs}
+
+
+@contextlib.contextmanager
+def _single_threaded_children():
+    """Child processes started inside inherit one-thread BLAS/OpenMP settings."""
+    saved = {k: os.environ.get(k) for k in THREAD_VARIABLES}
+    os.environ.update({k: "1" for k in THREAD_VARIABLES})
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _required_files(case: Case, outputs: dict) -> list[str]:
+    files = [f"cases/{case.name}.npz"]
+    if outputs["vtk"]:
+        files.append(f"vtk/{case.name}.vtu")
+    if outputs["figures"]:
+        files.append(f"figures/{case.name}.png")
+    return files
+
+
+def _valid_record(out: str, case: Case, outputs: dict):
+    path = os.path.join(out, "cases", f"{case.name}.json")
+    try:
+        with open(path, encoding="utf-8") as fh:
+            rec = json.load(fh)
+    except (OSError, ValueError):
+        return None
+    if not isinstance(rec, dict) or rec.get("hash") != case.hash or "summary" not in rec:
+        return None
+    if not all(os.path.isfile(os.path.join(out, f)) for f in _required_files(case, outputs)):
+        return None
+    return rec
+
+
+def _rebuild_solution(out: str, case: Case, record: dict, bases: dict):
+    """The Solution of a finished case, from its coefficients (no assembly, no solve)."""
+    from skfem import Basis, ElementTriP1, ElementTriP2
+    from ..solution import Solution
+    cfg = case.config
+    L = build_landscape(cfg["landscape"])
+    D = build_noise(cfg["noise"], L)
+    mesh = build_mesh(cfg["mesh"])
+    order = cfg["solver"]["order"]
+    key = (id(mesh), order)
+    if key not in bases:
+        # the quadrature order the solver uses by default (fem.assemble)
+        bases[key] = Basis(mesh.geometry(order), (ElementTriP1, ElementTriP2)[order - 1](),
+                           intorder=2 * order + 1)
+    basis = bases[key]
+    with np.load(os.path.join(out, "cases", f"{case.name}.npz")) as z:
+        P = z["P"]
+    if P.size != basis.N:
+        raise StudyRunError(f'case "{case.name}": stored coefficients do not match its mesh '
+                            f"({P.size} vs {basis.N} dofs); rerun with --force")
+    s = record["summary"]
+    diag = dict(s.get("diagnostics", {}), warnings=list(s.get("warnings", [])))
+    stab = cfg["solver"]["stabilisation"]
+    return Solution(P, basis, mesh, L, D, cfg["solver"]["boundary"], order, s["escape_rate"]
+                    or 0.0, diag, None, None if stab == "none" else stab)
+
+
+def _case_entry(case: Case, rec: dict | None, error: str | None, reused: bool) -> dict:
+    params = json.loads(json.dumps(case.config))
+    params["mesh"].pop("path", None)
+    entry = {"name": case.name, "title": case.title, "config_hash": case.hash,
+             "parameters": params}
+    if case.series is not None:
+        entry["series"], entry["value"] = case.series, case.value
+    if error is not None:
+        entry["error"] = error
+        return entry
+    entry.update(rec["summary"])
+    entry["files"] = rec["files"]
+    entry["reused"] = reused
+    return entry
+
+
+def run_study(study: Study, out: str | None = None, *, force: bool = False,
+              workers: int | None = None, reporter: Reporter | None = None,
+              command: str | None = None) -> RunResult:
+    """Solve every case of ``study`` and write its outputs.
+
+    Parameters
+    ----------
+    study : Study
+        From :func:`fpsolve.study.load_study` (already validated).
+    out : str, optional
+        Output directory (default ``results/<study name>``, relative to the
+        current directory).  Created only now, after validation.
+    force : bool
+        Recompute cases even if their outputs are up to date.
+    workers : int, optional
+        Local worker processes (overrides ``[execution] workers``); ignored when
+        ``[execution] scheduler`` names a Dask scheduler.
+    reporter : Reporter, optional
+        Progress sink (the CLI's prints; default silent).
+    command : str, optional
+        Command line recorded in provenance.json.
+
+    Returns
+    -------
+    RunResult
+
+    Raises
+    ------
+    StudyError
+        ``out`` exists and is not a directory (bad input; nothing written).
+    StudyRunError
+        Some cases failed (all others are written, and summary.json lists the
+        failures) or the Dask scheduler could not be reached.
+    """
+    t_start = time.perf_counter()
+    reporter = reporter or Reporter()
+    out = out if out is not None else os.path.join("results", study.name)
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise StudyError(out, None, "output path exists and is not a directory")
+    workers = workers if workers is not None else study.execution["workers"]
+    if int(workers) < 1:
+        raise StudyError("--workers", None, f"expected a positive integer, got {workers!r}")
+    scheduler = study.execution["scheduler"]
+
+    mods = {name: component(name) for name in ("flux", "io", "plot")}
+    missing = [f"fpsolve.{n}" for n, m in mods.items() if m is None]
+    o = study.output
+    outputs = {"vtk": o["vtk"] and mods["io"] is not None,
+               "figures": o["figures"] and mods["plot"] is not None,
+               "flux": o["flux"] and mods["flux"] is not None}
+    for opt, mod in (("vtk", "io"), ("figures", "plot"), ("flux", "flux")):
+        if o[opt] and mods[mod] is None:
+            reporter.note(f"fpsolve.{mod} is not available: output.{opt} is skipped")
+    panel_wanted = o["panel"] is not False and mods["plot"] is not None
+    if o["panel"] is not False and mods["plot"] is None:
+        reporter.note("fpsolve.plot is not available: no panel figure")
+    for c in study.cases:        # what is computed depends on what is available
+        c.hash = case_hash(c.config, outputs["flux"])
+
+    records = {}
+    if not force:
+        for c in study.cases:
+            rec = _valid_record(out, c, outputs)
+            if rec is not None:
+                records[c.name] = rec
+    todo = [c for c in study.cases if c.name not in records]
+
+    os.makedirs(os.path.join(out, "cases"), exist_ok=True)
+    for sub in ("", "cases", "vtk", "figures"):
+        remove_stale_temporaries(os.path.join(out, sub))
+    atomic_write(os.path.join(out, os.path.basename(study.path)), study.text)
+
+    client = _connect(scheduler) if scheduler != "local" and todo else None
+    try:
+        n_workers = workers if client is None else max(1, sum(client.nthreads().values()))
+        tasks = plan_tasks(todo, n_workers)
+        computed, failed = _execute(study, out, tasks, outputs, records, n_workers, client,
+                                    reporter)
+    finally:
+        if client is not None:
+            client.close()
+    by_name = {c.name: c for c in study.cases}
+    # study-level products ------------------------------------------------------------
+    products_path = os.path.join(out, "cases", "_products.json")
+    try:
+        with open(products_path, encoding="utf-8") as fh:
+            products = json.load(fh)
+    except (OSError, ValueError):
+        products = {}
+    made = {}
+
+    def up_to_date(rel, key):
+        return (not force and products.get(rel) == key
+                and os.path.isfile(os.path.join(out, rel)))
+
+    sweeps = []
+    if study.sweep is not None:
+        for series, members in study.sweep.series.items():
+            entry = {"series": series, "parameter": study.sweep.parameter,
+                     "values": [by_name[m].value for m in members], "cases": members}
+            ok = [m for m in members if m in records]
+            if outputs["vtk"] and ok:
+                rel = f"vtk/{series}.pvd"
+                key = _digest([records[m]["hash"] for m in ok] + ok)
+                if not up_to_date(rel, key):
+                    with atomic_path(os.path.join(out, rel)) as tmp:
+                        mods["io"].write_pvd(tmp, [(by_name[m].value, f"{m}.vtu") for m in ok])
+                made[rel] = key
+                entry["pvd"] = rel
+            if o["sweep_plot"] and ok:
+                rel = f"{series}.png"
+                key = _digest(["sweep-plot"] + [records[m]["hash"] for m in ok] + ok)
+                if not up_to_date(rel, key):
+                    rows = [dict(records[m]["summary"], value=by_name[m].value) for m in ok]
+                    sweep_figure(os.path.join(out, rel), study.sweep.parameter, rows,
+                                 f"{study.name}: {series}")
+                made[rel] = key
+                entry["plot"] = rel
+            sweeps.append(entry)
+
+    panel_file = None
+    if panel_wanted:
+        names = [c.name for c in study.cases] if o["panel"] is True else list(o["panel"])
+        if all(n in records for n in names):
+            rel = "panel.png"
+            key = _digest(["panel"] + [records[n]["hash"] for n in names]
+                          + [by_name[n].title for n in names])
+            if not up_to_date(rel, key):
+                bases: dict = {}
+                sols = [_rebuild_solution(out, by_name[n], records[n], bases) for n in names]
+                with atomic_path(os.path.join(out, rel)) as tmp:
+                    mods["plot"].panel_figure(sols, tmp, titles=[by_name[n].title for n in names])
+            made[rel] = key
+            panel_file = rel
+        else:
+            reporter.note("panel figure skipped: some of its cases failed")
+    write_json(products_path, made)
+
+    summary = {
+        "study": {"name": study.name, "description": study.description,
+                  "file": os.path.basename(study.path)},
+        "fpsolve": __version__,
+        "config_hash": study.hash,
+        "cases": [_case_entry(c, records.get(c.name), failed.get(c.name),
+                              c.name not in computed) for c in study.cases],
+        "sweeps": sweeps,
+        "panel": panel_file,
+        "failed": sorted(failed),
+    }
+    summary = jsonable(summary)
+    write_json(os.path.join(out, "summary.json"), summary)
+    reused = [c.name for c in study.cases if c.name in records and c.name not in computed]
+    execution = {"workers": n_workers, "scheduler": scheduler, "tasks": len(tasks)}
+    write_json(os.path.join(out, "provenance.json"),
+               jsonable(provenance(study, command, computed, reused, sorted(failed), execution,
+                                   missing)))
+    result = RunResult(out, summary, computed, reused, failed, time.perf_counter() - t_start)
+    reporter.finish(result)
+    if failed:
+        first = next(c.name for c in study.cases if c.name in failed)
+        more = f" (and {len(failed) - 1} more; see {os.path.join(out, 'summary.json')})" \
+            if len(failed) > 1 else ""
+        raise StudyRunError(f'case "{first}" failed: {failed[first]}{more}')
+    return result
+
+
+def _execute(study, out, tasks, outputs, records, workers, client, reporter):
+    """Run ``tasks``; write each finished case as soon as it arrives."""
+    payloads = [_payload(t, outputs) for t in tasks]
+    total = len(study.cases)
+    n_done = 0
+    failed: dict[str, str] = {}
+    computed: list[str] = []
+    reporter.start(study, total, len(records), len(tasks), workers)
+    for c in study.cases:
+        if c.name in records:
+            n_done += 1
+            reporter.case_finished({"name": c.name, "done": n_done, "total": total,
+                                    "reused": True, "summary": records[c.name]["summary"]})
+
+    def handle(res: dict) -> None:
+        nonlocal n_done
+        n_done += 1
+        name = res["name"]
+        if "error" in res:
+            failed[name] = res["error"]
+            reporter.case_finished({"name": name, "done": n_done, "total": total,
+                                    "reused": False, "error": res["error"]})
+            return
+        for rel, data in res["files"].items():
+            os.makedirs(os.path.dirname(os.path.join(out, rel)), exist_ok=True)
+            atomic_write(os.path.join(out, rel), data)
+        atomic_write(os.path.join(out, "cases", f"{name}.npz"), res["npz"])
+        rec = {"name": name, "hash": res["hash"], "fpsolve": __version__,
+               "summary": res["summary"], "files": sorted(res["files"])}
+        write_json(os.path.join(out, "cases", f"{name}.json"), rec)   # last: commits the case
+        records[name] = rec
+        computed.append(name)
+        for w in res["summary"]["warnings"]:
+            reporter.warning(name, w)
+        reporter.case_finished({"name": name, "done": n_done, "total": total, "reused": False,
+                                "summary": res["summary"]})
+
+    if client is not None:
+        _run_dask(client, payloads, handle)
+    elif workers > 1 and len(payloads) > 1:
+        _run_pool(min(workers, len(payloads)), payloads, handle)
+    else:
+        for p in payloads:
+            run_task(p, on_case=handle)
+    return computed, failed
+
+
+def _run_pool(workers: int, payloads: list[dict], handle) -> None:
+    # spawn, not fork: the parent may hold BLAS/assembly thread pools, and children
+    # must start with the one-thread environment set before numpy is imported
+    ctx = multiprocessing.get_context("spawn")
+    with _single_threaded_children():
+        ex = ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
+        try:
+            futures = [ex.submit(run_task, p) for p in payloads]
+            for fut in as_completed(futures):
+                try:
+                    results = fut.result()
+                except Exception as exc:   # a worker died (out of memory, killed, ...)
+                    raise StudyRunError(f"worker process failed: {type(exc).__name__}: {exc}") \
+                        from None
+                for res in results:
+                    handle(res)
+        finally:
+            ex.shutdown(wait=True, cancel_futures=True)
+
+
+def _connect(address: str):
+    try:
+        from distributed import Client
+    except ImportError:
+        raise StudyRunError("execution.scheduler: dask.distributed is not installed "
+                            "(pip install 'fpsolve[dask]')") from None
+    try:
+        return Client(address, timeout=CONNECT_TIMEOUT, set_as_default=False)
+    except (OSError, TimeoutError) as exc:
+        raise StudyRunError(f"execution.scheduler: cannot connect to {address}: {exc}") from None
+
+
+def _run_dask(client, payloads: list[dict], handle) -> None:
+    # workers must be able to import fpsolve; files come back as bytes, so they
+    # need no access to the output directory
+    from distributed import as_completed as dask_completed
+    futures = [client.submit(run_task, p, pure=False) for p in payloads]
+    try:
+        for fut in dask_completed(futures, loop=client.loop):
+            try:
+                results = fut.result()
+            except Exception as exc:
+                raise StudyRunError(f"Dask task failed: {type(exc).__name__}: {exc}") from None
+            for res in results:
+                handle(res)
+    except BaseException:
+        client.cancel(futures)
+        raise

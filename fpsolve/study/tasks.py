@@ -1,0 +1,182 @@
+"""The unit of work of a study: one assembly, the solves of its cases, their files.
+
+:func:`run_task` runs in a worker process (local pool or Dask) or in the main
+process.  It writes nothing into the output directory: files are made in a
+private temporary directory and returned as bytes, so that the main process is
+the only writer (atomic replaces, no shared file system needed on a cluster).
+"""
+from __future__ import annotations
+
+import importlib
+import io
+import logging
+import math
+import os
+import tempfile
+import time
+import warnings
+
+import numpy as np
+
+from ..solve import FPSolveWarning, Problem
+from .build import build_landscape, build_mesh, build_noise
+
+__all__ = ["run_task", "component", "case_observables", "jsonable", "THREAD_VARIABLES"]
+
+logger = logging.getLogger(__name__)
+
+#: Environment variables that pin BLAS/OpenMP pools to one thread in worker processes
+#: (processes, not threads, are the unit of parallelism of a study).
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+                    "NUMEXPR_NUM_THREADS", "VECLIB_MAXIMUM_THREADS")
+
+
+def component(name: str):
+    """Import ``fpsolve.<name>`` (flux, io, plot) or return None if it does not exist."""
+    try:
+        return importlib.import_module(f"fpsolve.{name}")
+    except ModuleNotFoundError as exc:
+        if exc.name == f"fpsolve.{name}":
+            return None
+        raise
+
+
+def jsonable(v):
+    """numpy scalars/arrays -> Python; non-finite floats -> None (JSON has no NaN)."""
+    if isinstance(v, dict):
+        return {str(k): jsonable(u) for k, u in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [jsonable(u) for u in v]
+    if isinstance(v, np.ndarray):
+        return jsonable(v.tolist())
+    if isinstance(v, (np.bool_, bool)):
+        return bool(v)
+    if isinstance(v, (np.integer, int)):
+        return int(v)
+    if isinstance(v, (np.floating, float)):
+        v = float(v)
+        return v if math.isfinite(v) else None
+    return v
+
+
+def case_observables(sol, fl) -> dict:
+    """The per-case numbers of summary.json, from a Solution and its Flux (or None)."""
+    mo = sol.moments()
+    mean, cov = mo["mean"], mo["cov"]
+    d = sol.diagnostics
+    out = {
+        "dofs": int(d["dofs"]),
+        "escape_rate": sol.escape_rate,
+        "escape_rate_eig": d.get("escape_rate_eig"),
+        "mean": mean,
+        "cov": cov,
+        "x2": float(cov[0, 0] + mean[0] ** 2),      # ⟨x²⟩
+        "y2": float(cov[1, 1] + mean[1] ** 2),
+        "mode": sol.mode(),
+        "marginal_mode_x": sol.marginal_mode("x"),
+        "cycles": [],
+        "residual": d["residual"],
+        "negative_mass": d["negative_mass"],
+        "min_P": d["min_P"],
+    }
+    if fl is not None:
+        out["cycles"] = [{"center": c["center"], "sense": c["sense"],
+                          "circulation": c["circulation"]} for c in fl.cycles]
+        out["flux"] = fl.summary()
+    return jsonable(out)
+
+
+def _capture(record) -> list[str]:
+    out = []
+    for w in record:
+        if issubclass(w.category, FPSolveWarning):
+            out.append(str(w.message))
+        else:
+            logger.debug("%s: %s", w.category.__name__, w.message)
+    return out
+
+
+def _read(path: str) -> bytes:
+    with open(path, "rb") as fh:
+        return fh.read()
+
+
+def run_task(task: dict, on_case=None) -> list[dict]:
+    """Assemble once, solve every case of ``task``, return results (files as bytes).
+
+    Parameters
+    ----------
+    task : dict
+        ``cases``: list of ``{"name", "title", "config", "hash", "strength"}`` sharing
+        everything but the diffusion strength; ``outputs``: ``{"vtk", "figures",
+        "flux"}`` booleans.
+    on_case : callable, optional
+        Called with each result as soon as it is ready (in-process runs).
+
+    Returns
+    -------
+    list of dict
+        One per case: ``name``, ``hash``, ``summary`` (JSON-friendly), ``files``
+        (relative path -> bytes), ``npz`` (coefficients) or ``error`` (one line).
+    """
+    cases, opts = task["cases"], task["outputs"]
+    fluxmod = component("flux") if opts["flux"] else None
+    iomod = component("io") if opts["vtk"] else None
+    plotmod = component("plot") if opts["figures"] else None
+    results = []
+
+    def done(res):
+        results.append(res)
+        if on_case is not None:
+            on_case(res)
+
+    cfg = cases[0]["config"]
+    t0 = time.perf_counter()
+    try:
+        with warnings.catch_warnings(record=True) as rec:
+            warnings.simplefilter("always")
+            L = build_landscape(cfg["landscape"])
+            D = build_noise(cfg["noise"], L)
+            mesh = build_mesh(cfg["mesh"])
+            stab = None if cfg["solver"]["stabilisation"] == "none" else cfg["solver"]["stabilisation"]
+            prob = Problem(L, D, mesh, boundary=cfg["solver"]["boundary"],
+                           order=cfg["solver"]["order"], stabilisation=stab)
+        setup_warnings = _capture(rec)
+    except Exception as exc:   # every case of the group fails with the same reason
+        msg = f"{type(exc).__name__}: {exc}"
+        for c in cases:
+            done({"name": c["name"], "hash": c["hash"], "error": msg})
+        return results
+    assembly_share = (time.perf_counter() - t0) / len(cases)
+
+    for c in cases:
+        t1 = time.perf_counter()
+        try:
+            with warnings.catch_warnings(record=True) as rec:
+                warnings.simplefilter("always")
+                sol = prob.solve(c["strength"])
+                fl = fluxmod.flux(sol) if fluxmod is not None else None
+                summary = case_observables(sol, fl)
+                files = {}
+                with tempfile.TemporaryDirectory(prefix="fpsolve-") as tmp:
+                    if iomod is not None:
+                        p = os.path.join(tmp, f"{c['name']}.vtu")
+                        iomod.export_vtk(sol, p, flux=fl)
+                        files[f"vtk/{c['name']}.vtu"] = _read(p)
+                    if plotmod is not None:
+                        p = os.path.join(tmp, f"{c['name']}.png")
+                        plotmod.solution_figure(sol, p, flux=fl, title=c["title"])
+                        files[f"figures/{c['name']}.png"] = _read(p)
+                buf = io.BytesIO()
+                np.savez_compressed(buf, P=sol.P)
+            msgs = list(dict.fromkeys(setup_warnings + _capture(rec)))
+        except Exception as exc:
+            done({"name": c["name"], "hash": c["hash"], "error": f"{type(exc).__name__}: {exc}"})
+            continue
+        summary["runtime_s"] = time.perf_counter() - t1 + assembly_share
+        summary["warnings"] = msgs
+        summary["diagnostics"] = jsonable({k: v for k, v in sol.diagnostics.items()
+                                           if k != "warnings"})
+        done({"name": c["name"], "hash": c["hash"], "summary": summary, "files": files,
+              "npz": buf.getvalue()})
+    return results
