@@ -10,8 +10,9 @@ from . import theory
 from .mesh import Mesh, MeshError, disk_mesh, load_mesh
 from .solution import Solution
 from .solve import FPSolveWarning, Problem, SolverError, solve
+from .transition import critical_delta_s
 
 __version__ = "0.1.0"
 __all__ = ["landscapes", "diffusion", "Mesh", "MeshError", "disk_mesh", "load_mesh",
            "Problem", "Solution", "solve", "FPSolveWarning", "SolverError", "__version__",
-           "theory"]
+           "theory", "critical_delta_s"]
