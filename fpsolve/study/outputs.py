@@ -14,7 +14,8 @@ import sys
 __all__ = ["atomic_write", "atomic_path", "write_json", "remove_stale_temporaries",
            "provenance", "sweep_figure", "DEPENDENCIES"]
 
-_TMP_RE = re.compile(r"^\..+\.tmp-(\d+)-[0-9a-f]+(\.[^.]*)?$")
+# ours: .<stem>.tmp-<pid>-<hex><ext>; fpsolve.io's own: .<name>.tmp-<pid>
+_TMP_RE = re.compile(r"^\..+\.tmp-(\d+)(-[0-9a-f]+)?(\.[A-Za-z0-9]+)?$")
 
 #: Distributions whose versions go into provenance.json (plus fpsolve's own requirements).
 DEPENDENCIES = ("numpy", "scipy", "scikit-fem", "meshio", "matplotlib", "sympy", "rich", "vtk",

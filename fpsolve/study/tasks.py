@@ -31,6 +31,10 @@ THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"
                     "NUMEXPR_NUM_THREADS", "VECLIB_MAXIMUM_THREADS")
 
 
+#: Number of lines of the marginal grid search (see case_observables).
+MARGINAL_GRID = 201
+
+
 def component(name: str):
     """Import ``fpsolve.<name>`` (flux, io, plot) or return None if it does not exist."""
     try:
@@ -73,7 +77,9 @@ def case_observables(sol, fl) -> dict:
         "x2": float(cov[0, 0] + mean[0] ** 2),      # ⟨x²⟩
         "y2": float(cov[1, 1] + mean[1] ** 2),
         "mode": sol.mode(),
-        "marginal_mode_x": sol.marginal_mode("x"),
+        # 201 marginal lines bracket the maximum before the 1-D refinement: the same
+        # location as the default 401 to ~1e-8 (Fig. 3 cases) at half the cost
+        "marginal_mode_x": sol.marginal_mode("x", n=MARGINAL_GRID),
         "cycles": [],
         "residual": d["residual"],
         "negative_mass": d["negative_mass"],
