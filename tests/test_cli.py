@@ -173,7 +173,7 @@ KILL = """
     [noise]
     delta_s = 0.01
     [mesh]
-    h = 0.15
+    h = 0.2
     [sweep]
     parameter = "noise.delta_s"
     range = { start = 0.008, stop = 0.0115, num = 8 }

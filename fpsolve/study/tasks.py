@@ -167,7 +167,8 @@ def run_task(task: dict, on_case=None) -> list[dict]:
                 with tempfile.TemporaryDirectory(prefix="fpsolve-") as tmp:
                     if iomod is not None:
                         p = os.path.join(tmp, f"{c['name']}.vtu")
-                        iomod.export_vtk(sol, p, flux=fl)
+                        # False, not None: io would compute the flux itself
+                        iomod.export_vtk(sol, p, flux=fl if fl is not None else False)
                         files[f"vtk/{c['name']}.vtu"] = _read(p)
                     if plotmod is not None:
                         p = os.path.join(tmp, f"{c['name']}.png")
