@@ -72,8 +72,9 @@ def cases(n_walkers, n_steps):
         ("langevin, quadratic, constant D", "numpy",
          lambda w: mcm.langevin(Q, [[0.05, -0.02], [-0.02, 0.02]], dt=0.01, radius=None,
                                 backend="numpy", workers=w, **kw)),
-        ("sgd, expression landscape (generic)", "numpy",
-         lambda w: mcm.sgd(E, 0.01, 1.2, backend="numpy", workers=w, **kw)),
+        ("sgd, expression landscape (generic)", "numpy",      # slow: an eighth of the steps
+         lambda w: mcm.sgd(E, 0.01, 1.2, backend="numpy", workers=w,
+                           **{**kw, "n_steps": max(10, n_steps // 80 * 10)})),
     ]
 
 
