@@ -572,7 +572,8 @@ class SimpleModel:
         """−ln of the unnormalised marginal: κελ0x²/(2Δ) + (κ/2) ln λ(x) (S21)."""
         x = np.asarray(x, dtype=float)
         L = self.landscape
-        return self.kappa * _conf(L) * x * x / (2 * self.delta) + 0.5 * self.kappa * np.log(L.lam(x))
+        return (self.kappa * _conf(L) * x * x / (2 * self.delta)
+                + 0.5 * self.kappa * np.log(L.lam(x)))
 
     def marginal(self, x):
         """P(x) = ∫P dy (S21), normalised on [−R, R]."""

@@ -293,7 +293,7 @@ def x_ss_curve(landscape, delta_s_values, cross_diffusion: bool = True,
     return out
 
 
-def l_sgd_fe(sol: Solution, xs) -> np.ndarray:
+def l_sgd_fe(sol: Solution, xs, rel_floor: float = 0.0) -> np.ndarray:
     """L_SGD(x) from an FE solution: Eq. 10 with the theory marginal replaced by the FE one.
 
     L_SGD^FE(x) = −Δ(x) ln[P_FE(x)/P_FE(0)] − (Δ(x)/2) ln(λ(x)/Δ(x)) − ½ελ0x²,
@@ -308,17 +308,18 @@ def l_sgd_fe(sol: Solution, xs) -> np.ndarray:
     xs = np.asarray(xs, dtype=float)
     m = sol.marginal("x", np.append(xs.ravel(), 0.0))
     p, p0 = m[:-1].reshape(xs.shape), m[-1]
+    ok = p > max(float(rel_floor) * float(np.max(m)), 0.0)
     D = sol.diffusion.delta_s * L.lam(xs) ** 2
-    with np.errstate(divide="ignore", invalid="ignore"):
-        logp = np.where(p > 0, np.log(np.where(p > 0, p, 1.0) / p0), np.nan)
+    logp = np.where(ok, np.log(np.where(ok, p, 1.0) / p0), np.nan)
     return -D * logp - 0.5 * D * np.log(L.lam(xs) / D) - 0.5 * L.eps * L.lam0 * xs * xs
 
 
-def l_sgd_profiles(sol: Solution, xs, form: str = "paper") -> dict:
+def l_sgd_profiles(sol: Solution, xs, form: str = "paper", rel_floor: float = 0.0) -> dict:
     """L_SGD(x) from FE, Eq. 10 and Eq. 11, each shifted to 0 at x = 0.
 
     Eq. 10 and Eq. 11 carry different additive constants (Δ(1 − κ) ln F(0) in
-    Eq. 11), so profiles are compared up to a constant.
+    Eq. 11), so profiles are compared up to a constant.  ``rel_floor`` as in
+    :func:`l_sgd_fe`.
 
     Returns
     -------
@@ -329,5 +330,5 @@ def l_sgd_profiles(sol: Solution, xs, form: str = "paper") -> dict:
     R = sol.mesh.radius if sol.mesh.radius is not None else float(np.max(np.abs(xs)))
     th = theory.adiabatic(sol.landscape, sol.diffusion.delta_s, form=form, R=R)
     zero = lambda f: f(xs) - f(np.zeros(1))[0]
-    return {"x": xs, "fe": zero(lambda x: l_sgd_fe(sol, x)), "eq10": zero(th.L_sgd),
-            "eq11": zero(th.L_sgd_approx)}
+    return {"x": xs, "fe": zero(lambda x: l_sgd_fe(sol, x, rel_floor)),
+            "eq10": zero(th.L_sgd), "eq11": zero(th.L_sgd_approx)}

@@ -1,6 +1,4 @@
 """Adiabatic theory (fpsolve.theory) against closed forms, quadrature, Monte Carlo and FE."""
-import warnings
-
 import numpy as np
 import pytest
 from scipy.integrate import quad

@@ -115,6 +115,11 @@ def test_l_sgd_fe_is_eq10_with_the_fe_marginal(L, ds):
     xs = np.linspace(-1.6, 1.6, 17)
     np.testing.assert_allclose(tr.l_sgd_fe(_TheorySolution(th), xs), th.L_sgd(xs),
                                rtol=1e-10, atol=1e-12)
+    # the floor masks the far tail only
+    floored = tr.l_sgd_fe(_TheorySolution(th), xs, rel_floor=1e-3)
+    low = th.marginal(xs) < 1e-3 * th.marginal(xs).max()
+    assert low.any() and np.all(np.isnan(floored[low]))
+    np.testing.assert_array_equal(floored[~low], tr.l_sgd_fe(_TheorySolution(th), xs)[~low])
     prof = tr.l_sgd_profiles(_TheorySolution(th), xs)
     np.testing.assert_allclose(prof["fe"], prof["eq10"], rtol=1e-9, atol=1e-11)
     assert prof["eq11"][8] == 0.0
