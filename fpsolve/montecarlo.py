@@ -33,6 +33,7 @@ kernel supports — for either backend.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import numbers
 import os
@@ -787,8 +788,9 @@ def _simulate(fn, *, simulator, L, dt, a, c, fast, noise, model, drift, n_walker
         task_fn = lambda blks: _numba_task(run, blks)  # noqa: E731
         per_task = 1 if blocks_per_task is None else _int(fn, "blocks_per_task", blocks_per_task, 1)
         # compile (or load from cache) once in this thread, before the pool starts
-        _numba_task(run, [_Block(0, 0, np.random.default_rng(0), np.zeros(1), np.zeros(1),
-                                 np.zeros(1, np.int8), 0)])
+        tiny = dataclasses.replace(run, n_chunks=1, n_burn_chunks=0, n_batches=1)
+        _numba_task(tiny, [_Block(0, 0, np.random.default_rng(0), np.zeros(1), np.zeros(1),
+                                  np.zeros(1, np.int8), 0)])
     else:
         task_fn = lambda blks: _numpy_task(run, blks)  # noqa: E731
         walkers = min(_NUMPY_WALKERS_PER_TASK, _NUMPY_NORMALS_PER_TASK // (2 * k))
