@@ -113,6 +113,17 @@ def _curvature_at_origin(L, delta_s: float, form: str) -> float:
     return curv
 
 
+def _mode(potential, grid, maximum_at_0: bool) -> float:
+    """argmin of ``potential`` on ``grid`` (x ≥ 0, grid[0] = 0), refined by a bounded search."""
+    k = int(np.argmin(potential(grid)))
+    if k == 0 and maximum_at_0:
+        return 0.0
+    res = minimize_scalar(lambda s: float(potential(s)),
+                          bounds=(grid[max(k - 1, 0)], grid[min(k + 1, len(grid) - 1)]),
+                          method="bounded", options={"xatol": 1e-12})
+    return float(res.x)
+
+
 def kappa_origin(L, delta_s: float) -> float:
     """κ(0) = 1/(ε² + 2εΔ_Sλ1 + 3Δ_S²λ1²) (main text, S20) for the paper family."""
     _family(L)
@@ -185,7 +196,7 @@ class Adiabatic:
         phi = self.potential(self._xq)
         self._logZ = float(logsumexp(-phi, b=self._wq))
         self._logp_q = -phi - self._logZ
-        self.x_ss = self._argmax()
+        self.x_ss = _mode(self.potential, self._grid[self._mid:], self.curvature() >= 0)
 
     # -- quadrature helpers -----------------------------------------------------------
     @staticmethod
@@ -281,17 +292,6 @@ class Adiabatic:
         return self.landscape.value(x, y) + self.L_sgd(x)
 
     # -- observables --------------------------------------------------------------------
-    def _argmax(self) -> float:
-        grid = self._grid[self._mid:]
-        phi = self.potential(grid)
-        k = int(np.argmin(phi))
-        if k == 0 and self.curvature() >= 0:
-            return 0.0
-        lo, hi = grid[max(k - 1, 0)], grid[min(k + 1, len(grid) - 1)]
-        res = minimize_scalar(lambda s: float(self.potential(s)), bounds=(lo, hi),
-                              method="bounded", options={"xatol": 1e-12})
-        return float(res.x)
-
     def curvature(self) -> float:
         """Φ''(0): positive in phase I (maximum of P at 0), negative in phase II."""
         return _curvature_at_origin(self.landscape, self.delta_s, self.form)
@@ -558,15 +558,10 @@ class SimpleModel:
         g = np.linspace(-self.R, self.R, int(n) + 1)
         xq, wq = Adiabatic._nodes(g[:-1], g[1:])
         self._logZ = float(logsumexp(-self.potential(xq.ravel()), b=wq.ravel()))
-        grid = np.linspace(0.0, self.R, 4001)
-        k = int(np.argmin(self.potential(grid)))
-        if k == 0:
-            self.x_ss = 0.0
-        else:
-            res = minimize_scalar(lambda s: float(self.potential(s)),
-                                  bounds=(grid[k - 1], grid[min(k + 1, grid.size - 1)]),
-                                  method="bounded", options={"xatol": 1e-12})
-            self.x_ss = float(res.x)
+        L = landscape
+        curv0 = (self.kappa * _conf(L) / self.delta
+                 + 0.5 * self.kappa * float(L.d2lam(0.0)) / float(L.lam(0.0)))
+        self.x_ss = _mode(self.potential, np.linspace(0.0, self.R, 4001), curv0 >= 0)
 
     def potential(self, x):
         """−ln of the unnormalised marginal: κελ0x²/(2Δ) + (κ/2) ln λ(x) (S21)."""
