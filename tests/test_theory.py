@@ -256,6 +256,13 @@ def test_simple_model_formulas(L):
     assert quad(sm.marginal, -2, 2, limit=200)[0] == pytest.approx(1.0, rel=1e-9)
     inner = quad(lambda yy: sm.density(x, yy), -np.inf, np.inf)[0]
     assert inner == pytest.approx(sm.marginal(x), rel=1e-10)
+    assert sm.x_ss == 0.0                       # Fig. 3 landscape: confinement wins
+    # weak confinement: x_ss is the zero of Φ' = κελ0x/Δ + κλ'/(2λ) (S21) near x_F
+    L2 = fp.landscapes.paper(eps=0.01, lam0=2.0, lam1=-2.0, lam2=1.0)
+    sm2 = T.simple_model(0.05, 4.0, L2)
+    xs = sm2.x_ss
+    dphi = 4.0 * L2.eps * L2.lam0 * xs / 0.05 + 4.0 * L2.dlam(xs) / (2 * L2.lam(xs))
+    assert 0.5 < xs < 1.0 and abs(dphi) < 1e-8
 
 
 SIMPLE = dict(lam0=2.0, lam1=-2.0, lam2=1.0)      # λ ≥ 1: wide y-band, cheap mesh
