@@ -262,7 +262,7 @@ def test_simple_model_formulas(L):
     sm2 = T.simple_model(0.05, 4.0, L2)
     xs = sm2.x_ss
     dphi = 4.0 * L2.eps * L2.lam0 * xs / 0.05 + 4.0 * L2.dlam(xs) / (2 * L2.lam(xs))
-    assert 0.5 < xs < 1.0 and abs(dphi) < 1e-8
+    assert 0.5 < xs < 1.0 and abs(dphi) < 1e-6      # Brent on Φ: x to ~√ε_mach
 
 
 SIMPLE = dict(lam0=2.0, lam1=-2.0, lam2=1.0)      # λ ≥ 1: wide y-band, cheap mesh
