@@ -11,8 +11,13 @@ from .mesh import Mesh, MeshError, disk_mesh, load_mesh
 from .solution import Solution
 from .solve import FPSolveWarning, Problem, SolverError, solve
 from .transition import critical_delta_s
+# fpsolve.flux is a callable module: fp.flux(sol) is fp.flux.flux(sol) (importing the
+# function under the module's name would break fpsolve.flux.flux)
+from . import flux
+from .flux import Flux
+from .io import export_vtk, write_pvd
 
 __version__ = "0.1.0"
 __all__ = ["landscapes", "diffusion", "Mesh", "MeshError", "disk_mesh", "load_mesh",
            "Problem", "Solution", "solve", "FPSolveWarning", "SolverError", "__version__",
-           "theory", "critical_delta_s"]
+           "theory", "critical_delta_s", "flux", "Flux", "export_vtk", "write_pvd"]

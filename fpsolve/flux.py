@@ -735,8 +735,7 @@ class _CallableModule(types.ModuleType):
     ``from .flux import flux`` in the package would shadow the module and break
     ``fpsolve.flux.flux``)."""
 
-    def __call__(self, sol: Solution, min_fraction: float = MIN_CYCLE_FRACTION) -> Flux:
-        return flux(sol, min_fraction)
+    __call__ = staticmethod(flux)
 
 
 sys.modules[__name__].__class__ = _CallableModule

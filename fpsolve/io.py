@@ -1,0 +1,282 @@
+"""VTK / ParaView export: one ``.vtu`` per solution, ``.pvd`` collections for series.
+
+Layout of a ``.vtu`` written by :func:`export_vtk` (docs/flux.md):
+
+* points = the dof locations of the solution's basis; cells = ``triangle`` (VTK type 5)
+  for P1 and ``triangle6`` (VTK_QUADRATIC_TRIANGLE, type 22) for P2.  scikit-fem's P2
+  local order (vertices 0, 1, 2, then edges 01, 12, 20) is VTK's, so every point value
+  is an FE dof and ParaView's quadratic interpolation reproduces the P2 function,
+  curved (isoparametric) boundary elements included.
+* point data: ``P``; ``J`` (3 components, J_z = 0, so Glyph and Stream Tracer treat it
+  as a vector), ``J_magnitude``, ``psi`` (stream function), ``phi`` (potential of the
+  curl-free part), ``L`` (loss, when the problem has a landscape), ``D11``, ``D12``,
+  ``D22`` and ``D`` (9-component tensor, for Tensor Glyph).
+* cell data: ``J_cell`` (3 components: element average of the FE flux), ``J_cell_magnitude``
+  and ``P_cell`` (element averages).
+* field data: ``escape_rate``, ``strength``, ``order``, ``dofs``, ``psi_max_abs``,
+  ``entropy_production`` (omitted when not defined), ``cycle_centers`` (n × 3),
+  ``cycle_circulations`` (n) (both present when cycles were found) and
+  ``parameters_json``: problem parameters, flux summary and solver diagnostics as JSON,
+  stored as UTF-8 bytes (UInt8) because meshio cannot read VTK string arrays; decode
+  with ``json.loads(bytes(array).decode())``.
+
+All files are written atomically (temporary file in the target directory, then
+``os.replace``): a reader never sees a half-written file.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+from xml.sax.saxutils import escape, quoteattr
+
+import numpy as np
+
+__all__ = ["export_vtk", "write_pvd"]
+
+
+def _tmp_name(path: str) -> str:
+    d, base = os.path.split(path)
+    return os.path.join(d, f".{base}.tmp-{os.getpid()}")
+
+
+def _atomic_write_bytes(path: str, data: bytes) -> None:
+    tmp = _tmp_name(path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def _check_target(path, suffix: str, what: str) -> str:
+    try:
+        path = os.fspath(path)
+    except TypeError:
+        raise TypeError(f"{what}: expected a file path, got {type(path).__name__}") from None
+    if not path.lower().endswith(suffix):
+        raise ValueError(f"{what}: expected a file name ending in {suffix}, got {path!r}")
+    d = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(d):
+        raise FileNotFoundError(f"{what}: directory {d!r} does not exist")
+    return path
+
+
+def _jsonable(v):
+    if isinstance(v, dict):
+        return {str(k): _jsonable(u) for k, u in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_jsonable(u) for u in v]
+    if isinstance(v, np.ndarray):
+        return _jsonable(v.tolist())
+    if isinstance(v, (np.floating, float)):
+        v = float(v)
+        return v if math.isfinite(v) else None
+    if isinstance(v, (np.integer,)):
+        return int(v)
+    if isinstance(v, (np.bool_,)):
+        return bool(v)
+    if v is None or isinstance(v, (str, int, bool)):
+        return v
+    return repr(v)
+
+
+def _field_data_xml(fields: dict, strings: dict) -> str:
+    """<FieldData> block (ASCII arrays; strings as UTF-8 bytes)."""
+    out = ["<FieldData>"]
+    for name, arr in fields.items():
+        a = np.atleast_1d(np.asarray(arr, dtype=float))
+        ncomp = a.shape[1] if a.ndim == 2 else 1
+        ntup = a.shape[0]
+        comp = f' NumberOfComponents="{ncomp}"' if ncomp > 1 else ""
+        # VTK's ASCII parser rejects "nan" (the whole file then reads as empty)
+        if not np.all(np.isfinite(a)):
+            raise ValueError(f"field data {name!r} is not finite")
+        vals = " ".join(repr(float(v)) for v in a.ravel())
+        out.append(f'<DataArray type="Float64" Name={quoteattr(name)}{comp} '
+                   f'NumberOfTuples="{ntup}" format="ascii">{vals}</DataArray>')
+    for name, text in strings.items():
+        # UTF-8 bytes as UInt8, not a VTK String array: meshio (and so load_mesh) aborts
+        # on String arrays; decode with bytes(array).decode()
+        data = text.encode("utf-8")
+        codes = " ".join(str(b) for b in data)
+        out.append(f'<DataArray type="UInt8" Name={quoteattr(name)} '
+                   f'NumberOfTuples="{len(data)}" format="ascii">{codes}</DataArray>')
+    out.append("</FieldData>")
+    return "\n".join(out)
+
+
+def export_vtk(sol, path, flux=None) -> str:
+    """Write a solution (and its flux fields) to a VTK ``.vtu`` file for ParaView.
+
+    Parameters
+    ----------
+    sol : fpsolve.Solution
+    path : str or os.PathLike
+        Target file name, ending in ``.vtu``; its directory must exist.
+    flux : fpsolve.flux.Flux, False or None
+        Flux of ``sol`` to export (J, |J|, ψ, φ, cycles); None computes it with
+        :func:`fpsolve.flux.flux`; False exports only P, L and D.
+
+    Returns
+    -------
+    str
+        ``path``.
+
+    Notes
+    -----
+    P2 solutions are written as quadratic triangles (VTK type 22) on the dof
+    locations, so nothing is lost; see the module docstring for the full layout.
+    """
+    import meshio
+
+    from .flux import Flux
+    from .flux import flux as compute_flux
+    from .solution import Solution
+
+    if not isinstance(sol, Solution):
+        raise TypeError(f"sol: expected a fpsolve Solution, got {type(sol).__name__}")
+    path = _check_target(path, ".vtu", "path")
+    if flux is None:
+        flux = compute_flux(sol)
+    elif flux is not False:
+        if not isinstance(flux, Flux):
+            raise TypeError(f"flux: expected a Flux from fpsolve.flux(sol), None or False, "
+                            f"got {type(flux).__name__}")
+        if flux.solution is not sol:
+            raise ValueError("flux: was computed for another solution")
+    basis = sol.basis
+    x, y = basis.doflocs
+    if sol.order == 1:
+        cell_type = "triangle"
+    elif sol.order == 2:
+        cell_type = "triangle6"
+    else:
+        raise ValueError(f"sol: order {sol.order} cannot be exported (1 or 2 supported)")
+    cells = np.ascontiguousarray(basis.element_dofs.T, dtype=np.int64)
+    points = np.column_stack([x, y, np.zeros_like(x)])
+    D = np.asarray(sol.diffusion.tensor(x, y), dtype=float)
+    point_data = {"P": np.asarray(sol.P, dtype=float)}
+    _, _, Pq, dx = sol._quadrature()
+    cell_data = {"P_cell": [(Pq * dx).sum(-1) / dx.sum(-1)]}
+    fields = {"escape_rate": sol.escape_rate, "strength": float(sol.diffusion.strength),
+              "order": float(sol.order), "dofs": float(basis.N)}
+    params = {"boundary": sol.boundary, "order": sol.order,
+              "stabilisation": sol.stabilisation,
+              "escape_rate": sol.escape_rate,
+              "diffusion": {"kind": sol.diffusion.kind, **sol.diffusion.params},
+              "landscape": (None if sol.landscape is None else
+                            {"kind": type(sol.landscape).__name__, **sol.landscape.params}),
+              "user_drift": sol.drift is not None,
+              "mesh": {"radius": sol.mesh.radius, "center": list(sol.mesh.center),
+                       "h": sol.mesh.h, "source": sol.mesh.source},
+              "diagnostics": {k: v for k, v in sol.diagnostics.items()}}
+    if flux is not False:
+        zero = np.zeros(basis.N)
+        point_data["J"] = np.column_stack([flux.J[0], flux.J[1], zero])
+        point_data["J_magnitude"] = flux.magnitude
+        point_data["psi"] = flux.psi
+        point_data["phi"] = flux.phi
+        Jc = flux.cell_average()
+        cell_data["J_cell"] = [np.column_stack([Jc[0], Jc[1], np.zeros(Jc.shape[1])])]
+        cell_data["J_cell_magnitude"] = [np.hypot(Jc[0], Jc[1])]
+        fields["psi_max_abs"] = flux.diagnostics["psi_max_abs"]
+        if flux.entropy_production is not None:     # omitted where not defined
+            fields["entropy_production"] = flux.entropy_production
+        cyc = flux.cycles
+        fields["cycle_centers"] = (np.array([[*c["center"], 0.0] for c in cyc])
+                                   if cyc else np.zeros((0, 3)))
+        fields["cycle_circulations"] = np.array([c["circulation"] for c in cyc])
+        params["flux"] = flux.summary()
+    if sol.landscape is not None:
+        point_data["L"] = np.asarray(sol.landscape.value(x, y), dtype=float)
+    point_data["D11"] = D[0, 0]
+    point_data["D12"] = D[0, 1]
+    point_data["D22"] = D[1, 1]
+    Dfull = np.zeros((basis.N, 9))
+    Dfull[:, [0, 1, 3, 4]] = np.stack([D[0, 0], D[0, 1], D[1, 0], D[1, 1]], axis=1)
+    point_data["D"] = Dfull
+    for name, arr in list(point_data.items()) + [(k, v[0]) for k, v in cell_data.items()]:
+        if not np.all(np.isfinite(arr)):
+            raise ValueError(f"sol: field {name!r} has non-finite values; refusing to export")
+    mesh = meshio.Mesh(points, [(cell_type, cells)], point_data=point_data,
+                       cell_data=cell_data)
+    fields = {k: v for k, v in fields.items()
+              if np.size(v) > 0 and np.all(np.isfinite(v))}
+    tmp = _tmp_name(path)
+    try:
+        meshio.write(tmp, mesh, file_format="vtu")
+        with open(tmp, "rb") as f:
+            text = f.read()
+        marker = b"<UnstructuredGrid>"
+        if text.count(marker) != 1:
+            raise RuntimeError("export_vtk: unexpected meshio VTU layout (no unique "
+                               "<UnstructuredGrid> element); cannot add field data")
+        block = _field_data_xml(fields, {"parameters_json": json.dumps(_jsonable(params))})
+        text = text.replace(marker, marker + b"\n" + block.encode("utf-8"), 1)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    _atomic_write_bytes(path, text)
+    return path
+
+
+def write_pvd(path, entries) -> str:
+    """Write a ParaView collection (``.pvd``) of ``.vtu`` files, e.g. a Δ_S sweep.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Target file name ending in ``.pvd``; its directory must exist.
+    entries : iterable of (float, str)
+        ``(time_value, file)`` pairs; the parameter of the series (Δ_S, ...) becomes
+        ParaView's time value.  A relative ``file`` is looked up relative to the
+        directory of ``path`` first (that is how ParaView reads it), then relative to
+        the working directory; the collection always stores names relative to the
+        ``.pvd``'s directory, so the series can be moved as a whole.
+
+    Returns
+    -------
+    str
+        ``path``.
+    """
+    path = _check_target(path, ".pvd", "path")
+    base = os.path.dirname(os.path.abspath(path))
+    try:
+        entries = list(entries)
+    except TypeError:
+        raise TypeError("entries: expected a list of (time_value, file) pairs") from None
+    if not entries:
+        raise ValueError("entries: expected at least one (time_value, file) pair")
+    rows, seen = [], set()
+    for k, item in enumerate(entries):
+        try:
+            t, f = item
+            t = float(t)
+            f = os.fspath(f)
+        except (TypeError, ValueError):
+            raise ValueError(f"entries[{k}]: expected (time_value, file), got {item!r}") from None
+        if not math.isfinite(t):
+            raise ValueError(f"entries[{k}]: time value must be finite, got {t!r}")
+        if t in seen:
+            raise ValueError(f"entries[{k}]: duplicate time value {t!r} (ParaView would "
+                             "show only one of the files)")
+        seen.add(t)
+        cand = [f] if os.path.isabs(f) else [os.path.join(base, f), os.path.abspath(f)]
+        found = next((c for c in cand if os.path.isfile(c)), None)
+        if found is None:
+            raise FileNotFoundError(f"entries[{k}]: file {f!r} not found (relative to "
+                                    f"{base!r} or the working directory)")
+        rel = os.path.relpath(os.path.abspath(found), base).replace(os.sep, "/")
+        rows.append(f'    <DataSet timestep={quoteattr(repr(t))} group="" part="0" '
+                    f'file={quoteattr(rel)}/>')
+    xml = ('<?xml version="1.0"?>\n'
+           '<VTKFile type="Collection" version="0.1" byte_order="LittleEndian">\n'
+           f"  <!-- {escape('written by fpsolve.io.write_pvd')} -->\n"
+           "  <Collection>\n" + "\n".join(rows) + "\n  </Collection>\n</VTKFile>\n")
+    _atomic_write_bytes(path, xml.encode("utf-8"))
+    return path

@@ -1,0 +1,208 @@
+"""VTK / ParaView export, checked with the real VTK reader (the library ParaView uses)."""
+import json
+import os
+import warnings
+import xml.etree.ElementTree as ET
+
+import meshio
+import numpy as np
+import pytest
+
+import fpsolve as fp
+
+vtk = pytest.importorskip("vtk")
+from vtk.util.numpy_support import vtk_to_numpy  # noqa: E402
+
+OU_A = np.array([[1.0, 0.3], [0.3, 2.0]])
+OU_D = np.array([[0.10, 0.04], [0.04, 0.05]])
+
+
+@pytest.fixture(scope="module")
+def sols():
+    L = fp.landscapes.quadratic(OU_A)
+    D = fp.diffusion.constant(OU_D)
+    mesh = fp.disk_mesh(1.5, 0.1)
+    with warnings.catch_warnings():     # coarse meshes: negative-mass warnings expected
+        warnings.simplefilter("ignore", fp.FPSolveWarning)
+        out = {order: fp.solve(L, D, mesh, boundary="absorbing", order=order)
+               for order in (1, 2)}
+        P = fp.landscapes.paper()
+        prob = fp.Problem(P, fp.diffusion.sgd(P, 0.01), fp.disk_mesh(2.0, 0.1), order=2)
+        out["sweep"] = prob.sweep([0.009, 0.012])
+    return out
+
+
+def read_vtu(path):
+    r = vtk.vtkXMLUnstructuredGridReader()
+    r.SetFileName(str(path))
+    r.Update()
+    g = r.GetOutput()
+    assert g.GetNumberOfPoints() > 0, f"VTK could not read {path}"
+    return g
+
+
+def arrays(data):
+    return {data.GetArrayName(i): vtk_to_numpy(data.GetArray(i))
+            for i in range(data.GetNumberOfArrays())}
+
+
+@pytest.mark.parametrize("order, celltype", [(1, 5), (2, 22)])
+def test_vtu_has_all_fields_for_the_vtk_reader(tmp_path, sols, order, celltype):
+    sol = sols[order]
+    fl = fp.flux(sol)
+    path = tmp_path / f"ou_p{order}.vtu"
+    assert fp.export_vtk(sol, path, flux=fl) == str(path)
+    g = read_vtu(path)
+    assert g.GetNumberOfPoints() == sol.basis.N
+    assert g.GetNumberOfCells() == sol.basis.mesh.t.shape[1]
+    assert {g.GetCellType(i) for i in range(g.GetNumberOfCells())} == {celltype}
+    pd = arrays(g.GetPointData())
+    assert {"P", "J", "J_magnitude", "psi", "phi", "L", "D11", "D12", "D22", "D"} <= set(pd)
+    assert pd["P"].ndim == 1 and pd["J"].shape == (sol.basis.N, 3) and pd["D"].shape[1] == 9
+    for name, a in pd.items():
+        assert np.all(np.isfinite(a)), name
+    np.testing.assert_array_equal(pd["P"], sol.P)
+    np.testing.assert_array_equal(pd["J"][:, :2], fl.J.T)
+    assert np.all(pd["J"][:, 2] == 0)
+    np.testing.assert_array_equal(pd["psi"], fl.psi)
+    np.testing.assert_allclose(pd["D12"], OU_D[0, 1])
+    pts = vtk_to_numpy(g.GetPoints().GetData())
+    np.testing.assert_array_equal(pts[:, :2], sol.basis.doflocs.T)
+    cd = arrays(g.GetCellData())
+    assert cd["J_cell"].shape == (g.GetNumberOfCells(), 3) and np.all(np.isfinite(cd["J_cell"]))
+    assert cd["P_cell"].shape == (g.GetNumberOfCells(),)
+    fd = g.GetFieldData()
+    assert vtk_to_numpy(fd.GetArray("escape_rate"))[0] == sol.escape_rate
+    assert vtk_to_numpy(fd.GetArray("order"))[0] == order
+    assert vtk_to_numpy(fd.GetArray("cycle_centers")).shape == (len(fl.cycles), 3)
+    params = json.loads(bytes(vtk_to_numpy(fd.GetArray("parameters_json"))).decode())
+    assert params["diffusion"]["kind"] == "constant" and params["order"] == order
+    assert params["flux"]["cycles"][0]["sense"] == fl.cycles[0]["sense"]
+    assert sorted(os.listdir(tmp_path)) == [path.name]          # no temporary left
+
+
+def test_p2_quadratic_triangles_reproduce_the_fe_function(tmp_path, sols):
+    """VTK's quadratic triangle is isoparametric with the same node order as skfem's P2:
+    probing the file with VTK's own interpolation gives the FE density (curved boundary
+    elements included)."""
+    sol = sols[2]
+    path = fp.export_vtk(sol, tmp_path / "p2.vtu", flux=False)
+    g = read_vtu(path)
+    pts = vtk_to_numpy(g.GetPoints().GetData())
+    c = g.GetCell(0)
+    # node order: corners, then edges 01, 12, 20 (straight interior cell)
+    interior = [i for i in range(g.GetNumberOfCells())
+                if np.all(np.hypot(*pts[[g.GetCell(i).GetPointId(k) for k in range(6)], :2].T)
+                          < 1.3)]
+    for i in interior[:50]:
+        c = g.GetCell(i)
+        q = pts[[c.GetPointId(k) for k in range(6)]]
+        np.testing.assert_allclose(q[3], (q[0] + q[1]) / 2, atol=1e-12)
+        np.testing.assert_allclose(q[4], (q[1] + q[2]) / 2, atol=1e-12)
+        np.testing.assert_allclose(q[5], (q[2] + q[0]) / 2, atol=1e-12)
+    # boundary edges keep their curvature: midside nodes on the circle r = 1.5
+    bd = sol.basis.get_dofs().flatten()
+    np.testing.assert_allclose(np.hypot(*pts[bd, :2].T), 1.5, rtol=1e-12)
+    # VTK's own location + quadratic interpolation at random points of the straight
+    # (affine) elements, r < 1.3, reproduces the FE function; near the circle VTK locates
+    # points in curved cells only approximately (its inverse map uses linear sub-triangles)
+    rng = np.random.default_rng(1)
+    r, t = 1.3 * np.sqrt(rng.uniform(size=200)), rng.uniform(0, 2 * np.pi, 200)
+    xy = np.stack([r * np.cos(t), r * np.sin(t)], axis=1)
+    loc = vtk.vtkCellLocator()
+    loc.SetDataSet(g)
+    loc.BuildLocator()
+    P = vtk_to_numpy(g.GetPointData().GetArray("P"))
+    vals = []
+    for x, y in xy:
+        c = g.GetCell(loc.FindCell([x, y, 0.0]))
+        w, pc = [0.0] * 6, [0.0] * 3
+        inside = c.EvaluatePosition([x, y, 0.0], [0.0] * 3, vtk.reference(0), pc,
+                                    vtk.reference(0.0), w)
+        assert inside == 1
+        vals.append(sum(w[k] * P[c.GetPointId(k)] for k in range(6)))
+    np.testing.assert_allclose(vals, sol(xy), rtol=0, atol=1e-12 * sol.P.max())
+    # the file is also a mesh fpsolve can load (corner vertices of the triangle6 cells)
+    back = fp.load_mesh(path)
+    assert back.nelements == sol.mesh.nelements and back.radius == pytest.approx(1.5)
+
+
+def test_export_without_flux_and_meshio_round_trip(tmp_path, sols):
+    sol = sols[1]
+    path = fp.export_vtk(sol, tmp_path / "noflux.vtu", flux=False)
+    g = read_vtu(path)
+    pd = arrays(g.GetPointData())
+    assert "J" not in pd and {"P", "L", "D11", "D12", "D22"} <= set(pd)
+    m = meshio.read(path)
+    assert m.cells[0].type == "triangle"
+    np.testing.assert_array_equal(m.point_data["P"], sol.P)
+    assert m.field_data["escape_rate"][0] == sol.escape_rate
+    assert json.loads(bytes(m.field_data["parameters_json"]).decode())["order"] == 1
+    # and fpsolve's own loader takes the file back as a mesh
+    back = fp.load_mesh(path)
+    assert back.nvertices == sol.mesh.nvertices and back.radius == pytest.approx(1.5)
+
+
+def test_export_computes_the_flux_when_not_given(tmp_path, sols):
+    sol = sols[2]
+    g = read_vtu(fp.export_vtk(sol, tmp_path / "auto.vtu"))
+    pd = arrays(g.GetPointData())
+    np.testing.assert_allclose(pd["J"][:, :2], fp.flux(sol).J.T)
+
+
+@pytest.mark.filterwarnings("ignore:flux not resolved")
+def test_pvd_series_reads_with_vtk(tmp_path, sols):
+    series = sols["sweep"]
+    sub = tmp_path / "cases"
+    sub.mkdir()
+    entries = []
+    for sol in series:
+        name = f"ds_{sol.diffusion.delta_s:.3f}.vtu"
+        fp.export_vtk(sol, sub / name)
+        entries.append((sol.diffusion.delta_s, f"cases/{name}"))
+    pvd = tmp_path / "sweep.pvd"
+    assert fp.write_pvd(pvd, entries) == str(pvd)
+    root = ET.parse(pvd).getroot()
+    assert root.tag == "VTKFile" and root.get("type") == "Collection"
+    ds = root.find("Collection").findall("DataSet")
+    assert [float(d.get("timestep")) for d in ds] == [0.009, 0.012]
+    for d, sol in zip(ds, series):
+        f = d.get("file")
+        assert not os.path.isabs(f)
+        r = vtk.vtkXMLGenericDataObjectReader()
+        r.SetFileName(str(tmp_path / f))
+        r.Update()
+        g = r.GetOutput()
+        assert g.IsA("vtkUnstructuredGrid") and g.GetCellType(0) == 22
+        P = g.GetPointData().GetArray("P")
+        J = g.GetPointData().GetArray("J")
+        assert P.GetNumberOfComponents() == 1 and J.GetNumberOfComponents() == 3
+        assert np.all(np.isfinite(vtk_to_numpy(P))) and np.all(np.isfinite(vtk_to_numpy(J)))
+        assert vtk_to_numpy(g.GetFieldData().GetArray("strength"))[0] == sol.diffusion.delta_s
+    # absolute paths and paths relative to the working directory are stored relative
+    absolute = [(t, str(tmp_path / f)) for t, f in entries]
+    fp.write_pvd(tmp_path / "abs.pvd", absolute)
+    files = [d.get("file") for d in ET.parse(tmp_path / "abs.pvd").getroot().iter("DataSet")]
+    assert files == [f for _, f in entries]
+
+
+def test_io_argument_errors(tmp_path, sols):
+    sol = sols[1]
+    with pytest.raises(ValueError, match="path"):
+        fp.export_vtk(sol, tmp_path / "out.vtk")
+    with pytest.raises(FileNotFoundError, match="path"):
+        fp.export_vtk(sol, tmp_path / "missing" / "out.vtu")
+    with pytest.raises(TypeError, match="sol"):
+        fp.export_vtk("x", tmp_path / "out.vtu")
+    with pytest.raises(ValueError, match="flux"):
+        fp.export_vtk(sol, tmp_path / "out.vtu", flux=fp.flux(sols[2]))
+    with pytest.raises(FileNotFoundError, match=r"entries\[0\]"):
+        fp.write_pvd(tmp_path / "s.pvd", [(0.1, "nope.vtu")])
+    good = fp.export_vtk(sol, tmp_path / "a.vtu", flux=False)
+    with pytest.raises(ValueError, match="duplicate"):
+        fp.write_pvd(tmp_path / "s.pvd", [(0.1, good), (0.1, good)])
+    with pytest.raises(ValueError, match=r"entries\[0\]"):
+        fp.write_pvd(tmp_path / "s.pvd", [("x", good)])
+    with pytest.raises(ValueError, match="entries"):
+        fp.write_pvd(tmp_path / "s.pvd", [])
+    assert not (tmp_path / "s.pvd").exists()
