@@ -184,7 +184,8 @@ class _Printer:
 
     def warning(self, case, message):
         if not self.quiet:
-            self._err(f'warning: case "{case}": {message}')
+            where = "panel figure" if case == "panel" else f'case "{case}"'
+            self._err(f"warning: {where}: {message}")
 
     def note(self, message):
         if not self.quiet:

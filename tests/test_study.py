@@ -130,6 +130,8 @@ VALID = {
         [output]
         sweep_plot = true
         flux = false
+        figures = false
+        panel = false
     """,
 }
 
@@ -301,6 +303,19 @@ def test_ou_study_matches_the_lyapunov_covariance(tmp_path):
     # the exact values quoted in the description
     assert "[[0.0955497, 0.0148342], [0.0148342, 0.0227749]]" in study.description
     assert np.allclose(S, [[0.0955497, 0.0148342], [0.0148342, 0.0227749]], atol=1e-7)
+    if HAVE_FLUX:
+        # one rotating cycle around the origin; exact J = −(Aθ − D S⁻¹θ) P, and its
+        # circulation is the current through the ray from the centre, ∫ J_y dx on y = 0
+        (cyc,) = c["cycles"]
+        assert np.hypot(*cyc["center"]) < 0.05
+        x = np.linspace(0.0, 2.0, 4001)
+        th = np.stack([x, 0 * x])
+        P = np.exp(-0.5 * np.einsum("in,ij,jn->n", th, np.linalg.inv(S), th)) / (
+            2 * np.pi * np.sqrt(np.linalg.det(S)))
+        J = -(A @ th - D @ np.linalg.solve(S, th)) * P
+        current = np.trapezoid(J[1], x)
+        assert cyc["sense"] == ("ccw" if current > 0 else "cw")
+        assert abs(abs(cyc["circulation"]) - abs(current)) < 1e-3 * abs(current)
 
 
 # -- planning -----------------------------------------------------------------------------
@@ -402,6 +417,7 @@ FOUR_FAST = FOUR + """
     [output]
     flux = false
     figures = false
+    panel = ["a", "b"]
 """
 
 
@@ -428,7 +444,10 @@ def _files(out):
 
 
 def test_run_writes_everything(tmp_path):
-    path = write(tmp_path, FOUR, "four.toml")
+    path = write(tmp_path, FOUR + """
+    [output]
+    panel = [["a", "b"], ["c", "d"]]
+    """, "four.toml")
     rec = Recorder()
     res = run_study(load_study(path), str(tmp_path / "out"), reporter=rec, command="fpsolve run x")
     out = tmp_path / "out"
@@ -442,12 +461,11 @@ def test_run_writes_everything(tmp_path):
             assert key in c, key
         assert len(c["mode"]) == 2 and len(c["cov"]) == 2
         assert c["escape_rate"] > 0 and c["runtime_s"] > 0
-        if HAVE_FLUX:
-            assert c["cycles"] and {"center", "sense", "circulation"} == set(c["cycles"][0])
-            assert c["cycles"][0]["sense"] in ("ccw", "cw")
+        if HAVE_FLUX:     # cycles themselves are checked on the OU study
+            assert isinstance(c["cycles"], list) and "cycles" in c["flux"]
     # the coarse mesh triggers the solver's negative-mass warning: it is recorded
     warned = [c for c in s["cases"] if c["warnings"]]
-    assert warned and all("negative mass" in w for c in warned for w in c["warnings"])
+    assert any("negative mass" in w for c in warned for w in c["warnings"])
     assert {e[1] for e in rec.events if e[0] == "warning"} == {c["name"] for c in warned}
     assert [e for e in rec.events if e[0] == "case"] == [("case", n, False) for n in "abcd"] \
         or sorted(e[1] for e in rec.events if e[0] == "case") == list("abcd")

@@ -27,17 +27,23 @@ import logging
 import multiprocessing
 import os
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
+import warnings
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 
 import numpy as np
+
+try:
+    import resource
+except ImportError:       # Windows: no CPU accounting in provenance.json
+    resource = None
 
 from .. import __version__
 from .build import build_landscape, build_mesh, build_noise
 from .outputs import (atomic_path, atomic_write, provenance, remove_stale_temporaries,
                       sweep_figure, write_json)
 from .schema import Case, Study, StudyError, _digest, case_hash
-from .tasks import THREAD_VARIABLES, component, jsonable, run_task
+from .tasks import THREAD_VARIABLES, _capture, component, jsonable, run_task
 
 __all__ = ["run_study", "plan_tasks", "Reporter", "RunResult", "StudyRunError"]
 
@@ -269,11 +275,13 @@ def run_study(study: Study, out: str | None = None, *, force: bool = False,
     try:
         n_workers = workers if client is None else max(1, sum(client.nthreads().values()))
         tasks = plan_tasks(todo, n_workers)
+        live: dict = {}
         computed, failed = _execute(study, out, tasks, outputs, records, n_workers, client,
-                                    reporter)
+                                    reporter, live)
     finally:
         if client is not None:
             client.close()
+    t_cases = time.perf_counter()
     by_name = {c.name: c for c in study.cases}
     # study-level products ------------------------------------------------------------
     products_path = os.path.join(out, "cases", "_products.json")
@@ -315,16 +323,34 @@ def run_study(study: Study, out: str | None = None, *, force: bool = False,
 
     panel_file = None
     if panel_wanted:
-        names = [c.name for c in study.cases] if o["panel"] is True else list(o["panel"])
+        layout = [[c.name for c in study.cases]] if o["panel"] is True else \
+            [r if isinstance(r, list) else [r] for r in o["panel"]]
+        if not isinstance(o["panel"], bool) and not any(isinstance(r, list) for r in o["panel"]):
+            layout = [list(o["panel"])]          # a flat list is one row
+        names = [n for r in layout for n in r]
         if all(n in records for n in names):
             rel = "panel.png"
-            key = _digest(["panel"] + [records[n]["hash"] for n in names]
+            key = _digest(["panel", layout] + [records[n]["hash"] for n in names]
                           + [by_name[n].title for n in names])
             if not up_to_date(rel, key):
+                # solutions of this process are in memory; the others are rebuilt from
+                # their coefficients and panel_figure computes their flux
                 bases: dict = {}
-                sols = [_rebuild_solution(out, by_name[n], records[n], bases) for n in names]
-                with atomic_path(os.path.join(out, rel)) as tmp:
-                    mods["plot"].panel_figure(sols, tmp, titles=[by_name[n].title for n in names])
+                sols, fluxes = [], []
+                for n in names:
+                    sol, fl = live.get(n) or (_rebuild_solution(out, by_name[n], records[n],
+                                                                bases), None)
+                    sols.append(sol)
+                    fluxes.append(fl)
+                shape = _reshape(layout)
+                with atomic_path(os.path.join(out, rel)) as tmp, \
+                        warnings.catch_warnings(record=True) as rec:
+                    warnings.simplefilter("always")
+                    mods["plot"].panel_figure(shape(sols), tmp,
+                                              titles=shape([by_name[n].title for n in names]),
+                                              fluxes=shape(fluxes))
+                for msg in dict.fromkeys(_capture(rec)):
+                    reporter.warning("panel", msg)
             made[rel] = key
             panel_file = rel
         else:
@@ -345,7 +371,14 @@ def run_study(study: Study, out: str | None = None, *, force: bool = False,
     summary = jsonable(summary)
     write_json(os.path.join(out, "summary.json"), summary)
     reused = [c.name for c in study.cases if c.name in records and c.name not in computed]
-    execution = {"workers": n_workers, "scheduler": scheduler, "tasks": len(tasks)}
+    t_end = time.perf_counter()
+    execution = {"workers": n_workers, "scheduler": scheduler, "tasks": len(tasks),
+                 "wall_s": {"total": t_end - t_start, "cases": t_cases - t_start,
+                            "study_outputs": t_end - t_cases}}
+    if resource is not None:   # CPU of this process and of its finished local workers
+        own, kids = (resource.getrusage(resource.RUSAGE_SELF),
+                     resource.getrusage(resource.RUSAGE_CHILDREN))
+        execution["cpu_s"] = own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
     write_json(os.path.join(out, "provenance.json"),
                jsonable(provenance(study, command, computed, reused, sorted(failed), execution,
                                    missing)))
@@ -359,8 +392,11 @@ def run_study(study: Study, out: str | None = None, *, force: bool = False,
     return result
 
 
-def _execute(study, out, tasks, outputs, records, workers, client, reporter):
-    """Run ``tasks``; write each finished case as soon as it arrives."""
+def _execute(study, out, tasks, outputs, records, workers, client, reporter, live):
+    """Run ``tasks``; write each finished case as soon as it arrives.
+
+    Cases solved in this process leave (Solution, Flux) in ``live``.
+    """
     payloads = [_payload(t, outputs) for t in tasks]
     total = len(study.cases)
     n_done = 0
@@ -391,6 +427,8 @@ def _execute(study, out, tasks, outputs, records, workers, client, reporter):
         write_json(os.path.join(out, "cases", f"{name}.json"), rec)   # last: commits the case
         records[name] = rec
         computed.append(name)
+        if "live" in res:
+            live[name] = res["live"]
         for w in res["summary"]["warnings"]:
             reporter.warning(name, w)
         reporter.case_finished({"name": name, "done": n_done, "total": total, "reused": False,
@@ -402,28 +440,58 @@ def _execute(study, out, tasks, outputs, records, workers, client, reporter):
         _run_pool(min(workers, len(payloads)), payloads, handle)
     else:
         for p in payloads:
-            run_task(p, on_case=handle)
+            run_task(p, on_case=handle, keep=True)
     return computed, failed
 
 
+def _reshape(layout):
+    """A function putting a flat list into the rows of ``layout``."""
+    def shape(flat):
+        out, k = [], 0
+        for row in layout:
+            out.append(list(flat[k:k + len(row)]))
+            k += len(row)
+        return out
+    return shape
+
+
 def _run_pool(workers: int, payloads: list[dict], handle) -> None:
+    """Run ``payloads`` on ``workers`` processes: this one and ``workers − 1`` children.
+
+    The main process takes the next task whenever it is free (it would otherwise
+    only wait), keeping its solutions in memory for the panel figure; children get
+    at most one queued task each, so the split adapts to task lengths.
+    """
     # spawn, not fork: the parent may hold BLAS/assembly thread pools, and children
     # must start with the one-thread environment set before numpy is imported
     ctx = multiprocessing.get_context("spawn")
+    queue = list(payloads)
+    pending = set()
+
+    def collect(futures):
+        for fut in futures:
+            pending.discard(fut)
+            try:
+                results = fut.result()
+            except Exception as exc:   # a worker died (out of memory, killed, ...)
+                raise StudyRunError(f"worker process failed: {type(exc).__name__}: {exc}") \
+                    from None
+            for res in results:
+                handle(res)
+
     with _single_threaded_children():
-        ex = ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
-        try:
-            futures = [ex.submit(run_task, p) for p in payloads]
-            for fut in as_completed(futures):
-                try:
-                    results = fut.result()
-                except Exception as exc:   # a worker died (out of memory, killed, ...)
-                    raise StudyRunError(f"worker process failed: {type(exc).__name__}: {exc}") \
-                        from None
-                for res in results:
-                    handle(res)
-        finally:
-            ex.shutdown(wait=True, cancel_futures=True)
+        ex = ProcessPoolExecutor(max_workers=workers - 1, mp_context=ctx)
+    try:
+        while queue or pending:
+            while queue and len(pending) < workers - 1:
+                pending.add(ex.submit(run_task, queue.pop(0)))
+            collect([f for f in list(pending) if f.done()])
+            if queue:
+                run_task(queue.pop(0), on_case=handle, keep=True)
+            elif pending:
+                collect(list(wait(pending, return_when=FIRST_COMPLETED).done))
+    finally:
+        ex.shutdown(wait=True, cancel_futures=True)
 
 
 def _connect(address: str):

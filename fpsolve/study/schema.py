@@ -184,7 +184,11 @@ def _panel(v):
         return v
     if isinstance(v, list) and v and all(isinstance(a, str) for a in v):
         return list(v)
-    raise _Bad(f"expected true, false or a list of case names, got {_show(v)}")
+    if (isinstance(v, list) and v and all(isinstance(r, list) and r for r in v)
+            and all(isinstance(a, str) for r in v for a in r)):
+        return [list(r) for r in v]
+    raise _Bad("expected true, false, a list of case names or a list of rows of case names, "
+               f"got {_show(v)}")
 
 
 @dataclass(frozen=True)
@@ -244,8 +248,9 @@ _PLAIN = {
         "vtk": _k(_bool, "boolean", "true", "Write `vtk/<case>.vtu` per case and `vtk/<series>.pvd` "
                   "per sweep (ParaView; time = the swept value)."),
         "figures": _k(_bool, "boolean", "true", "Write `figures/<case>.png` per case."),
-        "panel": _k(_panel, "boolean or list of case names", "true",
-                    "Write `panel.png`, all cases (true) or the listed ones side by side."),
+        "panel": _k(_panel, "boolean, list of case names, or list of rows", "true",
+                    "Write `panel.png` with all cases in a row (true), the listed ones "
+                    '(`["a", "b"]`) or rows of them (`[["a", "b"], ["c", "d"]]`).'),
         "sweep_plot": _k(_bool, "boolean", "true",
                          "Write `sweep.png` (`sweep-<case>.png` per case when a study has cases): "
                          "⟨x²⟩, marginal mode, escape rate and strongest-cycle circulation "
@@ -896,7 +901,10 @@ def parse_study(text: bytes | str, path: str) -> Study:
         c.hash = case_hash(c.config, output["flux"])
 
     if isinstance(output["panel"], list):
-        for n in output["panel"]:
+        flat = [n for r in output["panel"] for n in (r if isinstance(r, list) else [r])]
+        if len(set(flat)) != len(flat):
+            ld.fail("output.panel", "a case appears twice")
+        for n in flat:
             if n not in names:
                 ld.fail("output.panel", f"no case named {n!r}{_suggest(n, names)}; cases: "
                         f"{', '.join(names)}")

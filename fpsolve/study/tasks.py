@@ -107,7 +107,20 @@ def _read(path: str) -> bytes:
         return fh.read()
 
 
-def run_task(task: dict, on_case=None) -> list[dict]:
+class _Clock:
+    """Wall time of consecutive steps: ``clock("solve")`` closes the step "solve"."""
+
+    def __init__(self):
+        self.t = time.perf_counter()
+        self.laps = {}
+
+    def __call__(self, name):
+        now = time.perf_counter()
+        self.laps[f"{name}"] = now - self.t
+        self.t = now
+
+
+def run_task(task: dict, on_case=None, keep: bool = False) -> list[dict]:
     """Assemble once, solve every case of ``task``, return results (files as bytes).
 
     Parameters
@@ -118,6 +131,9 @@ def run_task(task: dict, on_case=None) -> list[dict]:
         "flux"}`` booleans.
     on_case : callable, optional
         Called with each result as soon as it is ready (in-process runs).
+    keep : bool
+        Add ``live`` = (Solution, Flux or None) to each result (in-process runs:
+        the panel figure then needs neither a rebuild nor a second flux).
 
     Returns
     -------
@@ -160,9 +176,13 @@ def run_task(task: dict, on_case=None) -> list[dict]:
         try:
             with warnings.catch_warnings(record=True) as rec:
                 warnings.simplefilter("always")
+                clock = _Clock()
                 sol = prob.solve(c["strength"])
+                clock("solve")
                 fl = fluxmod.flux(sol) if fluxmod is not None else None
+                clock("flux")
                 summary = case_observables(sol, fl)
+                clock("observables")
                 files = {}
                 with tempfile.TemporaryDirectory(prefix="fpsolve-") as tmp:
                     if iomod is not None:
@@ -170,10 +190,12 @@ def run_task(task: dict, on_case=None) -> list[dict]:
                         # False, not None: io would compute the flux itself
                         iomod.export_vtk(sol, p, flux=fl if fl is not None else False)
                         files[f"vtk/{c['name']}.vtu"] = _read(p)
+                        clock("vtk")
                     if plotmod is not None:
                         p = os.path.join(tmp, f"{c['name']}.png")
                         plotmod.solution_figure(sol, p, flux=fl, title=c["title"])
                         files[f"figures/{c['name']}.png"] = _read(p)
+                        clock("figure")
                 buf = io.BytesIO()
                 np.savez_compressed(buf, P=sol.P)
             msgs = list(dict.fromkeys(setup_warnings + _capture(rec)))
@@ -181,9 +203,13 @@ def run_task(task: dict, on_case=None) -> list[dict]:
             done({"name": c["name"], "hash": c["hash"], "error": f"{type(exc).__name__}: {exc}"})
             continue
         summary["runtime_s"] = time.perf_counter() - t1 + assembly_share
+        summary["timings_s"] = dict(clock.laps, assembly_share=assembly_share)
         summary["warnings"] = msgs
         summary["diagnostics"] = jsonable({k: v for k, v in sol.diagnostics.items()
                                            if k != "warnings"})
-        done({"name": c["name"], "hash": c["hash"], "summary": summary, "files": files,
-              "npz": buf.getvalue()})
+        res = {"name": c["name"], "hash": c["hash"], "summary": summary, "files": files,
+               "npz": buf.getvalue()}
+        if keep:
+            res["live"] = (sol, fl)
+        done(res)
     return results
