@@ -1,0 +1,336 @@
+"""Matplotlib figures of densities and probability fluxes (the paper's Fig. 3 layout).
+
+matplotlib is imported lazily, inside the functions, and only its object-oriented API
+with the Agg canvas is used (no pyplot state, no display needed).  Every figure is
+written atomically (temporary file in the target directory, then ``os.replace``).
+
+* :func:`solution_figure` — one solution: P(x, y) as filled contours on a refined
+  triangulation of the FE function (P2 elements are subdivided so the quadratic is
+  resolved), colour bar, aspect ratio 1; the flux as streamlines of the L2-projected J
+  with line width ∝ |J|; cycle centres marked ↺ (ccw) / ↻ (cw); the x-marginal
+  ∫P dy in a panel above.
+* :func:`panel_figure` — several solutions side by side / in rows (Fig. 3: Δ_S = 0.009
+  and 0.012 as columns, with and without cross-diffusion as rows), on a common window.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+__all__ = ["solution_figure", "panel_figure", "default_title", "auto_extent"]
+
+_CCW, _CW = "\u21ba", "\u21bb"     # ↺ ↻
+_TOP_IN, _PAD_IN = 1.25, 0.1           # marginal panel height and gaps (inches)
+
+
+def _cell_height(width_in: float, extent, main_frac: float) -> float:
+    """Height (inches) of one panel of width ``width_in`` so that the aspect-1 plot of
+    ``extent`` (``main_frac`` of the width) fills it: main plot + marginal panel + room
+    for title and labels."""
+    x0, x1, y0, y1 = extent
+    ar = min(max((y1 - y0) / (x1 - x0), 0.3), 3.0)
+    return main_frac * width_in * ar + _TOP_IN + _PAD_IN + 1.1
+
+
+def default_title(sol) -> str:
+    """A short title naming the diffusion model and its parameters."""
+    d = sol.diffusion
+    if d.kind == "sgd":
+        cross = "with" if d.params.get("cross_diffusion", True) else "without"
+        return rf"$\Delta_S$ = {d.strength:g}, {cross} cross-diffusion"
+    params = ", ".join(f"{k} = {v:g}" if isinstance(v, float) else f"{k} = {v}"
+                       for k, v in d.params.items())
+    return f"{d.kind} diffusion" + (f" ({params})" if params else "")
+
+
+def auto_extent(sol, flux=None, level: float = 1e-2, pad: float = 0.2) -> tuple:
+    """Plot window (xmin, xmax, ymin, ymax) around where P ≥ ``level`` · max P.
+
+    Padded by ``pad`` times the size of that region on each side, enlarged to contain
+    the cycle centres, and clipped to the mesh.
+    """
+    x, y = sol.basis.doflocs
+    P = sol.P
+    keep = P >= level * P.max()
+    xs, ys = list(x[keep]), list(y[keep])
+    if flux is not None:
+        xs += [c["center"][0] for c in flux.cycles]
+        ys += [c["center"][1] for c in flux.cycles]
+    x0, x1, y0, y1 = min(xs), max(xs), min(ys), max(ys)
+    w, h = max(x1 - x0, 1e-6), max(y1 - y0, 1e-6)
+    x0, x1 = x0 - pad * w, x1 + pad * w
+    y0, y1 = y0 - pad * h, y1 + pad * h
+    return (max(x0, x.min()), min(x1, x.max()), max(y0, y.min()), min(y1, y.max()))
+
+
+def _union(extents):
+    e = np.array(extents)
+    return (e[:, 0].min(), e[:, 1].max(), e[:, 2].min(), e[:, 3].max())
+
+
+def _refined(basis, values, extent, nrefs):
+    """Points, triangles and values of the FE function on subdivided elements in the
+    window (disconnected triangulation: continuity is that of the FE function)."""
+    from skfem import MeshTri
+    m = basis.mesh
+    p = m.p[:2][:, m.t[:3]]                      # (2, 3, nel) corner coordinates
+    lo, hi = p.min(axis=1), p.max(axis=1)
+    x0, x1, y0, y1 = extent
+    el = np.flatnonzero((hi[0] >= x0) & (lo[0] <= x1) & (hi[1] >= y0) & (lo[1] <= y1))
+    ref = MeshTri.init_refdom().refined(nrefs)
+    X = ref.p
+    xy = basis.mapping.F(X, tind=el)              # (2, nel, nref)
+    vals = np.zeros(xy.shape[1:])
+    for j in range(basis.Nbfun):
+        phi = np.asarray(basis.elem.gbasis(basis.mapping, X, j, tind=el)[0])
+        vals += values[basis.element_dofs[j, el]][:, None] * phi
+    nr = X.shape[1]
+    tri = (ref.t.T[None, :, :] + nr * np.arange(el.size)[:, None, None]).reshape(-1, 3)
+    return xy[0].ravel(), xy[1].ravel(), tri, vals.ravel()
+
+
+def _draw(fig, ax, sol, flux, extent, title, show_legend=True):
+    """Density, streamlines, cycles and the x-marginal on ``ax`` (+ appended axes)."""
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Circle
+    from matplotlib.ticker import MaxNLocator
+    from matplotlib.tri import Triangulation
+    from mpl_toolkits.axes_grid1 import make_axes_locatable
+
+    from .flux import value_gradient_matrices
+
+    x0, x1, y0, y1 = extent
+    px, py, tri, vals = _refined(sol.basis, sol.P, extent, 2 if sol.order == 2 else 0)
+    T = Triangulation(px, py, tri)
+    vmax = float(np.max(sol.P))
+    levels = MaxNLocator(nbins=24).tick_values(0.0, vmax)
+    cs = ax.tricontourf(T, np.clip(vals, 0.0, vmax), levels=levels, cmap="viridis")
+    # streamlines of the projected (continuous) flux on a regular grid
+    nx = 180
+    ny = max(int(round(nx * (y1 - y0) / (x1 - x0))), 20)
+    gx, gy = np.linspace(x0, x1, nx), np.linspace(y0, y1, ny)
+    GX, GY = np.meshgrid(gx, gy)
+    V, _, _, inside = value_gradient_matrices(sol.basis, np.stack([GX.ravel(), GY.ravel()]))
+    U = np.where(inside, V @ flux.J[0], np.nan).reshape(GX.shape)
+    W = np.where(inside, V @ flux.J[1], np.nan).reshape(GX.shape)
+    speed = np.hypot(U, W)
+    smax = np.nanmax(speed) if np.any(np.isfinite(speed)) else 0.0
+    if smax > 0:
+        # no streamlines where the current is negligible (there J_h is mostly noise);
+        # NaN ends a streamline (plain arrays: masked ones make streamplot 5x slower)
+        weak = ~(speed >= 0.03 * smax)
+        U[weak] = np.nan
+        W[weak] = np.nan
+        lw = 0.3 + 2.2 * np.nan_to_num(speed) / smax
+        ax.streamplot(gx, gy, U, W, color="white", linewidth=lw, density=1.3,
+                      arrowsize=0.9, minlength=0.2)
+    mesh = sol.mesh
+    if mesh.radius is not None:
+        ax.add_patch(Circle(mesh.center, mesh.radius, fill=False, color="0.3", lw=1.0))
+    for c in flux.cycles:
+        cx, cy = c["center"]
+        if x0 <= cx <= x1 and y0 <= cy <= y1:
+            col = "#ff5a36" if c["sense"] == "ccw" else "#36c2ff"
+            ax.plot(cx, cy, "o", ms=5, mfc=col, mec="black", mew=0.6, zorder=5)
+            ax.annotate(_CCW if c["sense"] == "ccw" else _CW, (cx, cy), xytext=(5, 4),
+                        textcoords="offset points", color=col, fontsize=15,
+                        fontweight="bold", zorder=6)
+    ax.set_xlim(x0, x1)
+    ax.set_ylim(y0, y1)
+    ax.set_aspect("equal", adjustable="box")
+    ax.set_xlabel("x")
+    ax.set_ylabel("y")
+    if show_legend:
+        handles = [Line2D([], [], color="white", lw=2.0, label="flux J (width ∝ |J|)"),
+                   Line2D([], [], ls="none", marker="o", mfc="#ff5a36", mec="black",
+                          label=f"{_CCW} ccw cycle centre"),
+                   Line2D([], [], ls="none", marker="o", mfc="#36c2ff", mec="black",
+                          label=f"{_CW} cw cycle centre")]
+        leg = ax.legend(handles=handles, loc="lower left", fontsize=7, framealpha=0.55,
+                        facecolor="0.25", labelcolor="white", edgecolor="none")
+        leg.set_zorder(10)
+    div = make_axes_locatable(ax)
+    top = div.append_axes("top", size=_TOP_IN, pad=_PAD_IN, sharex=ax)
+    cax = div.append_axes("right", size="4%", pad=_PAD_IN)
+    cb = fig.colorbar(cs, cax=cax)
+    cb.set_label("P(x, y)")
+    xs = np.linspace(x0, x1, 301)
+    top.plot(xs, sol.marginal("x", xs), color="k", lw=1.3)
+    top.set_ylabel("∫P dy")
+    top.set_ylim(bottom=0.0)
+    top.tick_params(labelbottom=False)
+    top.grid(alpha=0.3)
+    top.set_title(title, fontsize=11)
+    return cs
+
+
+def _check_png(path) -> str:
+    try:
+        path = os.fspath(path)
+    except TypeError:
+        raise TypeError(f"path: expected a file path, got {type(path).__name__}") from None
+    if not path.lower().endswith(".png"):
+        raise ValueError(f"path: expected a file name ending in .png, got {path!r}")
+    d = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(d):
+        raise FileNotFoundError(f"path: directory {d!r} does not exist")
+    return path
+
+
+def _save(fig, path, dpi) -> str:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    path = _check_png(path)
+    d = os.path.dirname(os.path.abspath(path))
+    FigureCanvasAgg(fig)
+    tmp = os.path.join(d, f".{os.path.basename(path)}.tmp-{os.getpid()}")
+    try:
+        fig.savefig(tmp, format="png", dpi=dpi)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
+
+
+def _flux_of(sol, fl):
+    from .flux import Flux, flux
+    if fl is None:
+        return flux(sol)
+    if not isinstance(fl, Flux):
+        raise TypeError(f"flux: expected a Flux from fpsolve.flux(sol) or None, got "
+                        f"{type(fl).__name__}")
+    if fl.solution is not sol:
+        raise ValueError("flux: was computed for another solution")
+    return fl
+
+
+def _check_extent(extent):
+    try:
+        e = tuple(float(v) for v in extent)
+    except (TypeError, ValueError):
+        raise ValueError(f"extent: expected (xmin, xmax, ymin, ymax), got {extent!r}") from None
+    if len(e) != 4 or not (e[0] < e[1] and e[2] < e[3]) or not np.all(np.isfinite(e)):
+        raise ValueError(f"extent: expected (xmin, xmax, ymin, ymax) with xmin < xmax "
+                         f"and ymin < ymax, got {extent!r}")
+    return e
+
+
+def solution_figure(sol, path, flux=None, title=None, extent=None, dpi: int = 150) -> str:
+    """Density, flux streamlines, cycle centres and x-marginal of one solution, as PNG.
+
+    Parameters
+    ----------
+    sol : fpsolve.Solution
+    path : str or os.PathLike
+        Target ``.png``; its directory must exist.
+    flux : fpsolve.flux.Flux, optional
+        Flux of ``sol`` (computed if None).
+    title : str, optional
+        Default: the diffusion model and its parameters (:func:`default_title`).
+    extent : (xmin, xmax, ymin, ymax), optional
+        Plot window; default :func:`auto_extent` (where P ≥ 1e-2 max P, padded).
+    dpi : int
+
+    Returns
+    -------
+    str
+        ``path``.
+    """
+    _check_png(path)
+    return _save(_solution_fig(sol, flux, title, extent), path, dpi)
+
+
+def _solution_fig(sol, flux=None, title=None, extent=None):
+    """The :func:`solution_figure` as a matplotlib Figure (not saved)."""
+    from matplotlib.figure import Figure
+
+    from .solution import Solution
+    if not isinstance(sol, Solution):
+        raise TypeError(f"sol: expected a fpsolve Solution, got {type(sol).__name__}")
+    fl = _flux_of(sol, flux)
+    extent = auto_extent(sol, fl) if extent is None else _check_extent(extent)
+    W = 6.4
+    H = _cell_height(W, extent, 0.72)
+    fig = Figure(figsize=(W, H))
+    # no constrained layout: it ignores the axes appended by make_axes_locatable
+    fig.subplots_adjust(left=0.12, right=0.9, bottom=0.75 / H, top=1 - 0.5 / H)
+    ax = fig.add_subplot(1, 1, 1)
+    _draw(fig, ax, sol, fl, extent, default_title(sol) if title is None else str(title))
+    return fig
+
+
+def _grid(obj, name):
+    """Normalise a flat list or a list of rows to a list of rows."""
+    if obj is None:
+        return None
+    rows = list(obj)
+    if not rows:
+        raise ValueError(f"{name}: expected at least one entry")
+    if all(isinstance(r, (list, tuple)) for r in rows):
+        return [list(r) for r in rows]
+    return [rows]
+
+
+def panel_figure(sols, path, titles=None, fluxes=None, extent=None, dpi: int = 150) -> str:
+    """Several solutions as panels of one PNG (the paper's Fig. 3 layout).
+
+    Parameters
+    ----------
+    sols : list of Solution, or list of rows (list of lists)
+        A flat list is drawn as one row; ``[[a, b], [c, d]]`` as two rows, e.g.
+        columns Δ_S = 0.009, 0.012 and rows with / without cross-diffusion.
+    path : str or os.PathLike
+        Target ``.png``.
+    titles : same shape as ``sols``, optional
+        Panel titles (default :func:`default_title`).
+    fluxes : same shape as ``sols``, optional
+        Precomputed fluxes (None entries are computed).
+    extent : (xmin, xmax, ymin, ymax), optional
+        Common window; default: the union of the panels' :func:`auto_extent`.
+    dpi : int
+
+    Returns
+    -------
+    str
+        ``path``.
+    """
+    _check_png(path)
+    return _save(_panel_fig(sols, titles, fluxes, extent), path, dpi)
+
+
+def _panel_fig(sols, titles=None, fluxes=None, extent=None):
+    """The :func:`panel_figure` as a matplotlib Figure (not saved)."""
+    from matplotlib.figure import Figure
+
+    from .solution import Solution
+    rows = _grid(sols, "sols")
+    ncols = max(len(r) for r in rows)
+    for r in rows:
+        for s in r:
+            if not isinstance(s, Solution):
+                raise TypeError(f"sols: expected fpsolve Solutions, got {type(s).__name__}")
+    trows = _grid(titles, "titles")
+    frows = _grid(fluxes, "fluxes")
+    for name, g in (("titles", trows), ("fluxes", frows)):
+        if g is not None and [len(r) for r in g] != [len(r) for r in rows]:
+            raise ValueError(f"{name}: expected the same shape as sols "
+                             f"({[len(r) for r in rows]}), got {[len(r) for r in g]}")
+    fls = [[_flux_of(s, None if frows is None else frows[i][j]) for j, s in enumerate(r)]
+           for i, r in enumerate(rows)]
+    if extent is None:
+        extent = _union([auto_extent(s, f) for r, fr in zip(rows, fls) for s, f in zip(r, fr)])
+    else:
+        extent = _check_extent(extent)
+    W = 5.0
+    H = _cell_height(W, extent, 0.6)
+    fig = Figure(figsize=(W * ncols, H * len(rows)))
+    fig.subplots_adjust(left=0.65 / (W * ncols), right=1 - 0.75 / (W * ncols),
+                        bottom=0.7 / (H * len(rows)), top=1 - 0.45 / (H * len(rows)),
+                        wspace=0.5, hspace=1.0 / H)
+    for i, r in enumerate(rows):
+        for j, s in enumerate(r):
+            ax = fig.add_subplot(len(rows), ncols, i * ncols + j + 1)
+            title = default_title(s) if trows is None else str(trows[i][j])
+            _draw(fig, ax, s, fls[i][j], extent, title, show_legend=(i == 0 and j == 0))
+    return fig

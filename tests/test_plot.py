@@ -1,0 +1,99 @@
+"""Figures: PNGs written atomically, with the elements that make them readable."""
+import os
+import warnings
+
+import numpy as np
+import pytest
+
+import fpsolve as fp
+from fpsolve import plot
+
+OU_A = np.array([[1.0, 0.3], [0.3, 2.0]])
+OU_D = np.array([[0.10, 0.04], [0.04, 0.05]])
+
+
+@pytest.fixture(scope="module")
+def ou():
+    sol = fp.solve(fp.landscapes.quadratic(OU_A), fp.diffusion.constant(OU_D),
+                   fp.disk_mesh(1.5, 0.1), boundary="reflecting", order=2)
+    return sol, fp.flux(sol)
+
+
+@pytest.fixture(scope="module")
+def paper_pair():
+    L = fp.landscapes.paper()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", fp.FPSolveWarning)
+        prob = fp.Problem(L, fp.diffusion.sgd(L, 0.012, cross_diffusion=False),
+                          fp.disk_mesh(2.0, 0.1), order=2)
+        return prob.sweep([0.011, 0.012])
+
+
+def png_shape(path):
+    import matplotlib.image as mpimg
+    with open(path, "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+    return mpimg.imread(path).shape
+
+
+def test_solution_figure_writes_png(tmp_path, ou):
+    sol, fl = ou
+    path = tmp_path / "ou.png"
+    assert plot.solution_figure(sol, path, flux=fl, title="OU") == str(path)
+    h, w, _ = png_shape(path)
+    assert w >= 900 and h > 500          # 6.4 in at 150 dpi; height follows the window
+    assert sorted(os.listdir(tmp_path)) == ["ou.png"]      # no temporary file left
+
+
+def test_solution_figure_is_readable(ou):
+    sol, fl = ou
+    fig = plot._solution_fig(sol, fl, title="OU test")
+    main = [a for a in fig.axes if a.get_xlabel() == "x" and a.get_ylabel() == "y"]
+    assert len(main) == 1
+    ax = main[0]
+    assert ax.get_aspect() == 1.0                          # aspect ratio 1
+    cbar = [a for a in fig.axes if a.get_ylabel() == "P(x, y)"]
+    assert len(cbar) == 1                                  # colour bar, labelled
+    top = [a for a in fig.axes if a.get_title() == "OU test"]
+    assert len(top) == 1 and top[0].get_ylabel() == "∫P dy"
+    # marginal panel shows ∫P dy over the window
+    x, m = top[0].lines[0].get_data()
+    np.testing.assert_allclose(m, sol.marginal("x", x), rtol=1e-12)
+    # streamlines drawn, cycle centre marked with its sense (OU: one clockwise cycle)
+    assert ax.collections, "no density / streamlines"
+    assert [t.get_text() for t in ax.texts] == ["\u21bb"]
+    assert ax.get_legend() is not None
+    x0, x1 = ax.get_xlim()
+    assert x0 < fl.cycles[0]["center"][0] < x1
+
+
+def test_panel_figure_grid_and_shapes(tmp_path, paper_pair):
+    a, b = paper_pair
+    path = tmp_path / "panel.png"
+    plot.panel_figure([[a, b], [b, a]], path, titles=[["a", "b"], ["c", "d"]])
+    h, w, _ = png_shape(path)
+    assert w > 1200 and h > 1300
+    fig = plot._panel_fig([a, b], titles=["left", "right"])
+    titles = sorted(t for t in (ax.get_title() for ax in fig.axes) if t)
+    assert titles == ["left", "right"]
+    mains = [ax for ax in fig.axes if ax.get_xlabel() == "x" and ax.get_ylabel() == "y"]
+    assert len(mains) == 2 and mains[0].get_xlim() == mains[1].get_xlim()   # common window
+    assert all(len(ax.texts) == 4 for ax in mains)         # four cycles each
+    assert plot.default_title(a) == r"$\Delta_S$ = 0.011, without cross-diffusion"
+
+
+def test_plot_argument_errors(tmp_path, ou, paper_pair):
+    sol, fl = ou
+    with pytest.raises(ValueError, match="path"):
+        plot.solution_figure(sol, tmp_path / "x.jpg", flux=fl)
+    with pytest.raises(FileNotFoundError, match="path"):
+        plot.solution_figure(sol, tmp_path / "no" / "x.png", flux=fl)
+    with pytest.raises(ValueError, match="flux"):
+        plot.solution_figure(paper_pair[0], tmp_path / "x.png", flux=fl)
+    with pytest.raises(ValueError, match="extent"):
+        plot.solution_figure(sol, tmp_path / "x.png", flux=fl, extent=(1, 0, 0, 1))
+    with pytest.raises(ValueError, match="titles"):
+        plot.panel_figure(list(paper_pair), tmp_path / "x.png", titles=["only one"])
+    with pytest.raises(TypeError, match="sols"):
+        plot.panel_figure([sol, "x"], tmp_path / "x.png")
+    assert not (tmp_path / "x.png").exists()
