@@ -315,8 +315,9 @@ def run_study(study: Study, out: str | None = None, *, force: bool = False,
                 key = _digest(["sweep-plot"] + [records[m]["hash"] for m in ok] + ok)
                 if not up_to_date(rel, key):
                     rows = [dict(records[m]["summary"], value=by_name[m].value) for m in ok]
-                    sweep_figure(os.path.join(out, rel), study.sweep.parameter, rows,
-                                 f"{study.name}: {series}")
+                    title = (f"{study.name}: {study.sweep.parameter} sweep" if series == "sweep"
+                             else f"{study.name}: case {series[len('sweep-'):]}")
+                    sweep_figure(os.path.join(out, rel), study.sweep.parameter, rows, title)
                 made[rel] = key
                 entry["plot"] = rel
             sweeps.append(entry)
