@@ -351,3 +351,74 @@ def expression(D11: str, D22: str, D12: str = "0",
                params: Mapping[str, float] | None = None, **kwargs: float) -> Expression:
     """Tensor from expression strings (whitelisted); divergence derived symbolically."""
     return Expression(D11, D22, D12, {**(params or {}), **kwargs})
+
+
+class LandscapePSD(DiffusionModel):
+    """Flatness-detecting noise (Feng–Tu SI S10): D = Δ·H⁺, H⁺ the PSD part of H.
+
+    H⁺ = Σ_a max(λ_a, 0) u_a u_aᵀ over the eigenpairs (λ_a, u_a) of the Hessian.  It is
+    the Fisher-like covariance of the SI's "flatness-detecting" noise: strong along
+    sharp directions, weak along flat ones, and never negative (H itself is indefinite
+    away from a minimum, e.g. on the paper landscape for y² ≳ 0.08 near x = 0).
+
+    The divergence is analytic (Daleckii–Krein): with f(λ) = max(λ, 0) and
+    f¹(λ_a, λ_b) the divided difference (f'(λ_a) on the diagonal and for equal
+    eigenvalues), ∂_k H⁺ = U (f¹ ∘ (Uᵀ ∂_k H U)) Uᵀ.  H⁺ has a kink where an eigenvalue
+    crosses zero; there the one-sided value f'(0) = 1/2 is used (a set of measure zero,
+    harmless for quadrature).
+    """
+
+    kind = "fdn"
+
+    def __init__(self, landscape: Landscape, delta: float):
+        if not isinstance(landscape, Landscape):
+            raise TypeError(f"fdn diffusion: landscape must be a fpsolve Landscape, "
+                            f"got {type(landscape).__name__}")
+        self.landscape = landscape
+        self.strength = _positive("fdn diffusion: delta", delta)
+
+    @property
+    def delta(self) -> float:
+        return self.strength
+
+    @property
+    def params(self):
+        return {"delta": self.strength}
+
+    def _eig(self, x, y):
+        """Eigenvalues (..., 2) and eigenvectors (..., 2, 2) of H, points first."""
+        H = self.landscape.hessian(x, y)
+        Hm = np.moveaxis(H, (0, 1), (-2, -1))
+        Hm = 0.5 * (Hm + np.swapaxes(Hm, -1, -2))
+        lam, U = np.linalg.eigh(Hm)
+        return lam, U
+
+    def unit_tensor(self, x, y):
+        lam, U = self._eig(x, y)
+        Hp = np.einsum("...ia,...a,...ja->...ij", U, np.maximum(lam, 0.0), U)
+        return np.moveaxis(Hp, (-2, -1), (0, 1))
+
+    def unit_divergence(self, x, y):
+        lam, U = self._eig(x, y)
+        dH = np.moveaxis(self.landscape.hessian_gradient(x, y), (0, 1, 2), (-3, -2, -1))
+        la, lb = lam[..., :, None], lam[..., None, :]
+        fa, fb = np.maximum(la, 0.0), np.maximum(lb, 0.0)
+        fprime = np.where(la > 0, 1.0, np.where(la < 0, 0.0, 0.5))
+        diff = la - lb
+        close = np.abs(diff) <= 1e-12 * np.maximum(np.abs(la) + np.abs(lb), 1e-300)
+        # divided difference; for (nearly) equal eigenvalues its limit f'(λ_a)
+        f1 = np.where(close, np.broadcast_to(fprime, diff.shape),
+                      (fa - fb) / np.where(close, 1.0, diff))
+        Ue = U[..., None, :, :]                                     # broadcast over k
+        M = np.einsum("...ia,...kij,...jb->...kab", U, dH, U)       # Uᵀ ∂_k H U
+        dHp = np.einsum("...kia,...kab,...kjb->...kij", Ue, f1[..., None, :, :] * M, Ue)
+        div = np.einsum("...jij->...i", dHp)                        # Σ_j ∂_j H⁺_ij
+        return np.moveaxis(div, -1, 0)
+
+
+def fdn(landscape: Landscape, delta: float) -> LandscapePSD:
+    """Flatness-detecting noise D = Δ·H⁺ (PSD part of the Hessian); see :class:`LandscapePSD`."""
+    return LandscapePSD(landscape, delta)
+
+
+__all__ += ["LandscapePSD", "fdn"]
