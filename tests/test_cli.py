@@ -128,6 +128,7 @@ TWO = """
     [output]
     flux = false
     figures = false
+    panel = false
 """
 
 
@@ -180,6 +181,7 @@ KILL = """
     [output]
     flux = false
     figures = false
+    panel = false
 """
 
 

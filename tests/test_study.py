@@ -70,8 +70,8 @@ VALID = {
         solver.stabilisation = "supg"
         [output]
         vtk = true
-        figures = true
-        panel = ["low", "high"]
+        figures = false
+        panel = ["high"]
         sweep_plot = true
         flux = true
         [execution]
@@ -368,6 +368,8 @@ def test_sweep_reuses_one_assembly(tmp_path, monkeypatch):
         values = [0.008, 0.01, 0.012]
         [output]
         flux = false
+        figures = false
+        panel = false
     """)
     res = run_study(load_study(path), str(tmp_path / "o"))
     assert len(made) == 1 and solved == [0.008, 0.01, 0.012]
@@ -417,7 +419,7 @@ FOUR_FAST = FOUR + """
     [output]
     flux = false
     figures = false
-    panel = ["a", "b"]
+    panel = ["a"]
 """
 
 
