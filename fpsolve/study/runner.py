@@ -265,6 +265,8 @@ def run_study(study: Study, out: str | None = None, *, force: bool = False,
             if rec is not None:
                 records[c.name] = rec
     todo = [c for c in study.cases if c.name not in records]
+    logger.info("%s: %d of %d cases up to date in %s", study.name, len(records),
+                len(study.cases), out)
 
     os.makedirs(os.path.join(out, "cases"), exist_ok=True)
     for sub in ("", "cases", "vtk", "figures"):
@@ -275,6 +277,8 @@ def run_study(study: Study, out: str | None = None, *, force: bool = False,
     try:
         n_workers = workers if client is None else max(1, sum(client.nthreads().values()))
         tasks = plan_tasks(todo, n_workers)
+        logger.info("%d cases in %d tasks on %d workers (%s)", len(todo), len(tasks),
+                    n_workers, scheduler)
         live: dict = {}
         computed, failed = _execute(study, out, tasks, outputs, records, n_workers, client,
                                     reporter, live)
@@ -426,6 +430,7 @@ def _execute(study, out, tasks, outputs, records, workers, client, reporter, liv
         rec = {"name": name, "hash": res["hash"], "fpsolve": __version__,
                "summary": res["summary"], "files": sorted(res["files"])}
         write_json(os.path.join(out, "cases", f"{name}.json"), rec)   # last: commits the case
+        logger.info("case %s written (%.1f s)", name, res["summary"]["runtime_s"])
         records[name] = rec
         computed.append(name)
         if "live" in res:
