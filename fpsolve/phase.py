@@ -495,8 +495,13 @@ class PhaseGrid:
         """Index of the grid row whose η is closest to ``eta``."""
         return int(np.argmin(np.abs(np.log(self.eta / eta))))
 
-    def save(self, path) -> None:
-        """Write everything except ``hits`` to an ``.npz`` file."""
+    def save(self, path, include_hits: bool = False) -> None:
+        """Write the grid to an ``.npz`` file (settings as JSON).
+
+        ``include_hits`` also stores the first-passage ladders (concatenated, with
+        the number of surviving walkers per point), so that :func:`exponents` can
+        resample a reloaded grid exactly as the original.
+        """
         import json
         arrays = {}
         for f in fields(self):
@@ -504,6 +509,13 @@ class PhaseGrid:
             if f.name in ("settings", "hits") or v is None:
                 continue
             arrays[f.name] = np.asarray(v)
+        if include_hits and self.hits is not None:
+            count = np.array([[-1 if h is None else h.shape[0] for h in row]
+                              for row in self.hits], dtype=np.int64)
+            parts = [h for row in self.hits for h in row if h is not None]
+            arrays["hits_count"] = count
+            arrays["hits_data"] = (np.concatenate(parts) if parts
+                                   else np.zeros((0, 1), np.int32))
         np.savez_compressed(path, settings=json.dumps(self.settings), **arrays)
 
     @classmethod
@@ -511,8 +523,17 @@ class PhaseGrid:
         """Read a grid written by :meth:`save`."""
         import json
         with np.load(path, allow_pickle=False) as z:
-            kw = {k: z[k] for k in z.files if k != "settings"}
+            kw = {k: z[k] for k in z.files if k not in ("settings", "hits_count", "hits_data")}
             kw["settings"] = json.loads(str(z["settings"]))
+            if "hits_count" in z.files:
+                count, data = z["hits_count"], z["hits_data"]
+                hits, pos = [], 0
+                for row in count:
+                    hits.append([])
+                    for c in row:
+                        hits[-1].append(None if c < 0 else data[pos:pos + c])
+                        pos += max(int(c), 0)
+                kw["hits"] = hits
         kw["elapsed"] = float(kw.get("elapsed", 0.0))
         return cls(**kw)
 
@@ -679,6 +700,10 @@ def run_grid(sigma, eta, *, landscape=None, T: float = 3000.0, n_walkers: int = 
             reduce(i, j)
 
     cost = {i: int(n_steps[i]) for i in range(ne)}
+
+    def work(key):          # walker-steps of a task, for the progress bar
+        return cost[key[0]] * min(block_size, n_walkers - key[2] * block_size)
+
     bar, bar_task = _progress(progress, float(sum(cost[i] * n_walkers for i, _ in order)),
                               f"SGD phase grid {ne}x{ns}")
     t0 = time.perf_counter()
@@ -687,7 +712,7 @@ def run_grid(sigma, eta, *, landscape=None, T: float = 3000.0, n_walkers: int = 
             for key in tasks:
                 consume(key, task(*key))
                 if bar is not None:
-                    bar.advance(bar_task, cost[key[0]] * min(block_size, n_walkers - key[2] * block_size))
+                    bar.advance(bar_task, work(key))
         else:
             with ThreadPoolExecutor(max_workers=workers) as pool:
                 it = iter(tasks)
@@ -702,8 +727,7 @@ def run_grid(sigma, eta, *, landscape=None, T: float = 3000.0, n_walkers: int = 
                         key = running.pop(fut)
                         consume(key, fut.result())
                         if bar is not None:
-                            bar.advance(bar_task, cost[key[0]]
-                                        * min(block_size, n_walkers - key[2] * block_size))
+                            bar.advance(bar_task, work(key))
                         nxt = next(it, None)
                         if nxt is not None:
                             running[pool.submit(task, *nxt)] = nxt
