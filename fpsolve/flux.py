@@ -226,9 +226,10 @@ class Flux:
         self._Dq = np.asarray(sol.diffusion.tensor(x, y), dtype=float)
         self.at_quadrature = _flux_from(self._Dq, _beta(sol, x, y), Pq, gradP)
         self._M = _mass.assemble(basis)
-        self._M_lu = _spd_lu(self._M)
-        self.J = np.stack([self._M_lu.solve(_load.assemble(basis, f=self.at_quadrature[i]))
+        lu = _spd_lu(self._M)       # local: the factor is large and needed only here
+        self.J = np.stack([lu.solve(_load.assemble(basis, f=self.at_quadrature[i]))
                            for i in range(2)])
+        del lu
         self.magnitude = np.hypot(self.J[0], self.J[1])
         self._boundary_dofs = basis.get_dofs().flatten()
         K = _laplace.assemble(basis)

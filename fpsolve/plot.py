@@ -101,7 +101,9 @@ def _draw(fig, ax, sol, flux, extent, title, show_legend=True):
     from .flux import value_gradient_matrices
 
     x0, x1, y0, y1 = extent
-    px, py, tri, vals = _refined(sol.basis, sol.P, extent, 2 if sol.order == 2 else 0)
+    # P2: subdivide so the quadratic is resolved (once suffices on fine meshes)
+    nref = 0 if sol.order == 1 else (2 if sol.mesh.nelements < 30000 else 1)
+    px, py, tri, vals = _refined(sol.basis, sol.P, extent, nref)
     T = Triangulation(px, py, tri)
     vmax = float(np.max(sol.P))
     levels = MaxNLocator(nbins=24).tick_values(0.0, vmax)

@@ -231,9 +231,10 @@ def test_fig3_has_four_symmetric_cycles(fig3, cross, ds):
 
 
 def test_fig3_cycle_positions_match_the_converged_values(fig3):
-    # converged values from bench/fig3_cycles.py (P2, h = 0.0125 in the band |y| < 0.9)
-    ref = {(True, 0.009): (0.1259, 0.2351, 0.007656), (True, 0.012): (0.3715, 0.2871, 0.018194),
-           (False, 0.009): (0.1165, 0.2952, 0.008132), (False, 0.012): (0.3817, 0.3120, 0.011651)}
+    # converged values from bench/fig3_cycles.py (level 5: P2, h = 0.00625 in |y| < 0.7);
+    # this test runs at h = 0.05, whose errors the table in docs/flux.md shows
+    ref = {(True, 0.009): (0.1258, 0.2350, 0.007656), (True, 0.012): (0.3713, 0.2871, 0.018188),
+           (False, 0.009): (0.1166, 0.2947, 0.008131), (False, 0.012): (0.3817, 0.3120, 0.011651)}
     for key, (x, y, psi) in ref.items():
         cy = [c for c in fig3[key][1].cycles if c["center"][0] > 0 and c["center"][1] > 0][0]
         assert cy["center"] == pytest.approx((x, y), abs=0.02), key
