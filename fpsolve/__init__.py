@@ -18,9 +18,10 @@ from .flux import Flux
 from .io import export_vtk, write_pvd
 from . import compare
 from . import variance_flatness
+from . import phase
 
 __version__ = "0.1.0"
 __all__ = ["landscapes", "diffusion", "Mesh", "MeshError", "disk_mesh", "load_mesh",
            "Problem", "Solution", "solve", "FPSolveWarning", "SolverError", "__version__",
            "theory", "critical_delta_s", "flux", "Flux", "export_vtk", "write_pvd", "compare",
-           "variance_flatness"]
+           "variance_flatness", "phase"]
