@@ -615,7 +615,7 @@ def run_grid(sigma, eta, *, landscape=None, T: float = 3000.0, n_walkers: int = 
     if avg_fraction >= 1:
         raise _err(fn, "avg_fraction", "in (0, 1)", avg_fraction)
     tol = _float(fn, "tol", tol, nonneg=True)
-    tl = list(_vector(fn, "tols", tols)) if tols is not None and len(tols) else []
+    tl = [] if tols is None or np.size(tols) == 0 else list(_vector(fn, "tols", tols))
     if tol not in tl:
         tl.append(tol)
     tl = tuple(sorted(set(float(v) for v in tl)))
@@ -857,6 +857,8 @@ def fit_exponents(sigma, xbar, *, eta: float, sigma_star, ts=None, hits=None,
         bounded by ``sigma_star_bracket`` × the smallest such σ).
     ts : sequence of n arrays, optional
         Per-walker first-passage steps (inf = censored); used when ``hits`` is None.
+        Either one entry per entry of ``xbar`` (those where x̄ is NaN are dropped) or
+        one per finite x̄.
     hits : sequence of n int arrays (n_walkers, n_levels), optional
         Ladder records (:func:`run_grid` with ``keep_hits``); t_s is then re-read at
         the resampled x_ss + ``tol`` in every bootstrap replicate.

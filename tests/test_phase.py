@@ -173,6 +173,8 @@ def test_tolerances_order_the_search_times():
     assert g.tols == (0.01, 0.05, 0.1)
     assert np.all(np.diff(g.tau_tols[:, 0, :], axis=0) <= 0)      # looser → sooner
     assert np.array_equal(g.tau_s, g.tau_tols[1])
+    one = ph.run_grid([0.005], [0.04], T=200.0, n_walkers=4, tols=0.1)
+    assert one.tols == (0.05, 0.1)
 
 
 # --------------------------------------------------------------- exponent fitter
