@@ -22,6 +22,9 @@ Trainers:
   minibatch SGD, GD, GD + flatness-detecting noise or GD + isotropic noise of equal
   total strength (needs ``pip install 'fpsolve[digits]'``); :func:`sharpness`.
 
+Experiments (what ``bench/variance_flatness.py`` runs; seeded, JSON-able dicts):
+:func:`experiment_2d`, :func:`experiment_digits`, :func:`experiment_fdn`.
+
 This module imports the models and the Monte Carlo module, never FE code.
 """
 from __future__ import annotations
@@ -34,6 +37,7 @@ from .vf.analysis import (CorrelationResult, Flatness1D, FlatnessResult,
                           log_quadratic_flatness, log_spaced_indices, moving_average, pca,
                           power_law_fit, quadratic_flatness, transition_time,
                           variance_flatness)
+from .vf.experiments import experiment_2d, experiment_digits, experiment_fdn
 from .vf.network import MLP
 from .vf.trainers import (METHODS, DigitsData, Trajectories2D, TrainingRun,
                           gd_noise, load_digits_data, sharpness, train_digits,
@@ -46,4 +50,5 @@ __all__ = ["CorrelationResult", "Flatness1D", "FlatnessResult", "GradientOrderPa
            "log_quadratic_flatness", "log_spaced_indices", "moving_average", "pca",
            "power_law_fit", "quadratic_flatness", "transition_time", "variance_flatness",
            "MLP", "METHODS", "DigitsData", "Trajectories2D", "TrainingRun",
-           "load_digits_data", "sharpness", "train_digits", "walkers_2d", "gd_noise"]
+           "load_digits_data", "sharpness", "train_digits", "walkers_2d", "gd_noise",
+           "experiment_2d", "experiment_digits", "experiment_fdn"]

@@ -461,3 +461,16 @@ def test_digits_inverse_variance_flatness_relation(digits):
     res = vf.variance_flatness(run.snapshots, run.layer_loss(), n_directions=40, n_boot=500)
     assert res.fit_variance.ci[0] > 2.0            # an inverse relation, steeper than F^-2
     assert res.learning_dimension < 0.1 * run.snapshots.shape[1]
+
+
+# ------------------------------------------------------------- experiments
+def test_experiment_2d_is_seeded_and_gives_the_three_noise_exponents_signs():
+    from fpsolve.vf.experiments import experiment_2d
+    kw = dict(seed=3, n_landscapes=2, n_walkers=2, n_steps=4000, window=3000)
+    a, b = experiment_2d(**kw), experiment_2d(**kw)
+    a.pop("seconds"), b.pop("seconds")
+    assert a == b
+    psi = {m: d["psi"]["exponent"] for m, d in a["models"].items()}
+    assert psi["sgd"] > 1.5 and abs(psi["fdn"]) < 0.5 and psi["isotropic"] < -1.5
+    for row in a["paper"]:           # near-quadratic valley: SI flatness ≈ Hessian-based
+        np.testing.assert_allclose(row["F"], row["F_hessian"], rtol=0.1)
