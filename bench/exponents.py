@@ -69,7 +69,7 @@ def fits_table(sweep, fits, theory_fit, theory_own, s_star):
     main = fits[(0.05, "fixed", "main")]
     rows.append(f"| σ* | {PAPER['sigma_star']} | {s_star:.4f} (finite-η theory, fixed) | "
                 f"{s_star:.4f} | Δ_S*/η = {theory_own['delta_star'] / ETA_FIT:.4f} | "
-                f"−ε/(λ1η) = 0.0125 (η → 0: ×(1 − ηλ0/2) → 0.0105) |")
+                f"−ε/(λ1η) = 0.0125 (with the finite-η factor 1 − ηλ0/2: 0.0105) |")
     rows.append(f"| α (F gain, above σ*) | {PAPER['alpha']} | {ci(main, 'alpha')} | "
                 f"{theory_fit['alpha']:.3f} | {theory_own['alpha']:.3f} | 1 |")
     rows.append(f"| β1 (τ_s below σ*; S46 convention) | {PAPER['below']} (called β2 there) | "
