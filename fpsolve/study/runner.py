@@ -286,6 +286,7 @@ def run_study(study: Study, out: str | None = None, *, force: bool = False,
         if client is not None:
             client.close()
     t_cases = time.perf_counter()
+    cpu_cases = _cpu(resource.RUSAGE_SELF) if resource is not None else None
     by_name = {c.name: c for c in study.cases}
     # study-level products ------------------------------------------------------------
     products_path = os.path.join(out, "cases", "_products.json")
@@ -381,9 +382,9 @@ def run_study(study: Study, out: str | None = None, *, force: bool = False,
                  "wall_s": {"total": t_end - t_start, "cases": t_cases - t_start,
                             "study_outputs": t_end - t_cases}}
     if resource is not None:   # CPU of this process and of its finished local workers
-        own, kids = (resource.getrusage(resource.RUSAGE_SELF),
-                     resource.getrusage(resource.RUSAGE_CHILDREN))
-        execution["cpu_s"] = own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+        own = _cpu(resource.RUSAGE_SELF)
+        execution["cpu_s"] = {"main_cases": cpu_cases, "main_study_outputs": own - cpu_cases,
+                              "workers": _cpu(resource.RUSAGE_CHILDREN)}
     write_json(os.path.join(out, "provenance.json"),
                jsonable(provenance(study, command, computed, reused, sorted(failed), execution,
                                    missing)))
@@ -448,6 +449,11 @@ def _execute(study, out, tasks, outputs, records, workers, client, reporter, liv
         for p in payloads:
             run_task(p, on_case=handle, keep=True)
     return computed, failed
+
+
+def _cpu(who) -> float:
+    r = resource.getrusage(who)
+    return r.ru_utime + r.ru_stime
 
 
 def _reshape(layout):
