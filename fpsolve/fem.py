@@ -30,8 +30,8 @@ from .diffusion import DiffusionModel, check_tensor
 from .landscapes import Landscape
 from .mesh import Mesh
 
-__all__ = ["Operator", "assemble", "STABILISATIONS", "locate", "probe_matrix",
-           "line_cuts"]
+__all__ = ["Operator", "assemble", "STABILISATIONS", "locate", "reference_coordinates",
+           "probe_matrix", "line_cuts"]
 
 logger = logging.getLogger(__name__)
 
@@ -218,8 +218,70 @@ def _tree(m) -> cKDTree:
     return m._fpsolve_tree
 
 
+def _curved(m) -> np.ndarray:
+    """Elements whose map is not affine (a P2 edge node off its edge's midpoint)."""
+    if not hasattr(m, "_fpsolve_curved"):
+        curved = np.zeros(m.t.shape[1], dtype=bool)
+        if hasattr(m, "doflocs") and m.doflocs.shape[1] > m.nvertices:
+            t2f = m.t2f if m.dim() == 2 else None
+            if t2f is not None:
+                mid = m.doflocs[:, m.nvertices + t2f]                  # (2, 3, ne)
+                a = m.p[:, m.t]                                       # (2, 3, ne)
+                straight = 0.5 * (a + np.roll(a, -1, axis=1))        # edges 01, 12, 20
+                h = np.linalg.norm(a[:, 1] - a[:, 0], axis=0)
+                dev = np.linalg.norm(mid - straight, axis=0).max(axis=0)
+                curved = dev > 1e-12 * h
+        object.__setattr__(m, "_fpsolve_curved", curved)
+    return m._fpsolve_curved
+
+
+def _invF(basis, pts, cells):
+    """Newton inverse of the curved map; points where it fails are outside (cell -1)."""
+    try:
+        return basis.mapping.invF(pts[:, :, None], tind=cells)[:, :, 0], cells
+    except Exception:       # skfem raises a bare Exception when Newton does not converge
+        if pts.shape[1] == 1:
+            return np.zeros((2, 1)), np.array([-1])
+        k = pts.shape[1] // 2
+        X1, c1 = _invF(basis, pts[:, :k], cells[:k])
+        X2, c2 = _invF(basis, pts[:, k:], cells[k:])
+        return np.concatenate([X1, X2], axis=1), np.concatenate([c1, c2])
+
+
+def _barycentric(m, pts, cells):
+    """Reference coordinates (λ1, λ2) of pts (2, ...) in the straight triangles ``cells``."""
+    p = m.p
+    a = p[:, m.t[0, cells]]
+    e1 = p[:, m.t[1, cells]] - a
+    e2 = p[:, m.t[2, cells]] - a
+    r = pts - a
+    det = e1[0] * e2[1] - e1[1] * e2[0]
+    return np.stack([(r[0] * e2[1] - r[1] * e2[0]) / det, (e1[0] * r[1] - e1[1] * r[0]) / det])
+
+
+def _finish(basis, pts, cells, X, s):
+    """Apply inside tests; exact Newton inverse in curved elements.  Modifies in place."""
+    curved = _curved(basis.mesh)[np.maximum(cells, 0)] & (cells >= 0)
+    # affine elements: barycentric coordinates are exact; tolerance for round-off only
+    cells[~curved & (s < -1e-12)] = -1
+    # curved elements bulge outward by O(h²/R): test generously, then invert exactly
+    cells[curved & (s < -1e-2)] = -1
+    idx = np.flatnonzero(curved & (cells >= 0))
+    if idx.size:
+        Xi, ci = _invF(basis, pts[:, idx], cells[idx])
+        tol = 1e-9
+        inside = (ci >= 0) & (Xi[0] >= -tol) & (Xi[1] >= -tol) & (1 - Xi[0] - Xi[1] >= -tol)
+        X[:, idx] = Xi
+        cells[idx[~inside]] = -1
+    return cells, X
+
+
 def locate(basis: Basis, points: np.ndarray, k: int = 8):
     """Element index and reference coordinates of each point; -1 where outside.
+
+    Candidates come from a k-d tree of element centroids; reference coordinates are
+    the barycentric coordinates in affine elements and a Newton inverse only in the
+    curved (isoparametric) boundary ring.
 
     Parameters
     ----------
@@ -234,51 +296,44 @@ def locate(basis: Basis, points: np.ndarray, k: int = 8):
     m = basis.mesh
     pts = np.asarray(points, dtype=float)
     n = pts.shape[1]
-    ne = m.t.shape[1]
-    k = min(k, ne)
+    k = min(k, m.t.shape[1])
     _, cand = _tree(m).query(pts.T, k)
     cand = cand.reshape(n, k)
-    # barycentric coordinates w.r.t. the straight triangles of the candidates
-    p = m.p[:2] if m.p.shape[0] > 2 else m.p
-    a = p[:, m.t[0, cand]]
-    e1 = p[:, m.t[1, cand]] - a
-    e2 = p[:, m.t[2, cand]] - a
-    r = pts[:, :, None] - a
-    det = e1[0] * e2[1] - e1[1] * e2[0]
-    l1 = (r[0] * e2[1] - r[1] * e2[0]) / det
-    l2 = (e1[0] * r[1] - e1[1] * r[0]) / det
-    score = np.minimum(np.minimum(l1, l2), 1 - l1 - l2)
+    L = _barycentric(m, pts[:, :, None], cand)                 # (2, n, k)
+    score = np.minimum(np.minimum(L[0], L[1]), 1 - L[0] - L[1])
     best = np.argmax(score, axis=1)
-    cells = cand[np.arange(n), best]
-    ok = score[np.arange(n), best] >= -1e-2   # generous: curved edges bulge outward
-    cells = np.where(ok, cells, -1)
-    X = np.zeros((2, n))
-    idx = np.flatnonzero(ok)
-    if idx.size:
-        Xi = basis.mapping.invF(pts[:, idx, None], tind=cells[idx])[:, :, 0]
-        tol = 1e-9
-        inside = (Xi[0] >= -tol) & (Xi[1] >= -tol) & (1 - Xi[0] - Xi[1] >= -tol)
-        X[:, idx] = Xi
-        cells[idx[~inside]] = -1
-    return cells, X
+    rows = np.arange(n)
+    return _finish(basis, pts, cand[rows, best].copy(), L[:, rows, best].copy(),
+                   score[rows, best])
+
+
+def reference_coordinates(basis: Basis, points: np.ndarray, cells: np.ndarray):
+    """Like :func:`locate` for points whose (candidate) element is already known."""
+    pts = np.asarray(points, dtype=float)
+    cells = np.asarray(cells).copy()
+    X = _barycentric(basis.mesh, pts, cells)
+    s = np.minimum(np.minimum(X[0], X[1]), 1 - X[0] - X[1])
+    return _finish(basis, pts, cells, X, s)
 
 
 def probe_matrix(basis: Basis, points: np.ndarray, cells=None, X=None) -> sp.csr_matrix:
     """Sparse (n × ndofs) matrix evaluating an FE function at ``points`` (2, n).
 
     Rows of points outside the mesh are zero (the density vanishes outside).
+    Values need only the reference basis at the reference coordinates.
     """
     pts = np.asarray(points, dtype=float)
     if cells is None:
         cells, X = locate(basis, pts)
+    elif X is None:
+        cells, X = reference_coordinates(basis, pts, cells)
     inside = np.flatnonzero(cells >= 0)
     n = pts.shape[1]
     if inside.size == 0:
         return sp.csr_matrix((n, basis.N))
     c = cells[inside]
-    Xr = X[:, inside, None]
-    phis = np.array([basis.elem.gbasis(basis.mapping, Xr, j, tind=c)[0].value[:, 0]
-                     for j in range(basis.Nbfun)])                 # (Nbfun, m)
+    Xr = X[:, inside]
+    phis = np.array([basis.elem.lbasis(Xr, j)[0] for j in range(basis.Nbfun)])  # (Nbfun, m)
     rows = np.tile(inside, basis.Nbfun)
     cols = basis.element_dofs[:, c].ravel()
     return sp.coo_matrix((phis.ravel(), (rows, cols)), shape=(n, basis.N)).tocsr()
@@ -291,8 +346,8 @@ def line_cuts(basis: Basis, axis: int, values: np.ndarray, npts: int = 3):
     with ``npts`` Gauss points per segment, so the integral of a P1/P2 function
     along the line is exact up to the curved-boundary slivers.
 
-    Returns ``(points (2, m), weights (m,), line (m,))`` where ``line`` gives the
-    index into ``values`` of each quadrature point.
+    Returns ``(points (2, m), weights (m,), line (m,), cells (m,))`` where ``line``
+    gives the index into ``values`` of each quadrature point and ``cells`` its element.
     """
     m = basis.mesh
     p = m.p[:2]
@@ -301,7 +356,7 @@ def line_cuts(basis: Basis, axis: int, values: np.ndarray, npts: int = 3):
     ca = p[axis][t]                          # (3, ne) coordinate across the lines
     lo, hi = ca.min(axis=0), ca.max(axis=0)
     g, gw = np.polynomial.legendre.leggauss(npts)
-    out_pts, out_w, out_line = [], [], []
+    out_pts, out_w, out_line, out_cells = [], [], [], []
     for i, v in enumerate(np.asarray(values, dtype=float)):
         el = np.flatnonzero((lo <= v) & (hi >= v) & (hi > lo))
         if el.size == 0:
@@ -318,7 +373,7 @@ def line_cuts(basis: Basis, axis: int, values: np.ndarray, npts: int = 3):
         ends = np.array(ends)
         a0, a1 = np.nanmin(ends, axis=0), np.nanmax(ends, axis=0)
         keep = a1 > a0
-        a0, a1 = a0[keep], a1[keep]
+        a0, a1, el = a0[keep], a1[keep], el[keep]
         mid, half = 0.5 * (a0 + a1), 0.5 * (a1 - a0)
         q = mid[:, None] + half[:, None] * g[None, :]
         pts = np.empty((2, q.size))
@@ -327,6 +382,8 @@ def line_cuts(basis: Basis, axis: int, values: np.ndarray, npts: int = 3):
         out_pts.append(pts)
         out_w.append((half[:, None] * gw[None, :]).ravel())
         out_line.append(np.full(q.size, i))
+        out_cells.append(np.repeat(el, npts))
     if not out_pts:
-        return np.zeros((2, 0)), np.zeros(0), np.zeros(0, dtype=int)
-    return np.concatenate(out_pts, 1), np.concatenate(out_w), np.concatenate(out_line)
+        return np.zeros((2, 0)), np.zeros(0), np.zeros(0, dtype=int), np.zeros(0, dtype=int)
+    return (np.concatenate(out_pts, 1), np.concatenate(out_w), np.concatenate(out_line),
+            np.concatenate(out_cells))

@@ -93,10 +93,10 @@ class Solution:
         if axis not in _AXES:
             raise ValueError(f"axis: expected 'x' or 'y', got {axis!r}")
         vals = np.atleast_1d(np.asarray(values, dtype=float))
-        pts, w, line = line_cuts(self.basis, _AXES[axis], vals, npts=self.order + 1)
+        pts, w, line, cells = line_cuts(self.basis, _AXES[axis], vals, npts=self.order + 1)
         out = np.zeros(vals.size)
         if w.size:
-            np.add.at(out, line, w * (probe_matrix(self.basis, pts) @ self.P))
+            np.add.at(out, line, w * (probe_matrix(self.basis, pts, cells) @ self.P))
         return out if np.ndim(values) else float(out[0])
 
     # -- maxima ---------------------------------------------------------------
