@@ -684,7 +684,7 @@ class Flux:
             if isinstance(v, (list, tuple)):
                 return [clean(u) for u in v]
             if isinstance(v, (np.floating, float)):
-                return float(v)
+                return float(v) if np.isfinite(v) else None     # strict JSON
             if isinstance(v, (np.integer,)):
                 return int(v)
             if isinstance(v, np.bool_):

@@ -10,7 +10,7 @@ Layout of a ``.vtu`` written by :func:`export_vtk` (docs/flux.md):
 * point data: ``P``; ``J`` (3 components, J_z = 0, so Glyph and Stream Tracer treat it
   as a vector), ``J_magnitude``, ``psi`` (stream function), ``phi`` (potential of the
   curl-free part), ``L`` (loss, when the problem has a landscape), ``D11``, ``D12``,
-  ``D22`` and ``D`` (9-component tensor, for Tensor Glyph).
+  ``D22`` (11 values per point: ParaView's Tessellate filter passes at most 18).
 * cell data: ``J_cell`` (3 components: element average of the FE flux), ``J_cell_magnitude``
   and ``P_cell`` (element averages).
 * field data: ``escape_rate``, ``strength``, ``order``, ``dofs``, ``psi_max_abs``,
@@ -197,9 +197,8 @@ def export_vtk(sol, path, flux=None) -> str:
     point_data["D11"] = D[0, 0]
     point_data["D12"] = D[0, 1]
     point_data["D22"] = D[1, 1]
-    Dfull = np.zeros((basis.N, 9))
-    Dfull[:, [0, 1, 3, 4]] = np.stack([D[0, 0], D[0, 1], D[1, 0], D[1, 1]], axis=1)
-    point_data["D"] = Dfull
+    # no 9-component tensor: ParaView's Tessellate filter passes at most 18 values per
+    # point and would drop fields
     for name, arr in list(point_data.items()) + [(k, v[0]) for k, v in cell_data.items()]:
         if not np.all(np.isfinite(arr)):
             raise ValueError(f"sol: field {name!r} has non-finite values; refusing to export")
