@@ -257,7 +257,8 @@ def tables(r2d, rd, rf, rs=None):
                 f"(R² = {a['psi']['r2']:.2f}, {a['psi']['n']} directions) | ≈ 4 (ψ = 4 used "
                 "for LDC, SI S8) |",
                 f"| ψ, all analysed directions | {fmt_fit(a['psi_all_directions'])} | — |",
-                f"| ψ_D, D_i ∝ F_i^(−ψ_D) | {fmt_fit(a['psi_D'])} | ≈ 2 (D_i ∝ F_i^(−2), S4/Fig. S8) |",
+                f"| ψ_D, D_i ∝ F_i^(−ψ_D) | {fmt_fit(a['psi_D'])} "
+                "| ≈ 2 (D_i ∝ F_i^(−2), S4/Fig. S8) |",
                 f"| ψ_τ, τ_i ∝ F_i^(−ψ_τ) | {fmt_fit(a['psi_tau'])} | ≈ 1.8 (S5) |",
                 *[f"| ψ / D_l, last {w['window']} iterations only | {fmt_fit(w['psi'])} / "
                   f"{w['learning_dimension']} ({w['learning_dimension_without_drift']} without "

@@ -660,8 +660,10 @@ def diffusion_and_correlation(theta, *, dt: float = 1.0,
     displacements at lags ~ T_w by O(1) (tested: +20..30 % on τ of an OU process), so a
     drifting mode gets a τ that includes its drift, as in the SI's definition.  The
     estimate of τ_i is unbiased for stationary increments but noisy when T_w is only a
-    few tens of relaxation times (≈ 25 % scatter at T_w = 40 relaxation times).  With this, D_i Δt τ_i is the window
-    average of ⟨θ_i²(t)⟩ measured from the window start — the first term of Eq. S17.
+    few tens of relaxation times (≈ 25 % scatter at T_w = 40 relaxation times).
+
+    With this, D_i Δt τ_i is the window average of ⟨θ_i²(t)⟩ measured from the window
+    start — the first term of Eq. S17.
     The SI drops the second term, −⟨θ̄_i²⟩, when it writes σ_i² = D_i Δt τ_i, so that
     relation holds only up to an O(1) factor: D_i Δt τ_i → 2σ_i² for a confined
     (Ornstein–Uhlenbeck) direction with T_w ≫ its relaxation time and 3σ_i² for free
