@@ -13,7 +13,6 @@ import logging
 import os
 import shlex
 import sys
-import time
 
 __all__ = ["main", "build_parser"]
 
@@ -146,7 +145,6 @@ class _Printer:
     """Reporter for the terminal: plain lines, or a rich progress bar on a TTY."""
 
     def __init__(self, quiet: bool):
-        from .study import Reporter   # noqa: F401  (interface reference)
         self.quiet = quiet
         self.progress = None
         self.bar = None

@@ -34,7 +34,7 @@ import warnings
 import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
-from skfem import BilinearForm, LinearForm, condense
+from skfem import BilinearForm, LinearForm
 from skfem.helpers import dot, grad
 
 from .fem import _beta0, locate
@@ -155,6 +155,28 @@ def _spd_lu(A):
                      options={"SymmetricMode": True})
 
 
+def _mesh_operators(basis) -> dict:
+    """Mass and Laplace matrices of ``basis`` and their factorisations, cached on it.
+
+    They depend only on the mesh and the element, so all solutions on one mesh (a Δ_S
+    sweep, the Fig. 3 cases with and without cross-diffusion) share one set.
+    """
+    cache = basis.mesh.__dict__.setdefault("_fpsolve_flux_ops", {})
+    key = (type(basis.elem).__name__, basis.X.shape[1])
+    ops = cache.get(key)
+    if ops is None:
+        N = basis.N
+        M = _mass.assemble(basis)
+        K = _laplace.assemble(basis)
+        B = basis.get_dofs().flatten()
+        I = np.setdiff1d(np.arange(N), B)
+        keep = np.arange(1, N)          # Neumann problem: pin dof 0 (see _potential)
+        ops = {"M": M, "K": K, "B": B, "I": I, "keep": keep, "lu_M": _spd_lu(M),
+               "lu_dirichlet": _spd_lu(K[I][:, I]), "lu_neumann": _spd_lu(K[keep][:, keep])}
+        cache[key] = ops
+    return ops
+
+
 def _points(points, name="points"):
     pts = np.asarray(points, dtype=float)
     single = pts.ndim == 1
@@ -225,14 +247,13 @@ class Flux:
         gradP = np.asarray(basis.interpolate(sol.P).grad)
         self._Dq = np.asarray(sol.diffusion.tensor(x, y), dtype=float)
         self.at_quadrature = _flux_from(self._Dq, _beta(sol, x, y), Pq, gradP)
-        self._M = _mass.assemble(basis)
-        lu = _spd_lu(self._M)       # local: the factor is large and needed only here
-        self.J = np.stack([lu.solve(_load.assemble(basis, f=self.at_quadrature[i]))
+        ops = self._ops = _mesh_operators(basis)
+        self._M = ops["M"]
+        self.J = np.stack([ops["lu_M"].solve(_load.assemble(basis, f=self.at_quadrature[i]))
                            for i in range(2)])
-        del lu
         self.magnitude = np.hypot(self.J[0], self.J[1])
-        self._boundary_dofs = basis.get_dofs().flatten()
-        K = _laplace.assemble(basis)
+        self._boundary_dofs = ops["B"]
+        K = ops["K"]
         self.psi = self._stream_function(K)
         self._div_rhs = _div_load.assemble(basis, J=self.at_quadrature)   # = −(A P)
         self.phi = self._potential(K)
@@ -371,18 +392,18 @@ class Flux:
     # -- decomposition ---------------------------------------------------------------------
     def _stream_function(self, K) -> np.ndarray:
         f = _curl_load.assemble(self.basis, J=self.at_quadrature)
-        KII, fI, psi, I = condense(K, f, D=self._boundary_dofs)
+        I = self._ops["I"]
         psi = np.zeros(self.basis.N)
-        psi[I] = _spd_lu(KII).solve(fI)
+        psi[I] = self._ops["lu_dirichlet"].solve(f[I])     # ψ = 0 on the boundary
         return psi
 
     def _potential(self, K) -> np.ndarray:
         # Neumann problem: singular K with null vector 1 and Σ rhs = ∫ J·∇1 = 0, so one
         # equation is redundant; pin one dof and fix the constant by ∫φ = 0.
         N = self.basis.N
-        keep = np.arange(1, N)
+        keep = self._ops["keep"]
         phi = np.zeros(N)
-        phi[keep] = _spd_lu(K[keep][:, keep]).solve(self._div_rhs[keep])
+        phi[keep] = self._ops["lu_neumann"].solve(self._div_rhs[keep])
         m = self._M @ np.ones(N)
         return phi - (m @ phi) / m.sum()
 

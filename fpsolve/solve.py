@@ -27,7 +27,6 @@ import warnings
 from typing import Callable, Iterable
 
 import numpy as np
-import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
 from .diffusion import DiffusionModel
