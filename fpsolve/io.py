@@ -66,13 +66,14 @@ def _check_target(path, suffix: str, what: str) -> str:
     return path
 
 
-def _jsonable(v):
+def jsonable(v):
+    """numpy scalars/arrays -> Python; non-finite floats -> None (JSON has no NaN)."""
     if isinstance(v, dict):
-        return {str(k): _jsonable(u) for k, u in v.items()}
+        return {str(k): jsonable(u) for k, u in v.items()}
     if isinstance(v, (list, tuple)):
-        return [_jsonable(u) for u in v]
+        return [jsonable(u) for u in v]
     if isinstance(v, np.ndarray):
-        return _jsonable(v.tolist())
+        return jsonable(v.tolist())
     if isinstance(v, (np.floating, float)):
         v = float(v)
         return v if math.isfinite(v) else None
@@ -215,7 +216,7 @@ def export_vtk(sol, path, flux=None) -> str:
         if text.count(marker) != 1:
             raise RuntimeError("export_vtk: unexpected meshio VTU layout (no unique "
                                "<UnstructuredGrid> element); cannot add field data")
-        block = _field_data_xml(fields, {"parameters_json": json.dumps(_jsonable(params))})
+        block = _field_data_xml(fields, {"parameters_json": json.dumps(jsonable(params))})
         text = text.replace(marker, marker + b"\n" + block.encode("utf-8"), 1)
     finally:
         if os.path.exists(tmp):

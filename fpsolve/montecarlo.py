@@ -46,6 +46,7 @@ from typing import Callable
 
 import numpy as np
 
+from ._args import as_bool as _bool, as_float as _float, as_int as _int, err as _err
 from . import diffusion as _diffusion
 from . import landscapes as _landscapes
 
@@ -96,39 +97,6 @@ def numba_available() -> bool:
 
 
 # --------------------------------------------------------------------- validation
-def _err(fn, name, expected, got):
-    return ValueError(f"{fn}: {name} must be {expected}, got {got!r}")
-
-
-def _float(fn, name, value, *, positive=False, nonneg=False):
-    if isinstance(value, bool):
-        raise _err(fn, name, "a number", value)
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise _err(fn, name, "a number", value) from None
-    if not math.isfinite(v) or (positive and v <= 0) or (nonneg and v < 0):
-        what = "a positive" if positive else "a non-negative" if nonneg else "a finite"
-        raise _err(fn, name, f"{what} finite number", value)
-    return v
-
-
-def _int(fn, name, value, minimum):
-    ok = isinstance(value, numbers.Integral) and not isinstance(value, bool)
-    if not ok and isinstance(value, float) and value.is_integer():
-        ok, value = True, int(value)
-    if not ok or int(value) < minimum:
-        what = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
-        raise _err(fn, name, what, value)
-    return int(value)
-
-
-def _bool(fn, name, value):
-    if not isinstance(value, (bool, np.bool_)):
-        raise _err(fn, name, "True or False", value)
-    return bool(value)
-
-
 # ------------------------------------------------------------------ run settings
 @dataclass
 class _Run:

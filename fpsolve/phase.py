@@ -58,6 +58,7 @@ from dataclasses import dataclass, field, fields
 
 import numpy as np
 
+from ._args import as_float as _float, as_int as _int, err as _err
 from . import landscapes as _landscapes
 from . import theory as _theory
 
@@ -89,32 +90,6 @@ def _kernels():
         raise ImportError("fpsolve.phase needs numba (pip install 'fpsolve[fast]'): "
                           f"{exc}") from exc
     return _phase_kernels
-
-
-def _err(fn, name, expected, got):
-    return ValueError(f"{fn}: {name} must be {expected}, got {got!r}")
-
-
-def _float(fn, name, value, *, positive=False, nonneg=False):
-    if isinstance(value, (bool, np.bool_)):
-        raise _err(fn, name, "a number", value)
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise _err(fn, name, "a number", value) from None
-    if not math.isfinite(v) or (positive and v <= 0) or (nonneg and v < 0):
-        what = "a positive" if positive else "a non-negative" if nonneg else "a finite"
-        raise _err(fn, name, f"{what} finite number", value)
-    return v
-
-
-def _int(fn, name, value, minimum):
-    ok = isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
-    if not ok and isinstance(value, float) and value.is_integer():
-        ok, value = True, int(value)
-    if not ok or int(value) < minimum:
-        raise _err(fn, name, f"an integer >= {minimum}", value)
-    return int(value)
 
 
 def _vector(fn, name, values, *, positive=False):

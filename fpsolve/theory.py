@@ -31,6 +31,7 @@ from numpy.polynomial import Chebyshev
 from scipy.optimize import brentq, minimize_scalar
 from scipy.special import logsumexp
 
+from .diffusion import _positive
 from .landscapes import Landscape
 
 __all__ = ["Adiabatic", "SimpleModel", "adiabatic", "simple_model", "critical_delta_s",
@@ -53,16 +54,6 @@ def _family(landscape) -> None:
                          f"with lam, dlam, d2lam, eps, lam0; got {landscape!r}")
     if float(np.min(landscape.lam(np.linspace(-4, 4, 801)))) <= 0:
         raise ValueError(f"landscape: λ(x) must be positive (λ0 > λ1²/(4λ2)); got {landscape!r}")
-
-
-def _positive(name: str, value) -> float:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name}: expected a positive number, got {value!r}") from None
-    if not np.isfinite(v) or v <= 0:
-        raise ValueError(f"{name}: expected a positive number, got {value!r}")
-    return v
 
 
 def _form(form: str) -> str:

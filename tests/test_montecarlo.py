@@ -536,8 +536,10 @@ def test_module_imports_only_models():
         tree = ast.parse((pathlib.Path(mcm.__file__).parent / name).read_text())
         for node in ast.walk(tree):
             if isinstance(node, ast.ImportFrom) and node.level:
-                assert all(a.name in {"landscapes", "diffusion", "_mc_kernels"}
-                           for a in node.names), ast.dump(node)
+                # argument checks (_args) are plain Python with no model or FE code
+                assert node.module == "_args" or all(
+                    a.name in {"landscapes", "diffusion", "_mc_kernels"}
+                    for a in node.names), ast.dump(node)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         mcm.sgd(L0, 0.01, 1.0, n_walkers=10, n_steps=20, seed=1)

@@ -258,7 +258,7 @@ def test_exponents_from_a_grid_use_the_ladders():
     (dict(start=(1.0, np.inf)), "start must be a finite point"),
     (dict(start=(1.0,)), "start must be a finite point"),
     (dict(div_threshold=1.0), "div_threshold must be in"),
-    (dict(workers=0), "workers must be an integer >= 1"),
+    (dict(workers=0), "workers must be a positive integer"),
     (dict(seed=-1), "seed must be a non-negative integer"),
     (dict(seed="x"), "seed must be"),
     (dict(landscape=fp.landscapes.quadratic([[1, 0], [0, 2]])), "landscape must be"),

@@ -10,7 +10,6 @@ from __future__ import annotations
 import importlib
 import io
 import logging
-import math
 import os
 import tempfile
 import time
@@ -18,6 +17,7 @@ import warnings
 
 import numpy as np
 
+from ..io import jsonable
 from ..solve import FPSolveWarning, Problem
 from .build import build_landscape, build_mesh, build_noise
 
@@ -43,24 +43,6 @@ def component(name: str):
         if exc.name == f"fpsolve.{name}":
             return None
         raise
-
-
-def jsonable(v):
-    """numpy scalars/arrays -> Python; non-finite floats -> None (JSON has no NaN)."""
-    if isinstance(v, dict):
-        return {str(k): jsonable(u) for k, u in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [jsonable(u) for u in v]
-    if isinstance(v, np.ndarray):
-        return jsonable(v.tolist())
-    if isinstance(v, (np.bool_, bool)):
-        return bool(v)
-    if isinstance(v, (np.integer, int)):
-        return int(v)
-    if isinstance(v, (np.floating, float)):
-        v = float(v)
-        return v if math.isfinite(v) else None
-    return v
 
 
 def case_observables(sol, fl) -> dict:
