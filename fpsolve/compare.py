@@ -591,16 +591,46 @@ class CrossCheck:
             out["arrays"] = self._arrays_dict()
         return _jsonable(out)
 
+    _ARRAY_KEYS = ("marginal_edges", "current_edges", "fe_marginal", "fe_current",
+                   "fe_marginal_curve", "fe_density_grid", "em0_marginal", "em0_marginal_se",
+                   "em0_current", "em0_current_se", "em0_current_counts")
+    # (the marginal's bin covariance is left out: 160² numbers per run, used only while
+    # extrapolating)
+    _RUN_ARRAYS = ("_marginal", "_marginal_se", "_current", "_current_se", "_counts")
+
     def _arrays_dict(self):
-        a = self._arrays
-        out = {k: a[k] for k in ("marginal_edges", "current_edges", "fe_marginal",
-                                 "fe_current", "em0_marginal", "em0_marginal_se",
-                                 "em0_current", "em0_current_se")}
-        out["runs"] = [{"kind": r["kind"], "step": r["step"],
-                        "marginal": r["_marginal"], "marginal_se": r["_marginal_se"],
-                        "current": r["_current"], "current_se": r["_current_se"]}
-                       for r in self.runs]
+        if self._arrays is None:
+            raise ValueError("arrays: this CrossCheck was rebuilt without its arrays")
+        out = {k: self._arrays[k] for k in self._ARRAY_KEYS}
+        out["runs"] = [{k[1:]: r[k] for k in self._RUN_ARRAYS} for r in self.runs]
         return out
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "CrossCheck":
+        """Rebuild from :meth:`to_dict` output (e.g. loaded JSON).
+
+        Tables, Markdown and verdicts need only the scalars; :meth:`plot` needs a dict
+        written with ``arrays=True``.  Numbers that were NaN come back as None.
+        """
+        try:
+            runs = [dict(r) for r in d["runs"]]
+            arrays = None
+            if d.get("arrays") is not None:
+                raw = d["arrays"]
+                arrays = {}
+                for k in cls._ARRAY_KEYS:
+                    v = raw[k]
+                    arrays[k] = (tuple(np.asarray(x, dtype=float) for x in v)
+                                 if k in ("current_edges", "fe_marginal_curve",
+                                          "fe_density_grid") else np.asarray(v, dtype=float))
+                for r, ra in zip(runs, raw["runs"]):
+                    for k in cls._RUN_ARRAYS:
+                        r[k] = np.asarray(ra[k[1:]], dtype=float)
+            return cls(label=d["label"], fe=d["fe"], runs=runs, em0=d["em0"], sgd0=d["sgd0"],
+                       agreement=d["agreement"], spectrum=d["spectrum"], config=d["config"],
+                       notes=d["notes"], arrays=arrays)
+        except (KeyError, TypeError) as exc:
+            raise ValueError(f"d: not a CrossCheck.to_dict() result ({exc!r})") from None
 
     def to_json(self, path: str | None = None, arrays: bool = False) -> str:
         """JSON text of :meth:`to_dict` (written to ``path`` if given)."""
@@ -714,78 +744,85 @@ class CrossCheck:
 
         Returns the matplotlib Figure (saved to ``path`` if given).
         """
-        import matplotlib
-        if path is not None:
-            matplotlib.use("Agg", force=False)
+        if self._arrays is None:
+            raise ValueError("arrays: this CrossCheck was rebuilt without its arrays; "
+                             "plotting needs one from to_dict(arrays=True)")
         import matplotlib.pyplot as plt
 
         a = self._arrays
         me = a["marginal_edges"]
         mc_ = 0.5 * (me[1:] + me[:-1])
-        fig, ax = plt.subplots(2, 2, figsize=(11.5, 8.2))
-        p = ax[0, 0]
+        R = self.config["radius"]
         xs, fm = a["fe_marginal_curve"]
+        # zoom on where the density lives
+        live = xs[fm > 1e-3 * fm.max()]
+        xr = min(R, max(abs(live[0]), abs(live[-1])) + 0.15) if live.size else R
+        small_em = min(self.em_runs, key=lambda r: r["step"])
+        small_sgd = min(self.sgd_runs, key=lambda r: r["step"]) if self.sgd_runs else None
+        fig, ax = plt.subplots(2, 2, figsize=(11.5, 8.4))
+        p = ax[0, 0]
         p.plot(xs, fm, "k-", lw=1.6, label="FE", zorder=3)
-        for r in self.sgd_runs[:1]:
-            p.plot(mc_, r["_marginal"], "-", color="C2", lw=1, alpha=0.8,
-                   label=f"SGD η={r['step']:g}")
-        for r in self.em_runs[:1]:
-            p.plot(mc_, r["_marginal"], "-", color="C1", lw=1, alpha=0.8,
-                   label=f"EM dt={r['step']:g}")
+        if small_sgd is not None:
+            p.plot(mc_, small_sgd["_marginal"], "-", color="C2", lw=1, alpha=0.9,
+                   label=f"SGD η={small_sgd['step']:g}")
+        p.plot(mc_, small_em["_marginal"], "-", color="C1", lw=1, alpha=0.9,
+               label=f"EM dt={small_em['step']:g}")
         p.errorbar(mc_, a["em0_marginal"], a["em0_marginal_se"], fmt="o", ms=2.5, color="C3",
-                   elinewidth=0.8, label="EM dt→0", zorder=2)
-        p.set(xlabel="x", ylabel="P(x) = ∫P dy", title="marginal")
+                   elinewidth=0.8, label="EM dt→0 (±1 SE)", zorder=2)
+        p.set(xlim=(-xr, xr), xlabel="x", ylabel="P(x) = ∫P dy", title="marginal P(x)")
         p.legend(fontsize=8)
         p = ax[0, 1]
         d = a["em0_marginal"] - a["fe_marginal"]
         s = a["em0_marginal_se"]
-        p.fill_between(mc_, -2 * s, 2 * s, color="0.85", step="mid", label="±2 SE (MC)")
+        p.fill_between(mc_, -2 * s, 2 * s, color="0.85", step="mid", label="±2 SE (MC dt→0)")
         p.plot(mc_, d, "o-", ms=2.5, lw=0.8, color="C3", label="EM dt→0 − FE")
-        for r in self.em_runs[:1]:
-            p.plot(mc_, r["_marginal"] - a["fe_marginal"], "-", lw=0.8, color="C1",
-                   label=f"EM dt={r['step']:g} − FE")
+        p.plot(mc_, small_em["_marginal"] - a["fe_marginal"], "-", lw=0.8, color="C1",
+               label=f"EM dt={small_em['step']:g} − FE")
         p.axhline(0, color="k", lw=0.6)
         l1 = self.em0["marginal"]
-        p.set(xlabel="x", ylabel="ΔP(x)",
-              title=f"MC − FE (bin averages); L1(dt→0) = {l1['l1']:.3g}, "
-                    f"noise ≈ {l1['noise']:.2g}, p = {l1['p_value']:.2g}")
-        p.title.set_fontsize(9)
+        p.set(xlim=(-xr, xr), xlabel="x", ylabel="ΔP(x)",
+              title=f"MC − FE (bin averages)\nL1(dt→0) = {l1['l1']:.3g}, "
+                    f"noise alone ≈ {l1['noise']:.2g}, p = {l1['p_value']:.2g}")
+        p.title.set_fontsize(9.5)
         p.legend(fontsize=8)
-        # current arrows
+        # current: arrows in every bin with enough samples
         xe, ye = a["current_edges"]
         xc, yc = 0.5 * (xe[1:] + xe[:-1]), 0.5 * (ye[1:] + ye[:-1])
         X, Y = np.meshgrid(xc, yc, indexing="ij")
         Jf, Jm, Js = a["fe_current"], a["em0_current"], a["em0_current_se"]
         enough = a["em0_current_counts"] >= MIN_BIN_SAMPLES
-        sig = ((np.hypot(*Jf) > self.config["j_threshold"] * np.hypot(*Js))
-               & (np.hypot(*Js) > 0) & enough)
         p = ax[1, 0]
         gx, gy, dens = a["fe_density_grid"]
-        p.contourf(gx, gy, dens.T, levels=12, cmap="Greys", alpha=0.45)
-        scale = 1.2 * np.abs(Jf[:, sig]).max() / (xe[1] - xe[0]) if sig.any() else None
-        kw = dict(angles="xy", scale_units="xy", scale=scale, width=0.004)
-        p.quiver(X[sig], Y[sig], Jf[0][sig], Jf[1][sig], color="k", label="FE (bin avg.)", **kw)
-        p.quiver(X[sig], Y[sig], Jm[0][sig], Jm[1][sig], color="C3", alpha=0.75,
-                 label="EM dt→0", **kw)
-        R = self.config["radius"]
-        ylim = max(0.6, float(np.abs(Y[sig]).max() + (ye[1] - ye[0]))) if sig.any() else R
-        p.set(xlim=(-R, R), ylim=(-min(ylim, R), min(ylim, R)), xlabel="x", ylabel="y",
-              title="current J in the bins where |J_FE| > "
-                    f"{self.config['j_threshold']:g} SE")
+        p.contourf(gx, gy, dens.T, levels=np.linspace(0.02, 1, 11) * dens.max(),
+                   cmap="Greys", alpha=0.5)
+        if enough.any():
+            scale = 1.1 * np.hypot(*Jf[:, enough]).max() / (xe[1] - xe[0])
+            kw = dict(angles="xy", scale_units="xy", scale=scale, width=0.0045)
+            p.quiver(X[enough], Y[enough], Jf[0][enough], Jf[1][enough], color="k",
+                     label="FE (bin average)", **kw)
+            p.quiver(X[enough], Y[enough], Jm[0][enough], Jm[1][enough], color="C3",
+                     alpha=0.75, label="EM dt→0", **kw)
+            yr = min(R, float(np.abs(Y[enough]).max() + (ye[1] - ye[0])))
+        else:
+            yr = R
+        p.set(xlim=(-xr, xr), ylim=(-yr, yr), xlabel="x", ylabel="y",
+              title=f"binned current J (bins with ≥ {MIN_BIN_SAMPLES} samples)")
         p.set_aspect("equal")
         p.legend(fontsize=8, loc="upper right")
         p = ax[1, 1]
+        thr = self.config["j_threshold"]
         for i, (comp, col) in enumerate((("J_x", "C0"), ("J_y", "C1"))):
-            use = (np.abs(Jf[i]) > self.config["j_threshold"] * Js[i]) & (Js[i] > 0) & enough
+            use = (np.abs(Jf[i]) > thr * Js[i]) & (Js[i] > 0) & enough
             p.errorbar(Jf[i][use], Jm[i][use], Js[i][use], fmt="o", ms=3, color=col,
                        elinewidth=0.7, label=comp)
-        lim = np.abs(Jf[:, sig]).max() * 1.15 if sig.any() else 1.0
+        lim = 1.15 * np.abs(Jf[:, enough]).max() if enough.any() else 1.0
         p.plot([-lim, lim], [-lim, lim], "k-", lw=0.7)
         c0 = self.em0["current"]
-        p.set(xlabel="J_FE (bin average)", ylabel="J_MC (EM dt→0)",
-              title=f"χ²/bin = {c0['chi2_per_bin']:.3g} (n = {c0['n']}), "
-                    f"scale = {c0['scale']:.3f} ± {c0['scale_se']:.2g}")
-        p.title.set_fontsize(9)
+        p.set(xlabel="J_FE (bin average)", ylabel="J_MC (EM dt→0, ±1 SE)",
+              title=f"bins with |J_FE| > {thr:g} SE (n = {c0['n']}): "
+                    f"χ²/bin = {c0['chi2_per_bin']:.3g}\n"
+                    f"fit J_MC ≈ ({c0['scale']:.3f} ± {c0['scale_se']:.2g}) J_FE")
+        p.title.set_fontsize(9.5)
         p.legend(fontsize=8)
         fig.suptitle(title or self.label)
         fig.tight_layout()
@@ -863,7 +900,7 @@ def crosscheck(sol: Solution, *, dts=(4e-3, 2e-3, 1e-3), etas="auto", n_walkers:
                coarse: Solution | None = None, marginal_bins: int = 160, current_bins=20,
                current_sub: int = 4, j_threshold: float = 3.0, frame_dt: float = 1.0,
                sample_every: int = 10, block_size: int = 128, workers: int | None = None,
-               spectrum: bool = True, label: str | None = None,
+               spectrum=True, label: str | None = None,
                verbose: bool = False) -> CrossCheck:
     """Cross-check an FE solution against Euler–Maruyama and SGD simulations.
 
@@ -915,8 +952,10 @@ def crosscheck(sol: Solution, *, dts=(4e-3, 2e-3, 1e-3), etas="auto", n_walkers:
     sample_every, block_size, workers
         Passed to the simulators (``block_size`` sets the independent groups behind
         every error bar: use ≥ 16 blocks).
-    spectrum : bool
-        Compute :func:`relaxation_times` (a few seconds; needed for the default burn-in).
+    spectrum : bool or dict
+        Compute :func:`relaxation_times` (a few seconds; needed for the default burn-in),
+        or pass its result computed elsewhere (e.g. on a coarser mesh of the same
+        problem).
     label : str, optional
         Name of the case in tables and figures.
     verbose : bool
@@ -992,9 +1031,19 @@ def crosscheck(sol: Solution, *, dts=(4e-3, 2e-3, 1e-3), etas="auto", n_walkers:
         seed = np.random.SeedSequence(int(seed))
     notes = []
 
-    spec = None
-    if spectrum:
+    if isinstance(spectrum, dict):
+        missing = {"tau_slowest", "tau_even", "density_parity"} - set(spectrum)
+        if missing:
+            raise ValueError(f"spectrum: a dict must come from relaxation_times (missing "
+                             f"{sorted(missing)})")
+        spec = spectrum
+    elif spectrum is True:
         spec = relaxation_times(sol)
+    elif spectrum is False or spectrum is None:
+        spec = None
+    else:
+        raise TypeError(f"spectrum: expected True, False or a relaxation_times dict, got "
+                        f"{type(spectrum).__name__}")
     if t_burn is None or t_warm is None:
         if spec is None:
             raise ValueError("t_burn: give t_burn and t_warm, or spectrum=True to derive them "

@@ -208,14 +208,28 @@ def test_json_and_markdown_round_trip(ou_check, tmp_path):
     assert all(ln.count(" | ") == len(header) - 1 for ln in body)
     assert body[0].startswith("| <x^2> | 0.06634")
     assert "burn-in" in md[-1]
+    # JSON -> CrossCheck -> the same table (what bench/crosscheck.py --from-json does)
+    back = compare.CrossCheck.from_dict(full)
+    assert back.to_markdown() == cc.to_markdown() and back.ok == cc.ok
+    assert back.to_dict()["table"] == d["table"]
+    with pytest.raises(ValueError, match="d: not a CrossCheck"):
+        compare.CrossCheck.from_dict({"label": "x"})
 
 
 def test_figure_is_written(ou_check, tmp_path):
     import matplotlib
     matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
     fig = ou_check.plot(str(tmp_path / "cc.png"))
     assert (tmp_path / "cc.png").stat().st_size > 20000
     assert len(fig.axes) >= 4
+    plt.close(fig)
+    # ... also from a CrossCheck rebuilt from JSON with arrays, not without
+    back = compare.CrossCheck.from_dict(json.loads(ou_check.to_json(arrays=True)))
+    plt.close(back.plot(str(tmp_path / "again.png")))
+    assert (tmp_path / "again.png").stat().st_size > 20000
+    with pytest.raises(ValueError, match="arrays"):
+        compare.CrossCheck.from_dict(ou_check.to_dict()).to_dict(arrays=True)
 
 
 def test_same_seed_same_result(ou_sol):
@@ -262,6 +276,10 @@ def test_bad_arguments_raise_errors_naming_the_argument(ou_sol):
         compare.crosscheck(ou_sol, coarse=3, **quick)
     with pytest.raises(TypeError, match="sol: expected"):
         compare.relaxation_times(None)
+    with pytest.raises(ValueError, match="spectrum: a dict must come from relaxation_times"):
+        compare.crosscheck(ou_sol, spectrum={"tau_slowest": 1.0})
+    with pytest.raises(TypeError, match="spectrum: expected"):
+        compare.crosscheck(ou_sol, spectrum="yes")
 
 
 def test_module_is_exported():
