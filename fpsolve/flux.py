@@ -84,25 +84,6 @@ def _div_load(v, w):
     return dot(w.J, grad(v))
 
 
-def _locate(basis, pts):
-    """fem.locate, robust to the isoparametric inverse map failing to converge.
-
-    scikit-fem's Newton iteration for curved (MeshTri2) elements raises for points well
-    outside a candidate element, and it is vectorised, so one such point fails the whole
-    batch: bisect the batch and treat points that fail alone as outside the mesh.
-    """
-    try:
-        return locate(basis, pts)
-    except Exception:          # skfem raises a bare Exception("Newton iteration ...")
-        n = pts.shape[1]
-        if n == 1:
-            return np.array([-1]), np.zeros((2, 1))
-        k = n // 2
-        c1, X1 = _locate(basis, pts[:, :k])
-        c2, X2 = _locate(basis, pts[:, k:])
-        return np.concatenate([c1, c2]), np.concatenate([X1, X2], axis=1)
-
-
 def value_gradient_matrices(basis, points):
     """Sparse matrices evaluating an FE function and its gradient at ``points``.
 
@@ -121,7 +102,7 @@ def value_gradient_matrices(basis, points):
     """
     pts = np.asarray(points, dtype=float)
     n = pts.shape[1]
-    cells, X = _locate(basis, pts)
+    cells, X = locate(basis, pts)
     inside = cells >= 0
     idx = np.flatnonzero(inside)
     if idx.size == 0:
