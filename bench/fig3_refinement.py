@@ -299,7 +299,7 @@ def run_extras(landscape):
                                        neg=float(sol.diagnostics["negative_mass"])))
             print("extras", ex["variants"][-1], flush=True)
     # where the negative mass (coarse P2) and the boundary outflow (fine P2) are
-    for h, key in ((0.05, "negative"), (0.025, "outflow")):
+    for h, key in ((0.035, "negative"), (0.025, "outflow")):
         mesh = fp.disk_mesh(2.0, h)
         for cd, ds in CASES:
             D = fp.diffusion.sgd(landscape, ds, cross_diffusion=cd)
@@ -313,8 +313,18 @@ def run_extras(landscape):
                 tot = neg.sum()
                 i = np.argmax(neg)
                 band = (np.abs(y) < 0.15)
+                H = landscape.hessian(x, y)
+                det = H[0, 0] * H[1, 1] - H[0, 1] ** 2
+                ax = np.abs(x).ravel()
+                order_ = np.argsort(ax)
+                cum = np.cumsum(neg.ravel()[order_]) / tot if tot > 0 else None
+                x05, x95 = ((float(ax[order_][np.searchsorted(cum, 0.05)]),
+                             float(ax[order_][np.searchsorted(cum, 0.95)])) if tot > 0 else (np.nan, np.nan))
                 ex["negative"].append(dict(cd=cd, ds=ds, neg=float(tot / np.sum(np.abs(Pq) * dx)),
                                            frac_y015=float(neg[band].sum() / tot) if tot > 0 else np.nan,
+                                           frac_detneg=float(neg[det < 0].sum() / tot) if tot > 0 else np.nan,
+                                           mass_detneg=float(np.sum(np.maximum(Pq, 0) * dx * (det < 0))),
+                                           x05=x05, x95=x95,
                                            x_at_max=float(abs(x.ravel()[i])) if tot > 0 else np.nan,
                                            y_at_max=float(abs(y.ravel()[i])) if tot > 0 else np.nan))
             else:
@@ -356,12 +366,15 @@ def render_extras(ex, ref):
         r = ref[(v["cd"], v["ds"])]
         out.append(f"| {v['label']} | {v['h']:g} | {v['dofs']} | {CASE_NAMES[(v['cd'], v['ds'])]} | "
                    f"{_rel(v['x2'], r['x2']):.1e} | {_rel(v['mu'], r['mu_flux']):.1e} | {v['neg']:.1e} |")
-    out += ["", "### Where the negative mass sits (P2, h = 0.05)", "",
-            "| case | neg. mass | share within \\|y\\| < 0.15 | \\|x\\|, \\|y\\| of the most negative quadrature cell |",
-            "|---|---:|---:|---|"]
+    out += ["", "### Where the negative mass sits (P2, h = 0.035)", "",
+            "| case | neg. mass | share within \\|y\\| < 0.15 | \\|x\\| range of 90 % of it | "
+            "share where det H < 0 | probability in det H < 0 | \\|x\\|, \\|y\\| of the most negative cell |",
+            "|---|---:|---:|---|---:|---:|---|"]
     for v in ex["negative"]:
+        xr = (_fmt(v["x05"], ".2f") + "–" + _fmt(v["x95"], ".2f")) if np.isfinite(v["x05"]) else "–"
         out.append(f"| {CASE_NAMES[(v['cd'], v['ds'])]} | {v['neg']:.1e} | {_fmt(v['frac_y015'], '.0%')} | "
-                   f"{_fmt(v['x_at_max'], '.2f')}, {_fmt(v['y_at_max'], '.2f')} |")
+                   f"{xr} | {_fmt(v['frac_detneg'], '.0%')} | "
+                   f"{v['mass_detneg']:.2f} | {_fmt(v['x_at_max'], '.2f')}, {_fmt(v['y_at_max'], '.2f')} |")
     out += ["", "### Where the probability leaves (P2, h = 0.025)", "",
             "Share of the boundary outflow by polar angle θ, folded into the first quadrant "
             "(θ = 90°: top and bottom of the disk).", "",
@@ -394,7 +407,9 @@ def level_summary(rows, ref, fam, h):
         out.update(dx2=max(_rel(cases[c][i]["x2"], cases[c][i + 2]["x2"]) for c in CASES),
                    dmu=max(_rel(cases[c][i]["mu_flux"], cases[c][i + 2]["mu_flux"]) for c in CASES),
                    dm_cd=_rel(cases[(True, 0.012)][i]["mode_x"], cases[(True, 0.012)][i + 2]["mode_x"]),
-                   dm_nd=_rel(cases[(False, 0.012)][i]["mode_x"], cases[(False, 0.012)][i + 2]["mode_x"]))
+                   dm_nd=_rel(cases[(False, 0.012)][i]["mode_x"], cases[(False, 0.012)][i + 2]["mode_x"]),
+                   dmarg=max(_rel(cases[c][i]["marg_mode"], cases[c][i + 2]["marg_mode"])
+                             for c in ((True, 0.012), (False, 0.012))))
     return out
 
 
@@ -431,10 +446,12 @@ def findings(rows, ref):
         "by the resolution along the escape path outside the band (side study below: refining the "
         "strip \\|x\\| < 0.6 fixes μ with D12, refining the band does not).",
         "* The hard part is not the degenerate curves det H = 0 but a steep front in x: along the "
-        "valley the density falls by ~1e-8 between \\|x\\| ≈ 0.5 and 0.9 (the effective x-diffusion "
-        "Δ_S[(ελ0)² + λ′(x)²y²] collapses towards x = ±1 where λ′ = 0). Coarse-mesh negative mass "
-        "sits there, at \\|y\\| < 0.15 (side study). μ needs the Gaussian tails in y up to the "
-        "boundary (θ ≈ 60–90° carries the outflow with D12).",
+        "valley the density falls by ~1e-8 between \\|x\\| ≈ 0.4 and 0.9, and the front is much "
+        "steeper with D12 than without (which is why the withD12 cases need the resolution). The "
+        "coarse-mesh negative mass sits in a narrow \\|x\\| stripe just outside the front, spread over "
+        "\\|y\\| < 0.6 and concentrated at small \\|y\\|, with only a small share in det H < 0 although "
+        "that region holds ~0.3 of the probability (side study). μ needs the Gaussian tails in y up "
+        "to the boundary (θ ≈ 60–90° carries the outflow with D12).",
         "* SUPG does not help: P1+SUPG keeps the P1 negative mass (the undershoots are where "
         "β = ∇L + ∇·D nearly cancels, so τ is small), P2+SUPG has the Galerkin negative mass but "
         "⟨x²⟩ and μ far off (the dropped second-order residual is an O(h) inconsistency). P1 is "
@@ -444,13 +461,14 @@ def findings(rows, ref):
         "outflow converges smoothly at the expected rates (p ≈ 4 for P2, ≈ 6 for P3).",
         "* The density maximum is the least well-conditioned observable: the argmax of the FE "
         "function moves by |∇(P_h − P)| / |∂²P/∂x²|, i.e. with the pointwise gradient error, and "
-        "scatters by ~1e-4 even for P2 with 744k dofs. At Δ_S = 0.009 it is x = 0 by symmetry; the "
+        "with P2 it scatters by ~1e-4 between levels up to 372k dofs. At Δ_S = 0.009 it is x = 0 by symmetry; the "
         "search returns up to ~3e-4 because P_h has gradient kinks at the mesh vertex at the "
         "origin (P varies by < 1e-5 relative over that distance). Without D12 at Δ_S = 0.012 the "
         "maximum is intrinsically flat (dip P(0,0)/P(max) = 0.97, see the conditioning table): a "
         "1e-4 relative change of P can move it by ~6e-3, so 4 significant digits would need P to "
-        "~1e-8. The x-marginal mode is the better-conditioned observable (4–5 digits already with "
-        "P2 at h = 0.0177).",
+        "~1e-8. The x-marginal mode (an integral of P) is better conditioned"
+        + (f": against h/2 it moves by ≤ {p2['dmarg']:.0e} (P2 default) and ≤ {p3['dmarg']:.0e} "
+           "(P3 default), relative." if p2 and p3 and "dmarg" in p2 and "dmarg" in p3 else "."),
         ""]
     return out
 
