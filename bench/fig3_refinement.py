@@ -434,6 +434,14 @@ def findings(rows, ref):
             f"{p2['dx2']:.0e}, but μ only to {p2['dmu']:.0e} ({p2['errmu']:.0e} from the best values, "
             f"3 significant digits) and \\|x\\| of the maximum to {p2['dm_cd']:.0e} (withD12) / "
             f"{p2['dm_nd']:.0e} (noD12).")
+    p3rows = by_case(rows, "P3")[CASES[0]]
+    if len(p3rows) > 3:
+        out.append("* P3 is cheap only up to ~100k dofs: SuperLU's factorisation of the P3 matrices "
+                   "grows much faster than N^1.5 beyond that (four cases: "
+                   + ", ".join(f"{r['dofs'] // 1000}k dofs {study_time(rows, 'P3', r['h']):.0f} s"
+                               for r in p3rows)
+                   + "), so refining P3 far below the default needs a better ordering (e.g. nested "
+                   "dissection) or solver; the default is well inside the cheap range.")
     ok = [level_summary(rows, ref, "P2", r["h"]) for r in by_case(rows, "P2")[CASES[0]]]
     ok = [o for o in ok if o and o["errmu"] <= TOL]
     if ok:
