@@ -47,10 +47,10 @@ THRESHOLDS = {"negative_mass": 1e-6, "residual": 1e-8, "escape_rate_mismatch": 1
 def _splu(A):
     """Sparse LU of a FE matrix with a symmetric sparsity pattern.
 
-    SuperLU's default (COLAMD on AᵀA, unsymmetric mode) fills in about twice as
-    much and factorises 5-8x slower on these matrices (bench/solve.py); minimum
-    degree on Aᵀ+A in symmetric mode keeps the fill-reducing order while partial
-    pivoting (the default diag_pivot_thresh=1) is unchanged.
+    SuperLU's default (COLAMD on AᵀA, unsymmetric mode) fills in 1.5-3x as much
+    and factorises 2-5x slower on P2 matrices of 20k-190k dofs (docs/performance.md);
+    minimum degree on Aᵀ+A in symmetric mode keeps the fill-reducing order while
+    partial pivoting (the default diag_pivot_thresh=1) is unchanged.
     """
     return spla.splu(A, permc_spec="MMD_AT_PLUS_A", options={"SymmetricMode": True})
 
