@@ -23,7 +23,7 @@ from typing import Callable
 import numpy as np
 import scipy.sparse as sp
 from scipy.spatial import cKDTree
-from skfem import Basis, BilinearForm, ElementTriP1, ElementTriP2
+from skfem import Basis, BilinearForm, ElementTriP1, ElementTriP2, ElementTriP3
 from skfem.helpers import dot, grad, mul
 
 from .diffusion import DiffusionModel, check_tensor
@@ -36,7 +36,7 @@ __all__ = ["Operator", "assemble", "STABILISATIONS", "locate", "reference_coordi
 logger = logging.getLogger(__name__)
 
 STABILISATIONS = (None, "supg")
-_ELEMENTS = {1: ElementTriP1, 2: ElementTriP2}
+_ELEMENTS = {1: ElementTriP1, 2: ElementTriP2, 3: ElementTriP3}
 
 
 @BilinearForm(nthreads=2)
@@ -141,9 +141,10 @@ def assemble(landscape: Landscape | None, diffusion: DiffusionModel, mesh: Mesh,
     diffusion
         Diffusion model (D = strength × unit tensor).
     mesh
-        :class:`fpsolve.mesh.Mesh`; P2 on a disk uses curved boundary elements.
+        :class:`fpsolve.mesh.Mesh`; P2/P3 on a disk use curved boundary elements.
     order
-        1 or 2 (Lagrange P1 / P2).
+        1, 2 or 3 (Lagrange P1 / P2 / P3).  Orders 2 and 3 use the curved
+        (quadratic) disk boundary.
     drift
         Optional callable b(x, y) -> (2, *x.shape) replacing −∇L (non-gradient drift).
     stabilisation
@@ -153,7 +154,7 @@ def assemble(landscape: Landscape | None, diffusion: DiffusionModel, mesh: Mesh,
         of low degree).
     """
     if order not in _ELEMENTS:
-        raise ValueError(f"order: expected 1 or 2, got {order!r}")
+        raise ValueError(f"order: expected 1, 2 or 3, got {order!r}")
     if stabilisation not in STABILISATIONS:
         raise ValueError(f"stabilisation: expected one of {STABILISATIONS}, got {stabilisation!r}")
     if landscape is None and drift is None:

@@ -73,7 +73,8 @@ class Mesh:
     def geometry(self, order: int):
         """The scikit-fem mesh to build a basis of ``order`` on.
 
-        Order 2 on a disk gets curved (isoparametric) boundary elements.
+        Orders 2 and 3 on a disk get curved boundary elements (quadratic
+        geometry: isoparametric for P2, subparametric for P3).
         """
         if order == 1 or self.radius is None:
             return self.skfem

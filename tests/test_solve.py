@@ -227,7 +227,7 @@ def test_solution_api_on_paper_problem():
 
 @pytest.mark.parametrize("kwargs, exc, fragment", [
     (dict(boundary="dirichlet"), ValueError, "boundary: expected one of"),
-    (dict(order=3), ValueError, "order: expected 1 or 2"),
+    (dict(order=4), ValueError, "order: expected 1, 2 or 3"),
     (dict(stabilisation="gls"), ValueError, "stabilisation: expected one of"),
     (dict(drift=lambda x, y: x), ValueError, r"drift: b\(x, y\) must return shape"),
     (dict(drift=3.0), TypeError, "drift: expected a callable"),

@@ -235,7 +235,8 @@ _PLAIN = {
                           "Refinement rounds inside the band (each halves h).", True),
     },
     "solver": {
-        "order": _k(_choice(1, 2), "integer 1 or 2", "2", "Lagrange element order (P1 or P2).",
+        "order": _k(_choice(1, 2, 3), "integer 1, 2 or 3", "2",
+                    "Lagrange element order (P1, P2 or P3; P3 is the most accurate per dof).",
                     True),
         "boundary": _k(_choice(*BOUNDARIES), "string", '"absorbing"',
                        '"absorbing" (P = 0, quasi-stationary density and escape rate) or '
