@@ -2,11 +2,23 @@
 
 Layout of a ``.vtu`` written by :func:`export_vtk` (docs/flux.md):
 
-* points = the dof locations of the solution's basis; cells = ``triangle`` (VTK type 5)
-  for P1 and ``triangle6`` (VTK_QUADRATIC_TRIANGLE, type 22) for P2.  scikit-fem's P2
-  local order (vertices 0, 1, 2, then edges 01, 12, 20) is VTK's, so every point value
-  is an FE dof and ParaView's quadratic interpolation reproduces the P2 function,
-  curved (isoparametric) boundary elements included.
+* points = the dof locations of the solution's basis, so every point value is an FE
+  dof and nothing is interpolated.  Cells:
+
+  - P1: ``triangle`` (VTK type 5).
+  - P2: ``triangle6`` (VTK_QUADRATIC_TRIANGLE, type 22).  scikit-fem's P2 local order
+    (vertices 0, 1, 2, then edges 01, 12, 20) is VTK's, so ParaView's quadratic
+    interpolation reproduces the P2 function, curved (isoparametric) boundary elements
+    included.
+  - P3: ``VTK_LAGRANGE_TRIANGLE`` (type 69, 10 nodes): vertices 0, 1, 2, two nodes on
+    each of the edges 0→1, 1→2, 2→0 (each pair running from the edge's first to its
+    second vertex), then the centroid node.  scikit-fem's P3 places its third edge's
+    dofs along 0→2, so that pair is swapped.  VTK's cubic (isoparametric) map through
+    the 10 dof locations reproduces the quadratic geometry of the curved disk boundary
+    exactly (P3 is subparametric there) and its cubic interpolation reproduces the P3
+    function, so ParaView shows the FE solution itself.  Lagrange cells need
+    ParaView ≥ 5.5 (VTK ≥ 8.1); ParaView draws them with "Nonlinear Subdivision
+    Level" ≥ 1 (Properties panel) or after the Tessellate filter.
 * point data: ``P``; ``J`` (3 components, J_z = 0, so Glyph and Stream Tracer treat it
   as a vector), ``J_magnitude``, ``psi`` (stream function), ``phi`` (potential of the
   curl-free part), ``L`` (loss, when the problem has a landscape), ``D11``, ``D12``,
@@ -111,6 +123,44 @@ def _field_data_xml(fields: dict, strings: dict) -> str:
     return "\n".join(out)
 
 
+# VTK node k of a cell is scikit-fem local dof _VTK_NODES[order][k]
+_VTK_NODES = {1: ("triangle", [0, 1, 2]),
+              2: ("triangle6", [0, 1, 2, 3, 4, 5]),
+              # skfem P3: edge dofs 3, 4 on 0→1, 5, 6 on 1→2, 7, 8 on 0→2 (7 next to
+              # vertex 0); VTK's third edge runs 2→0: nodes 8, 7
+              3: ("VTK_LAGRANGE_TRIANGLE", [0, 1, 2, 3, 4, 5, 6, 8, 7, 9])}
+
+
+def _vtk_cells(basis, order: int):
+    """VTK cell type name (meshio's) and connectivity (nelements, nnodes) of ``basis``.
+
+    Points are the global dofs.  For P3 the exporter checks that every element's own
+    map of its reference nodes lands on the shared dof locations: this is where an edge
+    whose two dofs were ordered against the element's local orientation would show up
+    (scikit-fem orders them by the global edge orientation, which agrees with the local
+    one because its triangles are stored with sorted vertex indices).
+    """
+    if order not in _VTK_NODES:
+        raise ValueError(f"sol: order {order} cannot be exported (1, 2 or 3 supported)")
+    name, perm = _VTK_NODES[order]
+    if basis.Nbfun != len(perm):
+        raise ValueError(f"sol: a P{order} solution should have {len(perm)} dofs per "
+                         f"element, its basis has {basis.Nbfun}")
+    cells = np.ascontiguousarray(basis.element_dofs[perm].T, dtype=np.int64)
+    if order == 3:
+        X = np.asarray(basis.elem.doflocs, dtype=float)[perm].T          # (2, 10)
+        own = np.asarray(basis.mapping.F(X))                               # (2, ne, 10)
+        shared = basis.doflocs[:, cells]                                   # (2, ne, 10)
+        scale = max(float(np.ptp(basis.doflocs)), 1e-300)
+        bad = np.max(np.abs(own - shared)) > 1e-10 * scale
+        if bad:
+            raise ValueError("sol: the P3 edge dofs of some elements are not where their "
+                             "element places them (mesh triangles with unsorted vertex "
+                             "indices?); the P3 function is not conforming and cannot be "
+                             "exported")
+    return name, cells
+
+
 def export_vtk(sol, path, flux=None) -> str:
     """Write a solution (and its flux fields) to a VTK ``.vtu`` file for ParaView.
 
@@ -130,8 +180,9 @@ def export_vtk(sol, path, flux=None) -> str:
 
     Notes
     -----
-    P2 solutions are written as quadratic triangles (VTK type 22) on the dof
-    locations, so nothing is lost; see the module docstring for the full layout.
+    P2 solutions are written as quadratic triangles (VTK type 22) and P3 solutions as
+    cubic Lagrange triangles (VTK type 69), both on the dof locations, so nothing is
+    lost; see the module docstring for the full layout.
     """
     import meshio
 
@@ -152,13 +203,7 @@ def export_vtk(sol, path, flux=None) -> str:
             raise ValueError("flux: was computed for another solution")
     basis = sol.basis
     x, y = basis.doflocs
-    if sol.order == 1:
-        cell_type = "triangle"
-    elif sol.order == 2:
-        cell_type = "triangle6"
-    else:
-        raise ValueError(f"sol: order {sol.order} cannot be exported (1 or 2 supported)")
-    cells = np.ascontiguousarray(basis.element_dofs.T, dtype=np.int64)
+    cell_type, cells = _vtk_cells(basis, sol.order)
     points = np.column_stack([x, y, np.zeros_like(x)])
     D = np.asarray(sol.diffusion.tensor(x, y), dtype=float)
     point_data = {"P": np.asarray(sol.P, dtype=float)}

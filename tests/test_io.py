@@ -27,7 +27,7 @@ def sols():
     with warnings.catch_warnings():     # coarse meshes: negative-mass warnings expected
         warnings.simplefilter("ignore", fp.FPSolveWarning)
         out = {order: fp.solve(L, D, mesh, boundary="absorbing", order=order)
-               for order in (1, 2)}
+               for order in (1, 2, 3)}
         P = fp.landscapes.paper()
         prob = fp.Problem(P, fp.diffusion.sgd(P, 0.01), fp.disk_mesh(2.0, 0.1), order=2)
         out["sweep"] = prob.sweep([0.009, 0.012])
@@ -48,7 +48,7 @@ def arrays(data):
             for i in range(data.GetNumberOfArrays())}
 
 
-@pytest.mark.parametrize("order, celltype", [(1, 5), (2, 22)])
+@pytest.mark.parametrize("order, celltype", [(1, 5), (2, 22), (3, 69)])
 def test_vtu_has_all_fields_for_the_vtk_reader(tmp_path, sols, order, celltype):
     sol = sols[order]
     fl = fp.flux(sol)
@@ -129,6 +129,73 @@ def test_p2_quadratic_triangles_reproduce_the_fe_function(tmp_path, sols):
     # the file is also a mesh fpsolve can load (corner vertices of the triangle6 cells)
     back = fp.load_mesh(path)
     assert back.nelements == sol.mesh.nelements and back.radius == pytest.approx(1.5)
+
+
+def _probe(g, xy, nnodes):
+    """VTK's own cell location and interpolation of P at the points xy (n, 2)."""
+    loc = vtk.vtkCellLocator()
+    loc.SetDataSet(g)
+    loc.BuildLocator()
+    P = vtk_to_numpy(g.GetPointData().GetArray("P"))
+    vals = []
+    for x, y in xy:
+        c = g.GetCell(loc.FindCell([x, y, 0.0]))
+        w, pc = [0.0] * nnodes, [0.0] * 3
+        inside = c.EvaluatePosition([x, y, 0.0], [0.0] * 3, vtk.reference(0), pc,
+                                    vtk.reference(0.0), w)
+        assert inside == 1
+        vals.append(sum(w[k] * P[c.GetPointId(k)] for k in range(nnodes)))
+    return np.array(vals)
+
+
+def test_p3_lagrange_triangles_reproduce_the_fe_function(tmp_path, sols):
+    """P3 is written as VTK Lagrange triangles (type 69): nodes = vertices, two per edge
+    along 0→1, 1→2, 2→0, centroid.  skfem stores its third edge's dofs along 0→2, so a
+    wrong node order would put values at the wrong edge points: VTK's interpolation of
+    the file must give the FE density everywhere, curved boundary cells included (their
+    quadratic geometry is exactly representable by VTK's cubic isoparametric map)."""
+    sol = sols[3]
+    path = fp.export_vtk(sol, tmp_path / "p3.vtu", flux=False)
+    g = read_vtu(path)
+    assert g.GetNumberOfPoints() == sol.basis.N
+    assert g.GetNumberOfCells() == sol.mesh.nelements
+    assert {g.GetCellType(i) for i in range(g.GetNumberOfCells())} == {69}
+    assert g.GetCell(0).GetOrder() == 3 and g.GetCell(0).GetNumberOfPoints() == 10
+    pts = vtk_to_numpy(g.GetPoints().GetData())
+    P = vtk_to_numpy(g.GetPointData().GetArray("P"))
+    # every point value is the FE function at the written point
+    np.testing.assert_allclose(P, sol(pts[:, :2]), rtol=0, atol=1e-13 * sol.P.max())
+    # node layout of straight cells: edge nodes at 1/3, 2/3 from each edge's first
+    # vertex, then the centroid
+    for i in range(0, g.GetNumberOfCells(), 7):
+        q = pts[[g.GetCell(i).GetPointId(k) for k in range(10)], :2]
+        if np.any(np.hypot(*q.T) > 1.3):
+            continue
+        for e, (a, b) in enumerate(((0, 1), (1, 2), (2, 0))):
+            np.testing.assert_allclose(q[3 + 2 * e], (2 * q[a] + q[b]) / 3, atol=1e-12)
+            np.testing.assert_allclose(q[4 + 2 * e], (q[a] + 2 * q[b]) / 3, atol=1e-12)
+        np.testing.assert_allclose(q[9], q[:3].mean(axis=0), atol=1e-12)
+    # boundary vertices on the circle; both nodes of a curved edge on its parabola,
+    # O(h^4) inside the circle (the geometry is quadratic, P3 subparametric)
+    bd = sol.basis.get_dofs().flatten()
+    rb = np.hypot(*pts[bd, :2].T)
+    vert = bd[bd < sol.mesh.nvertices]
+    np.testing.assert_allclose(np.hypot(*pts[vert, :2].T), 1.5, rtol=1e-12)
+    assert np.all(np.abs(rb - 1.5) < 1e-6) and np.any(np.abs(rb - 1.5) > 1e-12)
+    rng = np.random.default_rng(2)
+    r, t = 1.5 * np.sqrt(rng.uniform(size=300)), rng.uniform(0, 2 * np.pi, 300)
+    xy = np.stack([r * np.cos(t), r * np.sin(t)], axis=1)
+    vals = _probe(g, xy, 10)
+    # affine cells: exact; curved cells: VTK's inverse of the cubic map is iterative
+    # (measured 1e-8 relative), the interpolation itself is exact
+    inner = r < 1.3
+    np.testing.assert_allclose(vals[inner], sol(xy[inner]), rtol=0, atol=1e-12 * sol.P.max())
+    np.testing.assert_allclose(vals, sol(xy), rtol=0, atol=1e-6 * sol.P.max())
+    # meshio reads the cells back with their 10 nodes
+    m = meshio.read(path)
+    assert m.cells[0].type == "VTK_LAGRANGE_TRIANGLE" and m.cells[0].data.shape[1] == 10
+    np.testing.assert_array_equal(m.point_data["P"], sol.P)
+    assert json.loads(bytes(m.field_data["parameters_json"]).decode())["order"] == 3
 
 
 def test_export_without_flux_and_meshio_round_trip(tmp_path, sols):
@@ -267,4 +334,50 @@ print("RESULT" + json.dumps(out))
         assert step["strength"] == sol.diffusion.delta_s
     assert out["stream_points"] > 100
     assert out["tess_arrays"] == len(out["steps"][0]["arrays"])     # no field dropped
+    assert "ERR" not in res.stderr, res.stderr[-2000:]
+
+
+@pytest.mark.skipif(PVPYTHON is None, reason="ParaView's pvpython is not installed")
+def test_p3_file_opens_in_paraview(tmp_path, sols):
+    """What a user does with a P3 export: open it, look at P, integrate it."""
+    sol = sols[3]
+    path = fp.export_vtk(sol, tmp_path / "p3.vtu")
+    script = tmp_path / "check.py"
+    script.write_text(f"""
+import json
+from paraview.simple import OpenDataFile, IntegrateVariables, Tessellate
+from paraview import servermanager as sm
+r = OpenDataFile({str(path)!r})
+r.UpdatePipeline()
+d = sm.Fetch(r)
+out = {{"types": sorted({{d.GetCellType(i) for i in range(d.GetNumberOfCells())}}),
+        "n": d.GetNumberOfPoints(), "cells": d.GetNumberOfCells(),
+        "P_range": list(r.PointData["P"].GetRange()),
+        "arrays": sorted(r.PointData.keys())}}
+iv = IntegrateVariables(Input=r)
+iv.UpdatePipeline()
+o = sm.Fetch(iv)
+out["int_P"] = o.GetPointData().GetArray("P").GetValue(0)
+out["area"] = o.GetCellData().GetArray("Area").GetValue(0)
+te = Tessellate(Input=r)
+te.UpdatePipeline()
+out["tess_arrays"] = sorted(sm.Fetch(te).GetPointData().GetArrayName(i)
+                            for i in range(sm.Fetch(te).GetPointData().GetNumberOfArrays()))
+print("RESULT" + json.dumps(out))
+""")
+    res = subprocess.run([PVPYTHON, "--force-offscreen-rendering", str(script)],
+                         capture_output=True, text=True, timeout=240)
+    line = [ln for ln in res.stdout.splitlines() if ln.startswith("RESULT")]
+    assert line, res.stdout[-2000:] + res.stderr[-2000:]
+    out = json.loads(line[0][6:])
+    assert out["types"] == [69]
+    assert out["n"] == sol.basis.N and out["cells"] == sol.mesh.nelements
+    assert out["P_range"] == [sol.P.min(), sol.P.max()]
+    assert out["arrays"] == sorted(["P", "J", "J_magnitude", "psi", "phi", "L",
+                                    "D11", "D12", "D22"])
+    # IntegrateVariables splits each cubic cell into linear sub-triangles through its
+    # nodes (measured: |∫P − 1| ≈ 7e-8 and area within 1e-4 of πR² at h = 0.1)
+    assert out["int_P"] == pytest.approx(1.0, abs=1e-5)
+    assert out["area"] == pytest.approx(np.pi * 1.5 ** 2, rel=1e-3)
+    assert out["tess_arrays"] == out["arrays"]                      # no field dropped
     assert "ERR" not in res.stderr, res.stderr[-2000:]
