@@ -31,6 +31,10 @@ _EPILOG = """\
 examples:
   fpsolve run studies/fig3.toml                 the paper's Fig. 3 (four cases)
   fpsolve run studies/sweep.toml --workers 2    a Δ_S sweep on two processes
+  fpsolve run studies/figS5.toml                Fig. S5: Monte Carlo SGD vs FE
+  fpsolve run studies/transition.toml           Δ_S* by theory, FE and Monte Carlo
+  fpsolve run studies/fig2.toml                 Fig. 2 phase diagram, exponents
+  fpsolve run studies/variance_flatness.toml    Feng–Tu variance–flatness analysis
   fpsolve validate studies/ou.toml              check a study without solving
 
 exit status:
@@ -53,6 +57,12 @@ Solve every case of a study and write, into the output directory:
   vtk/<case>.vtu       the solution for ParaView; vtk/<series>.pvd per sweep
   figures/<case>.png   one figure per case
   cases/               per-case records (configuration hash, coefficients)
+
+A study with an [analysis] section (kind = "figS5", "transition",
+"phase_diagram" or "variance_flatness") runs that analysis instead and writes
+summary.json (its results), table.md (paper / theory / FE / Monte Carlo),
+its figures (.png), the study file and provenance.json; it is skipped when
+summary.json holds the same configuration hash and all its files exist.
 
 The whole study is validated before anything is written.  Every file is
 written atomically, and cases whose outputs exist for an identical
@@ -182,16 +192,25 @@ class _Printer:
 
     def warning(self, case, message):
         if not self.quiet:
-            where = "panel figure" if case == "panel" else f'case "{case}"'
+            where = {"panel": "panel figure", "analysis": "analysis"}.get(case, f'case "{case}"')
             self._err(f"warning: {where}: {message}")
 
     def note(self, message):
         if not self.quiet:
             self._err(f"note: {message}")
 
+    def progress(self, message):
+        if not self.quiet:
+            self._out(message)
+
     def finish(self, result):
         self.close()
         if self.quiet:
+            return
+        if "analysis" in result.summary:
+            what = "reused (up to date)" if result.reused else "computed"
+            self._out(f"wrote {result.out}/ (analysis {result.summary['analysis']['kind']!r} "
+                      f"{what}) in {result.seconds:.1f} s")
             return
         n_failed = len(result.failed)
         self._out(f"wrote {result.out}/ ({len(result.computed)} solved, {len(result.reused)} "
@@ -254,6 +273,10 @@ def _validate(args) -> int:
         except StudyError as exc:
             print(exc, file=sys.stderr)
             status = EXIT_USAGE
+            continue
+        if study.analysis is not None:
+            print(f"{path}: ok (analysis {study.analysis['kind']!r}; output "
+                  f"{os.path.join('results', study.name)}/)")
             continue
         n = len(study.cases)
         print(f"{path}: ok ({n} case{'s' * (n != 1)}, {len(study.groups())} assembl"

@@ -4,6 +4,8 @@ Dask), write every output atomically, skip cases whose results are up to date.
 Output directory layout::
 
     summary.json            per-case observables (and failures), sweeps, files
+                            (an [analysis] study: its results, table.md, figures;
+                            see fpsolve.study.analyses)
     provenance.json         versions, command line, configuration hash, date
     <study>.toml            copy of the study file
     panel.png               the cases side by side (plot.panel_figure)
@@ -74,6 +76,9 @@ class Reporter:
 
     def note(self, message: str) -> None:
         """Something the user should know that is not a failure."""
+
+    def progress(self, message: str) -> None:
+        """A finished step of an analysis (studies with [analysis])."""
 
     def finish(self, result: "RunResult") -> None:
         """Called once, after the last file is written."""
@@ -241,6 +246,8 @@ def run_study(study: Study, out: str | None = None, *, force: bool = False,
     workers = workers if workers is not None else study.execution["workers"]
     if int(workers) < 1:
         raise StudyError("--workers", None, f"expected a positive integer, got {workers!r}")
+    if study.analysis is not None:
+        return _run_analysis(study, out, force, int(workers), reporter, command, t_start)
     scheduler = study.execution["scheduler"]
 
     mods = {name: component(name) for name in ("flux", "io", "plot")}
@@ -395,6 +402,87 @@ def run_study(study: Study, out: str | None = None, *, force: bool = False,
         more = f" (and {len(failed) - 1} more; see {os.path.join(out, 'summary.json')})" \
             if len(failed) > 1 else ""
         raise StudyRunError(f'case "{first}" failed: {failed[first]}{more}')
+    return result
+
+
+def _analysis_up_to_date(out: str, study: Study):
+    """The summary of a finished run of the same analysis configuration, or None."""
+    try:
+        with open(os.path.join(out, "summary.json"), encoding="utf-8") as fh:
+            old = json.load(fh)
+    except (OSError, ValueError):
+        return None
+    if not isinstance(old, dict) or old.get("config_hash") != study.hash \
+            or not isinstance(old.get("files"), list):
+        return None
+    if not all(os.path.isfile(os.path.join(out, f)) for f in old["files"]):
+        return None
+    return old
+
+
+def _run_analysis(study: Study, out: str, force: bool, workers: int, reporter: Reporter,
+                  command: str | None, t_start: float) -> RunResult:
+    """Run the driver of ``study.analysis`` (fpsolve.study.analyses) and write its outputs.
+
+    summary.json is written last and only on success; it carries the configuration
+    hash and the list of files, so a rerun of an identical configuration whose files
+    all exist is skipped (unless ``force``).
+    """
+    from .analyses import Context, driver
+    kind = study.analysis["kind"]
+    if not force:
+        old = _analysis_up_to_date(out, study)
+        if old is not None:
+            reporter.note(f"{study.name}: analysis {kind!r} is up to date in {out} "
+                          "(same configuration); --force recomputes it")
+            result = RunResult(out, old, [], [kind], {}, time.perf_counter() - t_start)
+            reporter.finish(result)
+            return result
+    os.makedirs(out, exist_ok=True)
+    remove_stale_temporaries(out)
+    for sub in ("figures",):
+        remove_stale_temporaries(os.path.join(out, sub))
+    atomic_write(os.path.join(out, os.path.basename(study.path)), study.text)
+    progress = getattr(reporter, "progress", None)
+    ctx = Context(out, workers, progress)
+    ctx.progress(f"{study.name}: analysis {kind!r} on {workers} worker"
+                 f"{'s' * (workers != 1)} -> {out}/")
+    params = {k: v for k, v in study.analysis.items() if k != "kind"}
+    cpu0 = _cpu(resource.RUSAGE_SELF) if resource is not None else None
+    try:
+        results = driver(kind).run(params, ctx)
+    except (StudyError, StudyRunError, KeyboardInterrupt):
+        raise
+    except Exception as exc:        # numerical or runtime failure of the library
+        logger.debug("analysis %s failed", kind, exc_info=True)
+        raise StudyRunError(f"analysis {kind!r} failed: {type(exc).__name__}: {exc}") from exc
+    for msg in ctx.warnings:
+        reporter.warning("analysis", msg)
+    total = time.perf_counter() - t_start
+    summary = jsonable({
+        "study": {"name": study.name, "description": study.description,
+                  "file": os.path.basename(study.path)},
+        "fpsolve": __version__,
+        "config_hash": study.hash,
+        "analysis": {"kind": kind, "parameters": study.analysis},
+        "results": results,
+        "table": "table.md" if "table.md" in ctx.files else None,
+        "figures": [f for f in ctx.files if f.endswith(".png")],
+        "files": list(ctx.files),
+        "warnings": ctx.warnings,
+        "runtime_s": total,
+        "timings_s": ctx.timings,
+    })
+    execution = {"workers": workers, "scheduler": "local", "tasks": 1,
+                 "wall_s": {"total": total}}
+    if resource is not None:
+        execution["cpu_s"] = {"main": _cpu(resource.RUSAGE_SELF) - cpu0,
+                              "workers": _cpu(resource.RUSAGE_CHILDREN)}
+    write_json(os.path.join(out, "provenance.json"),
+               jsonable(provenance(study, command, [kind], [], [], execution, [])))
+    write_json(os.path.join(out, "summary.json"), summary)     # last: commits the run
+    result = RunResult(out, summary, [kind], [], {}, time.perf_counter() - t_start)
+    reporter.finish(result)
     return result
 
 

@@ -31,7 +31,8 @@ except ModuleNotFoundError:   # Python 3.10
 import numpy as np
 
 __all__ = ["StudyError", "Study", "Case", "Sweep", "load_study", "parse_study", "KEYS",
-           "reference_markdown", "case_hash", "STRENGTH_KEYS"]
+           "ANALYSIS_KEYS", "ANALYSIS_KINDS", "reference_markdown", "case_hash",
+           "STRENGTH_KEYS"]
 
 REQUIRED = object()
 
@@ -191,6 +192,64 @@ def _panel(v):
                f"got {_show(v)}")
 
 
+def _count_range(lo, hi):
+    """An integer from lo to hi (counts: walkers, bins, steps)."""
+    def check(v):
+        if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
+            raise _Bad(f"expected an integer from {lo} to {hi:g}, got {_show(v)}")
+        return v
+    return check
+
+
+def _seed(v):
+    if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v < 2 ** 63:
+        raise _Bad(f"expected a non-negative integer seed, got {_show(v)}")
+    return v
+
+
+def _positive_list(min_len=1, max_len=1000, distinct=True, nonneg=False):
+    """A list of positive (or non-negative) numbers."""
+    what = "non-negative" if nonneg else "positive"
+
+    def check(v):
+        ok = (isinstance(v, list) and min_len <= len(v) <= max_len
+              and all(_is_number(a) and math.isfinite(a) and (a >= 0 if nonneg else a > 0)
+                      for a in v))
+        if not ok:
+            n = f"at least {min_len}" if max_len >= 1000 else f"{min_len} to {max_len}"
+            raise _Bad(f"expected a list of {n} {what} numbers, got {_show(v)}")
+        if distinct and len(set(float(a) for a in v)) != len(v):
+            raise _Bad(f"expected distinct values, got {_show(v)}")
+        return [float(a) for a in v]
+    return check
+
+
+def _interval(positive=True):
+    def check(v):
+        ok = (isinstance(v, list) and len(v) == 2
+              and all(_is_number(a) and math.isfinite(a) and (a > 0 or not positive) for a in v)
+              and v[0] < v[1])
+        if not ok:
+            kind = "positive numbers" if positive else "numbers"
+            raise _Bad(f"expected [low, high] with low < high ({kind}), got {_show(v)}")
+        return [float(a) for a in v]
+    return check
+
+
+def _bool_list(v):
+    if not (isinstance(v, list) and v and all(isinstance(a, bool) for a in v)
+            and len(set(v)) == len(v)):
+        raise _Bad(f"expected a non-empty list of distinct booleans, e.g. [true, false], "
+                   f"got {_show(v)}")
+    return list(v)
+
+
+def _fraction(v):
+    if not _is_number(v) or not 0 < v < 1:
+        raise _Bad(f"expected a number between 0 and 1 (exclusive), got {_show(v)}")
+    return float(v)
+
+
 @dataclass(frozen=True)
 class Key:
     """One documented key: its check, default and meaning (for docs/studies.md)."""
@@ -338,7 +397,179 @@ _SWEEP_KEYS = {
                 "`num` equally spaced values from `start` to `stop`, both included."),
 }
 _CASE_SECTIONS = ("landscape", "noise", "mesh", "solver")
-_TOP = ("study", "landscape", "noise", "mesh", "solver", "case", "sweep", "output", "execution")
+_TOP = ("study", "landscape", "noise", "mesh", "solver", "case", "sweep", "output", "execution",
+        "analysis")
+
+# -- [analysis]: studies that run an analysis driver instead of FE cases ------------------
+
+#: Resolved default value of every analysis key: (kind, key) -> value.
+_ADEF: dict = {}
+
+
+def _a(kind, name, check, type_, default, doc):
+    _ADEF[(kind, name)] = default
+    shown = "required" if default is REQUIRED else json.dumps(default, ensure_ascii=False)
+    return name, Key(check, type_, shown, doc)
+
+
+def _spec(*items):
+    return dict(items)
+
+
+_XSS = [round(0.008 + 0.0005 * k, 6) for k in range(13)]
+
+#: Keys of each analysis kind (in [analysis], next to ``kind``).
+_ANALYSES = {
+    "figS5": _spec(
+        _a("figS5", "eta", _positive, "number > 0", 0.01,
+           "Learning rate η of the Monte Carlo SGD; each σ gives Δ_S = ησ."),
+        _a("figS5", "sigma", _positive_list(1, 8), "list of numbers > 0", [0.9, 1.2],
+           "SGD noise strengths σ (the paper: 0.9 and 1.2, i.e. Δ_S = 0.009 and 0.012)."),
+        _a("figS5", "cross_diffusion", _bool_list, "list of booleans", [True, False],
+           "Noise models: with (true) and without (false) the cross-diffusion D12 = D21."),
+        _a("figS5", "n_walkers", _count_range(2, 10 ** 7), "integer ≥ 2", 16384,
+           "Monte Carlo walkers per case."),
+        _a("figS5", "t_burn", _positive, "number > 0", 250.0,
+           "Burn-in before sampling, in the time unit τ = ηt (⌈t_burn/η⌉ steps)."),
+        _a("figS5", "t_sample", _positive, "number > 0", 250.0,
+           "Sampling time after the burn-in (τ = ηt)."),
+        _a("figS5", "seed", _seed, "integer ≥ 0", 0,
+           "Root seed: case k (σ-major, then cross_diffusion) uses seed + k; same seed, "
+           "same numbers (bit for bit)."),
+        _a("figS5", "bins", _count_range(4, 1000), "integer 4–1000", 90,
+           "Histogram bins per axis over [−extent, extent]²; FE is averaged over the same bins."),
+        _a("figS5", "extent", _positive, "number > 0", 0.9,
+           "Half-width of the square histogram window (≤ radius)."),
+        _a("figS5", "h", _positive, "number > 0", 0.025,
+           "Edge length of the FE disk mesh (≤ radius/2)."),
+        _a("figS5", "order", _choice(1, 2, 3), "integer 1, 2 or 3", 2, "FE element order."),
+        _a("figS5", "radius", _positive, "number > 0", 2.0,
+           "Radius of the absorbing disk (FE and Monte Carlo: walkers that leave are "
+           "re-inserted and counted as exits)."),
+    ),
+    "transition": _spec(
+        _a("transition", "h", _positive_list(2, 6), "list of 2–6 numbers > 0",
+           [0.05, 0.035, 0.025],
+           "FE mesh levels (edge lengths, coarse to fine) on which Δ_S* is located; the "
+           "finest gives the value, |finest − next| + d-sensitivity its uncertainty, three "
+           "levels the observed order."),
+        _a("transition", "order", _choice(1, 2, 3), "integer 1, 2 or 3", 2, "FE element order."),
+        _a("transition", "radius", _positive, "number > 0", 2.0, "Radius of the absorbing disk."),
+        _a("transition", "bracket", _interval(), "[number, number]", [0.009, 0.013],
+           "Δ_S interval that contains the FE transition (Brent's method)."),
+        _a("transition", "xtol", _positive, "number > 0", 1e-7, "Root tolerance in Δ_S."),
+        _a("transition", "xss_delta_s", _positive_list(1, 200), "list of numbers > 0", _XSS,
+           "Δ_S values of the x_ss(Δ_S) curve (FE and theory)."),
+        _a("transition", "xss_h", _positive, "number > 0", 0.035,
+           "FE mesh of the x_ss(Δ_S) curve."),
+        _a("transition", "lsgd_delta_s", _positive_list(1, 6), "list of 1–6 numbers > 0",
+           [0.009, 0.012], "Δ_S values of the L_SGD(x) figure (FE on the finest level vs "
+           "Eq. 10 and Eq. 11)."),
+        _a("transition", "mc", _bool, "boolean", True,
+           "Also locate Δ_S* by Monte Carlo SGD (with and without cross-diffusion)."),
+        _a("transition", "mc_delta_s", _positive_list(2, 50), "list of ≥ 2 numbers > 0",
+           [0.0095, 0.01, 0.0105, 0.011, 0.0115, 0.012, 0.0125],
+           "Nominal Δ_S = ησ of the Monte Carlo runs; Δ_S* is interpolated where the fitted "
+           "curvature of the x-marginal at 0 changes sign."),
+        _a("transition", "mc_eta", _positive, "number > 0", 0.01,
+           "Learning rate η of the Monte Carlo SGD."),
+        _a("transition", "mc_n_walkers", _count_range(2, 10 ** 7), "integer ≥ 2", 4096,
+           "Walkers per Monte Carlo run."),
+        _a("transition", "mc_t_burn", _positive, "number > 0", 150.0,
+           "Burn-in per run (τ = ηt)."),
+        _a("transition", "mc_t_sample", _positive, "number > 0", 150.0,
+           "Sampling time per run (τ = ηt)."),
+        _a("transition", "mc_fit_width", _positive, "number > 0", 0.3,
+           "Half-width of the window |x| ≤ w of the weighted fit P(x) ≈ a + bx² + cx⁴ to the "
+           "Monte Carlo x-marginal; its curvature is P''(0)/P(0) = 2b/a."),
+        _a("transition", "seed", _seed, "integer ≥ 0", 0,
+           "Root seed of the Monte Carlo runs (run k uses seed + k)."),
+    ),
+    "phase_diagram": _spec(
+        _a("phase_diagram", "paper_grid", _bool, "boolean", False,
+           "Use the paper-sized grid: 40 η × 61 σ, η ∈ [0.003, 0.3], σ ∈ [1e-3, 1e3], "
+           "64 walkers, T = 10⁴ (≈ 9× the default's cost); excludes eta, n_eta, sigma, "
+           "n_sigma, T, n_walkers."),
+        _a("phase_diagram", "eta", _interval(), "[number, number]", [0.005, 0.3],
+           "Range of the learning rates η of the grid (log-spaced)."),
+        _a("phase_diagram", "n_eta", _count_range(1, 400), "integer 1–400", 24,
+           "Number of η values."),
+        _a("phase_diagram", "sigma", _interval(), "[number, number]", [0.001, 1000.0],
+           "Range of the noise strengths σ of the grid (log-spaced)."),
+        _a("phase_diagram", "n_sigma", _count_range(2, 400), "integer 2–400", 37,
+           "Number of σ values."),
+        _a("phase_diagram", "T", _positive, "number > 0", 5000.0,
+           "Run length in τ = ηt: ⌈T/η⌉ steps at every η."),
+        _a("phase_diagram", "n_walkers", _count_range(1, 10 ** 6), "integer ≥ 1", 64,
+           "Walkers per grid point."),
+        _a("phase_diagram", "tol", _positive, "number > 0", 0.05,
+           "First-passage tolerance: t_s = first t with |x_t| ≤ x_ss + tol."),
+        _a("phase_diagram", "cut_eta", _positive, "number > 0", 0.04,
+           "η of the dense σ cut (the insets of Fig. 2b, d; the exponent fits)."),
+        _a("phase_diagram", "cut_T", _positive, "number > 0", 20000.0,
+           "Run length of the cut (τ = ηt)."),
+        _a("phase_diagram", "cut_n_walkers", _count_range(2, 10 ** 6), "integer ≥ 2", 128,
+           "Walkers per σ of the cut."),
+        _a("phase_diagram", "cut_n_sigma", _count_range(4, 400), "integer 4–400", 31,
+           "Log-spaced σ of the cut over [1e-3, 1]."),
+        _a("phase_diagram", "cut_n_dense", _count_range(0, 100), "integer 0–100", 12,
+           "Extra σ = σ*(1 ± r) of the cut on each side of σ*, r log-spaced in [0.01, 1)."),
+        _a("phase_diagram", "trajectory_eta", _positive, "number > 0", 0.01,
+           "η of the trajectories of Fig. 2a, c."),
+        _a("phase_diagram", "trajectory_sigma", _positive_list(1, 6, nonneg=True),
+           "list of numbers ≥ 0", [0.0, 0.02, 0.2], "σ of the trajectories of Fig. 2a, c."),
+        _a("phase_diagram", "trajectory_steps", _count_range(10, 10 ** 8), "integer ≥ 10",
+           100000, "Steps of each trajectory."),
+        _a("phase_diagram", "exponents", _bool, "boolean", True,
+           "Fit α, β1, β2 on the cut (walker bootstrap) and tabulate them next to the "
+           "paper's values and the theory."),
+        _a("phase_diagram", "n_boot", _count_range(10, 100000), "integer ≥ 10", 1000,
+           "Bootstrap replicates of the exponent fits."),
+        _a("phase_diagram", "seed", _seed, "integer ≥ 0", 0,
+           "Root seed: grid seed, cut seed + 1, theory start points seed + 2, "
+           "trajectories seed."),
+    ),
+    "variance_flatness": _spec(
+        _a("variance_flatness", "seed", _seed, "integer ≥ 0", 0,
+           "Root seed of every part (FDN seeds: seed, seed + 1, …)."),
+        _a("variance_flatness", "landscapes_2d", _count_range(2, 1000), "integer ≥ 2", 8,
+           "Random 2-D quadratics of the 2-D part (ψ for SGD, FDN and isotropic noise)."),
+        _a("variance_flatness", "walkers_2d", _count_range(1, 1000), "integer ≥ 1", 4,
+           "Walkers per 2-D landscape."),
+        _a("variance_flatness", "steps_2d", _count_range(100, 10 ** 8), "integer ≥ 100", 40000,
+           "Steps per 2-D walker."),
+        _a("variance_flatness", "window_2d", _count_range(50, 10 ** 8), "integer ≥ 50", 30000,
+           "Analysis window of the 2-D part (the last steps; < steps_2d)."),
+        _a("variance_flatness", "digits", _bool, "boolean", True,
+           "Run the 8×8-digits network part (needs scikit-learn: pip install "
+           "'fpsolve[digits]'; skipped with a note without it)."),
+        _a("variance_flatness", "iterations", _count_range(100, 10 ** 7), "integer ≥ 100",
+           16000, "SGD iterations of the digits network."),
+        _a("variance_flatness", "window", _count_range(20, 10 ** 7), "integer ≥ 20", 4000,
+           "PCA window: the last iterations (< iterations)."),
+        _a("variance_flatness", "n_directions", _count_range(3, 100000), "integer ≥ 3", 60,
+           "Principal directions whose flatness is measured (log-spaced indices)."),
+        _a("variance_flatness", "n_boot", _count_range(10, 100000), "integer ≥ 10", 2000,
+           "Bootstrap replicates of the power-law fits."),
+        _a("variance_flatness", "fdn", _bool, "boolean", True,
+           "Compare SGD, GD, GD + flatness-detecting noise and GD + isotropic noise "
+           "(digits; needs scikit-learn)."),
+        _a("variance_flatness", "fdn_seeds", _count_range(1, 100), "integer ≥ 1", 3,
+           "Seeds of the FDN comparison."),
+        _a("variance_flatness", "fdn_iterations", _count_range(10, 10 ** 7), "integer ≥ 10",
+           5000, "Updates per method in the FDN comparison."),
+        _a("variance_flatness", "fdn_strong", _bool, "boolean", True,
+           "Repeat FDN vs isotropic noise at 8× SGD's noise strength."),
+    ),
+}
+ANALYSIS_KINDS = tuple(_ANALYSES)
+_ANALYSIS_KIND = _k(_choice(*ANALYSIS_KINDS), "string", "required",
+                    "What the study computes instead of FE cases: " +
+                    ", ".join(f'"{k}"' for k in ANALYSIS_KINDS) + ". Excludes [noise], "
+                    "[mesh], [solver], [[case]], [sweep], [output].")
+#: The landscape kinds each analysis accepts (an empty tuple: no [landscape]).
+_ANALYSIS_LANDSCAPES = {"figS5": ("paper",), "transition": ("paper",),
+                        "phase_diagram": ("paper",), "variance_flatness": ()}
 
 
 def _all_keys() -> dict[str, Key]:
@@ -359,8 +590,12 @@ def _all_keys() -> dict[str, Key]:
     return keys
 
 
-#: Every documented key, dotted (kind-specific keys appear once).
+#: Every documented key of FE-case studies, dotted (kind-specific keys appear once).
 KEYS = _all_keys()
+
+#: Every key of [analysis]: ``(kind, key) -> Key`` (``(None, "kind")`` for the kind itself).
+ANALYSIS_KEYS = {(None, "kind"): _ANALYSIS_KIND,
+                 **{(kind, k): v for kind, spec in _ANALYSES.items() for k, v in spec.items()}}
 
 
 def reference_markdown() -> str:
@@ -386,6 +621,9 @@ def reference_markdown() -> str:
     table("[sweep]", [(f"sweep.{k}", v) for k, v in _SWEEP_KEYS.items()])
     for sec in ("output", "execution"):
         table(f"[{sec}]", [(f"{sec}.{k}", v) for k, v in _PLAIN[sec].items()])
+    table("[analysis]", [("analysis.kind", _ANALYSIS_KIND)])
+    for kind, spec in _ANALYSES.items():
+        table(f'[analysis] kind = "{kind}"', [(f"analysis.{k}", v) for k, v in spec.items()])
     return "\n".join(lines).rstrip() + "\n"
 
 
@@ -461,10 +699,14 @@ class Study:
     sweep: Sweep | None
     text: bytes
     raw: dict
+    analysis: dict | None = None    # resolved [analysis] (kind, keys, landscape) or None
 
     @property
     def hash(self) -> str:
         """Hash of everything that determines the outputs."""
+        if self.analysis is not None:
+            from .. import __version__
+            return _digest({"analysis": self.analysis, "fpsolve": __version__})
         return _digest({"cases": [c.hash for c in self.cases], "names": [c.name for c in self.cases],
                         "titles": [c.title for c in self.cases], "output": self.output,
                         "sweep": None if self.sweep is None else
@@ -767,6 +1009,8 @@ def parse_study(text: bytes | str, path: str) -> Study:
     if name is None:
         stem = os.path.splitext(os.path.basename(path))[0]
         name = ld.check("study.name", _PLAIN["study"]["name"], stem)
+    if "analysis" in raw:
+        return _parse_analysis(ld, raw, name, study.get("description", ""), raw_bytes)
     output = {"vtk": True, "figures": True, "panel": True, "sweep_plot": True, "flux": True}
     output.update(ld.plain_section(raw, "output"))
     execution = {"workers": 1, "scheduler": "local"}
@@ -911,6 +1155,104 @@ def parse_study(text: bytes | str, path: str) -> Study:
                         f"{', '.join(names)}")
     return Study(path=path, name=name, description=study.get("description", ""), cases=cases,
                  output=output, execution=execution, sweep=sweep, text=raw_bytes, raw=raw)
+
+
+def _parse_analysis(ld: _Loader, raw: dict, name: str, description: str,
+                    raw_bytes: bytes) -> Study:
+    """A study with [analysis]: validate the analysis kind, its keys and [landscape]."""
+    given = ld.table(raw, "analysis")
+    if "kind" not in given:
+        ld.fail("analysis.kind", "required (one of "
+                f"{', '.join(json.dumps(k) for k in ANALYSIS_KINDS)})")
+    kind = ld.check("analysis.kind", _ANALYSIS_KIND, given["kind"])
+    for sec in ("noise", "mesh", "solver", "case", "sweep", "output"):
+        if sec in raw:
+            shown = "[[case]]" if sec == "case" else f"[{sec}]"
+            ld.fail(sec, f"{shown} is not allowed in a study with [analysis] (the analysis "
+                    f"{kind!r} sets its own noise, meshes and outputs in [analysis]); a study "
+                    "has either FE cases or one analysis")
+    spec = _ANALYSES[kind]
+    params = {"kind": kind}
+    for k, v in given.items():
+        if k == "kind":
+            continue
+        if k not in spec:
+            other = [kk for kk, sp in _ANALYSES.items() if k in sp]
+            if other:
+                why = (f"not a key of analysis kind {kind!r} (it belongs to kind "
+                       f"{other[0]!r}); kind {kind!r} accepts kind, {', '.join(spec)}")
+            else:
+                why = (f"unknown key{_suggest(k, list(spec) + ['kind'])}; analysis kind "
+                       f"{kind!r} accepts kind, {', '.join(spec)}")
+            ld.fail(f"analysis.{k}", why)
+        params[k] = ld.check(f"analysis.{k}", spec[k], v)
+    for k in spec:
+        if k not in params:
+            params[k] = copy.deepcopy(_ADEF[(kind, k)])
+    _check_analysis(ld, kind, params, given)
+
+    allowed = _ANALYSIS_LANDSCAPES[kind]
+    landscape = None
+    if allowed:
+        flat = _flatten(ld.table(raw, "landscape"))
+        landscape = ld.kind_section(flat, "landscape", "")
+        if landscape["kind"] not in allowed:
+            ld.fail("landscape.kind", f"analysis {kind!r} needs the paper landscape "
+                    f'(kind = "paper", Eq. 9), got {landscape["kind"]!r}')
+    elif "landscape" in raw:
+        ld.fail("landscape", f"[landscape] is not used by analysis {kind!r} (its 2-D part "
+                "draws random quadratics and the paper landscape itself); remove it")
+    params["landscape"] = landscape
+
+    execution = {"workers": 1, "scheduler": "local"}
+    execution.update(ld.plain_section(raw, "execution"))
+    if execution["scheduler"] != "local":
+        ld.fail("execution.scheduler", 'an analysis runs locally: expected "local", got '
+                f"{execution['scheduler']!r}")
+    return Study(path=ld.path, name=name, description=description, cases=[], output={},
+                 execution=execution, sweep=None, text=raw_bytes, raw=raw, analysis=params)
+
+
+def _check_analysis(ld: _Loader, kind: str, p: dict, given: dict) -> None:
+    """Checks between keys of one analysis (ranges that depend on other keys)."""
+    def need(cond, key, message):
+        if not cond:
+            ld.fail(f"analysis.{key}", message)
+
+    if kind == "figS5":
+        need(p["h"] <= p["radius"] / 2, "h", f"expected 0 < h <= radius/2 = {p['radius'] / 2:g}, "
+             f"got {p['h']!r}")
+        need(p["extent"] <= p["radius"], "extent", f"expected 0 < extent <= radius = "
+             f"{p['radius']:g}, got {p['extent']!r}")
+    elif kind == "transition":
+        for j, h in enumerate(p["h"]):
+            need(h <= p["radius"] / 2, f"h[{j}]", f"expected 0 < h <= radius/2 = "
+                 f"{p['radius'] / 2:g}, got {h!r}")
+        need(p["h"] == sorted(p["h"], reverse=True), "h",
+             f"expected mesh levels from coarse to fine (decreasing), got {p['h']!r}")
+        need(p["xss_h"] <= p["radius"] / 2, "xss_h", f"expected 0 < xss_h <= radius/2 = "
+             f"{p['radius'] / 2:g}, got {p['xss_h']!r}")
+        need(p["mc_delta_s"] == sorted(p["mc_delta_s"]), "mc_delta_s",
+             f"expected increasing values, got {p['mc_delta_s']!r}")
+        need(p["mc_fit_width"] < p["radius"], "mc_fit_width",
+             f"expected 0 < mc_fit_width < radius = {p['radius']:g}, got {p['mc_fit_width']!r}")
+    elif kind == "phase_diagram":
+        if p["paper_grid"]:
+            clash = [k for k in ("eta", "n_eta", "sigma", "n_sigma", "T", "n_walkers")
+                     if k in given]
+            need(not clash, clash[0] if clash else "paper_grid",
+                 "not allowed with paper_grid = true (the paper grid sets eta, n_eta, sigma, "
+                 "n_sigma, T, n_walkers)")
+            p.update(eta=[0.003, 0.3], n_eta=40, sigma=[0.001, 1000.0], n_sigma=61, T=10000.0,
+                     n_walkers=64)
+        need(p["eta"][1] <= 2.0, "eta", f"expected learning rates <= 2, got {p['eta']!r}")
+        need(p["cut_eta"] <= 2.0, "cut_eta", f"expected a learning rate <= 2, got "
+             f"{p['cut_eta']!r}")
+    elif kind == "variance_flatness":
+        need(p["window_2d"] < p["steps_2d"], "window_2d", f"expected window_2d < steps_2d = "
+             f"{p['steps_2d']}, got {p['window_2d']!r}")
+        need(p["window"] < p["iterations"], "window", f"expected window < iterations = "
+             f"{p['iterations']}, got {p['window']!r}")
 
 
 def load_study(path: str) -> Study:
