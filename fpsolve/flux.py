@@ -90,7 +90,7 @@ def value_gradient_matrices(basis, points):
     Parameters
     ----------
     basis : skfem.Basis
-        Scalar Lagrange basis (P1 or P2, possibly on an isoparametric mesh).
+        Scalar Lagrange basis (P1, P2 or P3, possibly on a curved quadratic mesh).
     points : ndarray, shape (2, n)
 
     Returns
