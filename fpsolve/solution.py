@@ -88,7 +88,21 @@ class Solution:
         """Marginal density, e.g. ``marginal("x", xs)`` = ∫ P(xs, y) dy.
 
         Computed exactly for the FE function: each line is cut at the element
-        edges and integrated with Gauss points per segment.
+        edges and integrated with ``order + 1`` Gauss points per segment (exact for
+        polynomials of degree 2·order + 1, so for P1, P2 and P3 alike), up to the
+        slivers between the straight chords and the curved boundary elements.
+
+        Parameters
+        ----------
+        axis : {"x", "y"}
+            The coordinate held fixed on each line (the other one is integrated out).
+        values : float or array_like
+            Positions of the lines.
+
+        Returns
+        -------
+        float or ndarray
+            The marginal at ``values`` (a float for a scalar ``values``).
         """
         if axis not in _AXES:
             raise ValueError(f"axis: expected 'x' or 'y', got {axis!r}")

@@ -1,0 +1,85 @@
+"""P3 (cubic) solutions downstream of the solver: Solution observables and figures.
+
+Reference values: the finest P3 level of bench/fig3_refinement.py (326587 dofs,
+docs/fig3_refinement.md), case noD12, Δ_S = 0.012.  This test runs P3 at h = 0.1
+(13177 dofs).
+"""
+import warnings
+
+import numpy as np
+import pytest
+
+import fpsolve as fp
+from fpsolve import plot
+
+BEST = {"x2": 0.1080956, "y2": 0.093960, "xmax": 0.16174, "xmarg_mode": 0.15667,
+        "mu": 1.699728e-06}
+
+
+@pytest.fixture(scope="module")
+def sol():
+    L = fp.landscapes.paper(eps=0.02, lam0=8.0, lam1=-2.0, lam2=1.0)
+    return fp.solve(L, fp.diffusion.sgd(L, 0.012, cross_diffusion=False),
+                    fp.disk_mesh(2.0, 0.1), boundary="absorbing", order=3)
+
+
+def test_p3_observables_match_the_converged_values(sol):
+    # measured at h = 0.1: ⟨x²⟩ 1.1e-5, ⟨y²⟩ 4e-6, μ 4e-4, marginal mode and |x| of the
+    # (flat, ill-conditioned: docs/fig3_refinement.md) maximum 3.3e-3 relative
+    assert sol.order == 3 and "P3" in repr(sol)
+    assert sol.diagnostics["negative_mass"] < 1e-9
+    assert sol.mass == pytest.approx(1.0, abs=1e-12)
+    mo = sol.moments()
+    assert np.all(np.abs(mo["mean"]) < 1e-9)                  # x → −x, y → −y symmetry
+    assert mo["cov"][0, 0] == pytest.approx(BEST["x2"], rel=1e-4)
+    assert mo["cov"][1, 1] == pytest.approx(BEST["y2"], rel=1e-4)
+    assert sol.escape_rate == pytest.approx(BEST["mu"], rel=2e-3)
+    mode = sol.mode()
+    assert sol(mode) >= sol.P.max() * (1 - 1e-12)
+    assert abs(mode[0]) == pytest.approx(BEST["xmax"], rel=1e-2) and abs(mode[1]) < 1e-3
+    assert abs(sol.marginal_mode("x")) == pytest.approx(BEST["xmarg_mode"], rel=1e-2)
+
+
+def test_p3_marginal_is_exact_for_the_cubic(sol):
+    """Four Gauss points per element segment integrate the cubic exactly: the marginal
+    equals a fine trapezoid rule of point values (measured 3e-10)."""
+    xs = np.linspace(-2, 2, 801)
+    mx = sol.marginal("x", xs)
+    assert np.trapezoid(mx, xs) == pytest.approx(1.0, abs=1e-9)
+    assert np.all(mx >= -1e-12)
+    ys = np.linspace(-1.9, 1.9, 40001)
+    for x0 in (0.05, 0.3):
+        line = sol(np.column_stack([np.full_like(ys, x0), ys]))
+        assert sol.marginal("x", x0) == pytest.approx(np.trapezoid(line, ys), rel=1e-8)
+    # marginal in y, by symmetry of the landscape even in y
+    yy = np.array([-0.4, 0.4])
+    my = sol.marginal("y", yy)
+    assert my[0] == pytest.approx(my[1], rel=1e-9) and my[0] > 0
+
+
+def test_p3_point_evaluation(sol):
+    """sol(points) at the dof locations gives the dof values (edge and centroid dofs
+    included, i.e. the edge-dof orientation is the one the elements use)."""
+    locs = sol.basis.doflocs
+    inner = np.flatnonzero(np.hypot(*locs) < 1.9)
+    np.testing.assert_allclose(sol(locs[:, inner].T), sol.P[inner], rtol=0,
+                               atol=1e-12 * sol.P.max())
+    assert isinstance(sol(np.array([0.1, 0.2])), float)
+    assert sol(np.array([[3.0, 0.0]]))[0] == 0.0              # outside the disk
+
+
+def test_p3_figure_resolves_the_cubic(tmp_path, sol):
+    assert plot._subdivisions(sol) == 3                        # 2886 elements
+    extent = (-1.2, 1.2, -1.0, 1.0)
+    px, py, tri, vals = plot._refined(sol.basis, sol.P, extent, plot._subdivisions(sol))
+    c = np.stack([px[tri].mean(axis=1), py[tri].mean(axis=1)], axis=1)
+    # piecewise-linear drawing vs the FE function at sub-triangle centroids
+    # (measured 2.7e-4 max P; the 24 contour levels are 4e-2 max P apart)
+    assert np.abs(vals[tri].mean(axis=1) - sol(c)).max() < 1e-3 * sol.P.max()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", fp.FPSolveWarning)
+        fl = fp.flux(sol)
+    path = tmp_path / "p3.png"
+    assert plot.solution_figure(sol, path, flux=fl) == str(path)
+    with open(path, "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
