@@ -12,12 +12,11 @@ prints the tables and writes them to ``docs/fig3_refinement.md`` (raw numbers to
 Families (each level has ~2x the dofs of the previous one, so level l+2 is the
 "4x finer" run, h/2):
 
-* ``P2``       uniform ``disk_mesh(h)``, P2 (the supported default element)
+* ``P2``       uniform ``disk_mesh(h)``, P2 (fpsolve's default order)
 * ``P2-band``  ``disk_mesh(h, band=0.75, band_levels=1)``, P2 (h/2 in |y| < 0.75)
-* ``P3``       uniform ``disk_mesh(h)``, cubic Lagrange.  fpsolve itself accepts
-               order 1 or 2 only; this script registers ``ElementTriP3`` in
-               ``fpsolve.fem._ELEMENTS`` to measure what P3 would give.  The
-               finest P3 level is the reference ("best") of every table.
+* ``P3``       uniform ``disk_mesh(h)``, cubic Lagrange (``order=3``, on the same
+               curved quadratic disk geometry as P2).  The finest P3 level is the
+               reference ("best") of every table.
 
 Usage::
 
@@ -44,7 +43,6 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
 
 import fpsolve as fp  # noqa: E402
-from fpsolve import fem  # noqa: E402
 
 DOC = os.path.join(ROOT, "docs", "fig3_refinement.md")
 RAW = os.path.join(HERE, "results", "fig3_refinement.json")
@@ -63,12 +61,6 @@ FAMILIES = {
 DEFAULTS = {"P3": 0.04, "P2": 0.01768}
 TIME_BUDGET = 20.0    # s, the whole four-case study at the default resolution
 TOL = 1e-4            # relative agreement with the 4x finer run ("4 significant digits")
-
-
-def enable_p3():
-    if 3 not in fem._ELEMENTS:
-        from skfem import ElementTriP3
-        fem._ELEMENTS[3] = ElementTriP3   # experimental, see the module docstring
 
 
 def curvature_at(sol, m, d=0.01):
@@ -423,12 +415,10 @@ def findings(rows, ref):
             f"cases take {p3['time']:.1f} s wall ({p3['cpu']:.1f} s CPU); negative mass ≤ {p3['neg']:.0e}; "
             f"against the h/2 run ⟨x²⟩ agrees to {p3['dx2']:.0e}, μ to {p3['dmu']:.0e} (against the best "
             f"values: {p3['errmu']:.0e}), \\|x\\| of the maximum at Δ_S = 0.012 with D12 to "
-            f"{p3['dm_cd']:.0e} (relative). It needs `ElementTriP3` registered in `fpsolve.fem._ELEMENTS` "
-            "(one line; the element order check in fem.py, the study schema and the test expecting "
-            "order 3 to be rejected would have to follow).")
+            f"{p3['dm_cd']:.0e} (relative).")
     if p2 and "dx2" in p2:
         out.append(
-            f"* **With the elements fpsolve offers (P2), `disk_mesh(2.0, h={p2['h']:g})`** ({p2['dofs']} "
+            f"* **With P2 (fpsolve's default order), `disk_mesh(2.0, h={p2['h']:g})`** ({p2['dofs']} "
             f"dofs) is the best choice within the time budget: {p2['time']:.1f} s wall "
             f"({p2['cpu']:.1f} s CPU), negative mass ≤ {p2['neg']:.0e}, ⟨x²⟩ agrees with h/2 to "
             f"{p2['dx2']:.0e}, but μ only to {p2['dmu']:.0e} ({p2['errmu']:.0e} from the best values, "
@@ -495,8 +485,7 @@ def render(data):
            "iteration, diagnostics), the *4-case time* adds the two assemblies. Observables (mode, "
            "marginal mode) are not included. Families: `P2` uniform `disk_mesh(h)`; `P2-band` "
            "`disk_mesh(h, band=0.75, band_levels=1)` (h/2 inside |y| < 0.75); `P3` uniform "
-           "`disk_mesh(h)` with cubic elements, which fpsolve does not offer yet (the script "
-           "registers `ElementTriP3`). Successive levels differ by √2 in h (2× dofs), so level l+2 "
+           "`disk_mesh(h)` with cubic elements (`order=3`). Successive levels differ by √2 in h (2× dofs), so level l+2 "
            "is the 4× finer (h/2) run. `*` marks the default resolution of each family.", "",
            "## Targets per level", "",
            f"Targets: negative mass ≤ 1e-6; ⟨x²⟩, μ and \\|x\\| of the maximum agree with the h/2 run to "
@@ -539,7 +528,6 @@ def main(argv=None):
         with open(DOC, "w") as f:
             f.write(text)
         return
-    enable_p3()
     import scipy
     import skfem
     L = fp.landscapes.paper(eps=0.02, lam0=8.0, lam1=-2.0, lam2=1.0)
