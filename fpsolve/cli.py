@@ -199,7 +199,7 @@ class _Printer:
         if not self.quiet:
             self._err(f"note: {message}")
 
-    def progress(self, message):
+    def step(self, message):
         if not self.quiet:
             self._out(message)
 

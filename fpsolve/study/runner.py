@@ -77,7 +77,7 @@ class Reporter:
     def note(self, message: str) -> None:
         """Something the user should know that is not a failure."""
 
-    def progress(self, message: str) -> None:
+    def step(self, message: str) -> None:
         """A finished step of an analysis (studies with [analysis])."""
 
     def finish(self, result: "RunResult") -> None:
@@ -443,8 +443,7 @@ def _run_analysis(study: Study, out: str, force: bool, workers: int, reporter: R
     for sub in ("figures",):
         remove_stale_temporaries(os.path.join(out, sub))
     atomic_write(os.path.join(out, os.path.basename(study.path)), study.text)
-    progress = getattr(reporter, "progress", None)
-    ctx = Context(out, workers, progress)
+    ctx = Context(out, workers, getattr(reporter, "step", None))
     ctx.progress(f"{study.name}: analysis {kind!r} on {workers} worker"
                  f"{'s' * (workers != 1)} -> {out}/")
     params = {k: v for k, v in study.analysis.items() if k != "kind"}
