@@ -369,5 +369,5 @@ def _figure_lsgd(ctx, p, out):
     fig.legend(handles, labels, loc="lower center", ncol=4, fontsize=9)
     fig.suptitle(r"$L_{SGD}$ from the FE marginal vs the adiabatic theory ($-\Delta(x)\ln P(x)$ "
                  r"convention of Eq. 10; FE masked where $P < 10^{-4}\max P$)", fontsize=10)
-    fig.subplots_adjust(bottom=0.22, top=0.88, wspace=0.08)
+    fig.subplots_adjust(left=0.07, right=0.98, bottom=0.22, top=0.88, wspace=0.08)
     ctx.save_figure("transition_lsgd.png", fig, dpi=120)
