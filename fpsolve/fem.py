@@ -50,11 +50,6 @@ def _diffusion(u, v, w):
 
 
 @BilinearForm(nthreads=2)
-def _mass(u, v, _):
-    return u * v
-
-
-@BilinearForm(nthreads=2)
 def _supg(u, v, w):
     # τ (β·∇u + (∇·β) u)(β·∇v): the convective part of the strong residual tested
     # against the streamline perturbation −τβ·∇v (transport velocity is −β).
@@ -100,7 +95,105 @@ class Operator:
         if not self.affine:
             raise ValueError("operator assembled with stabilisation is not affine in the "
                              "diffusion strength: re-assemble for each value")
+        if self.A0.indices is self.A1.indices:       # one shared pattern: data arithmetic
+            return sp.csr_matrix((self.A0.data + strength * self.A1.data, self.A0.indices,
+                                  self.A0.indptr), shape=self.A0.shape)
         return (self.A0 + strength * self.A1).tocsr()
+
+
+def _basis(mesh: Mesh, order: int, intorder: int) -> Basis:
+    """The basis of ``order`` on ``mesh``, built once per mesh (it is immutable)."""
+    key = ("basis", order, intorder)
+    if key not in mesh._cache:
+        mesh._cache[key] = Basis(mesh.geometry(order), _ELEMENTS[order](), intorder=intorder)
+    return mesh._cache[key]
+
+
+class _Pattern:
+    """CSR sparsity pattern of one basis, shared by M, A0 and A1.
+
+    ``perm`` maps each local entry (element e, test i, trial j), in C order, to its
+    position in ``indices``; a matrix is then one ``bincount`` of the element
+    matrices, and A0 + s·A1 is an operation on the data arrays alone.
+    """
+
+    def __init__(self, element_dofs: np.ndarray, N: int):
+        E = np.ascontiguousarray(element_dofs.T, dtype=np.int64)        # (ne, Nb)
+        nb = E.shape[1]
+        keys = (E[:, :, None] * N + E[:, None, :]).ravel()
+        uniq, self.perm = np.unique(keys, return_inverse=True)
+        self.perm = self.perm.ravel()
+        self.N, self.nnz, self.nb = N, uniq.size, nb
+        rows = uniq // N
+        self.indices = (uniq - rows * N).astype(np.int32)
+        self.indptr = np.searchsorted(rows, np.arange(N + 1)).astype(np.int32)
+
+    def matrix(self, local: np.ndarray) -> sp.csr_matrix:
+        """Sum element matrices ``local`` (ne, Nb, Nb) into a CSR matrix."""
+        data = np.bincount(self.perm, weights=local.ravel(), minlength=self.nnz)
+        return self.csr(data)
+
+    def csr(self, data: np.ndarray) -> sp.csr_matrix:
+        return sp.csr_matrix((data, self.indices, self.indptr), shape=(self.N, self.N))
+
+
+def _pattern(basis: Basis) -> _Pattern:
+    """The basis' sparsity pattern, cached on its scikit-fem mesh (per element type)."""
+    cache = basis.mesh.__dict__.setdefault("_fpsolve_patterns", {})
+    key = type(basis.elem).__name__
+    if key not in cache:
+        cache[key] = _Pattern(basis.element_dofs, basis.N)
+    return cache[key]
+
+
+def _shape_functions(basis: Basis, sl=slice(None)):
+    """Values (ne, Nb, nq) and gradients (2, ne, Nb, nq) of the basis on elements ``sl``."""
+    phi = np.stack([basis.basis[i][0].value[sl] for i in range(basis.Nbfun)], axis=1)
+    G = np.stack([basis.basis[i][0].grad[:, sl] for i in range(basis.Nbfun)], axis=2)
+    return phi, G
+
+
+def _local_mass(basis: Basis) -> np.ndarray:
+    phi, _ = _shape_functions(basis)
+    return phi @ (phi * np.asarray(basis.dx)[:, None, :]).transpose(0, 2, 1)
+
+
+# elements per block of the batched element-matrix products (bounds the temporaries
+# to ~100 MB for P3 while keeping numpy's per-call overhead negligible)
+_BLOCK = 8192
+
+
+def _assemble_affine(basis: Basis, pattern: _Pattern, beta0, Dhat, divhat):
+    """M, A0 = ∫P(β0·∇v), A1 = ∫(D̂∇P)·∇v + P(∇·D̂)·∇v on one shared pattern.
+
+    Element matrices are batched matrix products over the quadrature points
+    (entry [e, i, j] = test i, trial j); each form is one ``bincount``.
+    """
+    ne = basis.element_dofs.shape[1]
+    dx_all = np.asarray(basis.dx)
+    nnz = pattern.nnz
+    data = np.zeros((3, nnz))
+    nb = pattern.nb
+    for start in range(0, ne, _BLOCK):
+        sl = slice(start, min(start + _BLOCK, ne))
+        phi, G = _shape_functions(basis, sl)
+        dx = dx_all[sl][:, None, :]
+        phidx = (phi * dx).transpose(0, 2, 1)                  # (ne, nq, Nb): trial × weight
+        b = beta0[:, sl][:, :, None, :]
+        dv = divhat[:, sl][:, :, None, :]
+        Dh = Dhat[:, :, sl][:, :, :, None, :]
+        # A0: (β0·∇v_i) φ_j;  A1: ∇v_i·(D̂∇φ_j) + (∇·D̂·∇v_i) φ_j
+        conv = (b[0] * G[0] + b[1] * G[1]) @ phidx
+        DG0 = (Dh[0, 0] * G[0] + Dh[0, 1] * G[1]) * dx
+        DG1 = (Dh[1, 0] * G[0] + Dh[1, 1] * G[1]) * dx
+        left = np.concatenate([G[0], G[1], dv[0] * G[0] + dv[1] * G[1]], axis=-1)
+        right = np.concatenate([DG0, DG1, phidx.transpose(0, 2, 1)], axis=-1)
+        diff = left @ right.transpose(0, 2, 1)
+        mass = phi @ phidx
+        idx = pattern.perm[start * nb * nb:sl.stop * nb * nb]
+        for k, loc in enumerate((mass, conv, diff)):
+            data[k] += np.bincount(idx, weights=loc.ravel(), minlength=nnz)
+    return pattern.csr(data[0]), pattern.csr(data[1]), pattern.csr(data[2])
 
 
 def _beta0(landscape: Landscape | None, drift: Callable | None, x, y):
@@ -166,8 +259,7 @@ def assemble(landscape: Landscape | None, diffusion: DiffusionModel, mesh: Mesh,
         raise TypeError(f"mesh: expected fpsolve.Mesh (from disk_mesh or load_mesh), got "
                         f"{type(mesh).__name__}")
     t0 = time.perf_counter()
-    basis = Basis(mesh.geometry(order), _ELEMENTS[order](),
-                  intorder=intorder if intorder is not None else 2 * order + 1)
+    basis = _basis(mesh, order, intorder if intorder is not None else 2 * order + 1)
     t1 = time.perf_counter()
     x, y = basis.global_coordinates()
     x, y = np.asarray(x), np.asarray(y)
@@ -182,12 +274,12 @@ def assemble(landscape: Landscape | None, diffusion: DiffusionModel, mesh: Mesh,
         raise ValueError("landscape: gradient is not finite on the mesh")
     t2 = time.perf_counter()
     s = float(diffusion.strength)
-    M = _mass.assemble(basis)
+    pattern = _pattern(basis)
     if stabilisation is None:
-        A0 = _convection.assemble(basis, beta=beta0)
-        A1 = _diffusion.assemble(basis, D=Dhat, divD=divhat)
+        M, A0, A1 = _assemble_affine(basis, pattern, beta0, Dhat, divhat)
         op = Operator(basis, A0, A1, M, s)
     else:
+        M = pattern.matrix(_local_mass(basis))
         beta = beta0 + s * divhat
         D = s * Dhat
         divbeta = _divergence_fd(lambda xx, yy: _beta0(landscape, drift, xx, yy)
