@@ -267,3 +267,15 @@ def test_custom_tensor_failing_on_the_mesh_names_the_point():
     D = fp.diffusion.custom(bad)
     with pytest.raises(ValueError, match=r"not positive semi-definite at \(x, y\) = \(1\.9"):
         fp.solve(fp.landscapes.quadratic(np.eye(2)), D, fp.disk_mesh(2.0, 0.2))
+
+
+def test_sweep_counts_the_assembly_once():
+    L = fp.landscapes.paper()
+    prob = fp.Problem(L, fp.diffusion.sgd(L, 0.012), fp.disk_mesh(2.0, 0.2), order=1)
+    first, second = prob.sweep([0.012, 0.013])
+    t1, t2 = first.diagnostics["timings"], second.diagnostics["timings"]
+    assembly = t1["basis_s"] + t1["coefficients_s"] + t1["assembly_s"]
+    assert not first.diagnostics["assembly_shared"] and second.diagnostics["assembly_shared"]
+    assert t1["total_s"] == pytest.approx(assembly + t1["matrix_s"] + t1["factorisation_s"]
+                                          + t1["solve_s"])
+    assert t2["total_s"] == pytest.approx(t2["matrix_s"] + t2["factorisation_s"] + t2["solve_s"])
