@@ -3,8 +3,7 @@
 Problem: paper landscape (ε=0.02, λ0=8, λ1=−2, λ2=1), disk of radius 2, absorbing,
 D = Δ_S H² with cross-diffusion, Δ_S = 0.012.
 
-1. Per mesh size and element order (P1, P2 and, for comparison, P3, which fpsolve
-   does not offer yet: this script registers ``ElementTriP3``), each level in a
+1. Per mesh size and element order (P1, P2 and P3), each level in a
    fresh subprocess: dofs, mesh time, assembly (basis + coefficients + forms),
    LU factorisation, eigen-iteration, total (``Problem`` + ``solve``), the bare
    linear algebra (``splu`` + the same number of triangular solves, timed again
@@ -44,7 +43,6 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
 
 import fpsolve as fp  # noqa: E402
-from fpsolve import fem  # noqa: E402
 import importlib  # noqa: E402
 
 fpsolve_solve = importlib.import_module("fpsolve.solve")   # the module (fpsolve.solve is also a function)
@@ -64,12 +62,6 @@ COLAMD_MAX_DOFS = 200000   # time SuperLU's default ordering too, up to this siz
 DELTA_S, CROSS = 0.012, True
 
 
-def enable_p3():
-    if 3 not in fem._ELEMENTS:
-        from skfem import ElementTriP3
-        fem._ELEMENTS[3] = ElementTriP3   # experimental: fpsolve offers order 1 and 2 only
-
-
 def landscape():
     return fp.landscapes.paper(eps=0.02, lam0=8.0, lam1=-2.0, lam2=1.0)
 
@@ -81,7 +73,6 @@ def rss_mb():
 # ---------------------------------------------------------------------------- children
 
 def one_level(order, h):
-    enable_p3()
     warnings.simplefilter("ignore")
     L = landscape()
     D = fp.diffusion.sgd(L, delta_s=DELTA_S, cross_diffusion=CROSS)
@@ -138,7 +129,6 @@ def one_level(order, h):
 
 
 def one_sweep(order, h, n):
-    enable_p3()
     warnings.simplefilter("ignore")
     L = landscape()
     values = np.linspace(0.008, 0.014, n)
@@ -235,8 +225,7 @@ def render(data):
          "*bare LA* = `splu` + the same number of triangular solves, timed again on the same "
          "matrix; *RSS* = peak resident memory of the subprocess up to the end of `solve()` (before the bare-LA and COLAMD re-factorisations). Errors are relative to the "
          f"most accurate run (P{ref['order']}, h = {ref['h']:g}, {ref['dofs']} dofs: "
-         f"⟨x²⟩ = {ref['x2']:.7f}, μ = {ref['mu']:.6e}). P3 is not offered by fpsolve "
-         "(order 1 or 2); the script registers scikit-fem's `ElementTriP3` to measure it.", "",
+         f"⟨x²⟩ = {ref['x2']:.7f}, μ = {ref['mu']:.6e}).", "",
          "## Cost per mesh size", "",
          "| element | h | dofs | nnz(L+U) | mesh s | assembly s | LU s | eig s | total s | bare LA s | "
          "total / bare LA | total CPU s | bare LA CPU s | load | peak RSS MB | rel. err ⟨x²⟩ | rel. err μ | neg. mass |",
@@ -307,13 +296,10 @@ def render(data):
              "total for P2 at every size, see the split above), Python overhead and the diagnostics; "
              "the worst case is "
              f"{worst['t_total'] / worst['t_bare']:.1f}× (P{worst['order']}, {worst['dofs']} dofs, "
-             f"{worst['t_total']:.2f} s in total). Assembly has no single hot spot: evaluating the three "
-             "forms in scikit-fem (~40 %), three COO→CSR conversions (~20 %), the coefficients at the "
-             "quadrature points (~25 %, incl. the polynomials of the paper landscape) and, for the first "
-             "problem on a mesh, the curved P2/P3 geometry (profile at 93k P2 dofs). Possible savings "
-             "(not implemented, ≲ 30 % of the assembly): build the basis once per mesh and share it "
-             "between problems, assemble M, A0 and A1 on one shared sparsity pattern with a single "
-             "COO→CSR conversion.")
+             f"{worst['t_total']:.2f} s in total). The assembly builds the element matrices of M, A0 "
+             "and A1 as batched matrix products over the quadrature points and sums each into one "
+             "shared CSR pattern with a single `bincount`; the basis (with the curved P2/P3 geometry) "
+             "and the pattern are built once per mesh and re-used by every later problem on it.")
     L.append(f"* **131k-dof P2 solve ≤ 10 s**: {'met' if c['t_total'] <= 10 else 'not met'} — "
              f"`disk_mesh(h={H_131K})`, {c['dofs']} dofs: {c['t_total']:.2f} s total "
              f"(assembly {c['t_basis'] + c['t_coef'] + c['t_forms']:.2f} s, LU {c['t_fact']:.2f} s, "
@@ -324,13 +310,16 @@ def render(data):
              "A sweep saves only the assembly; every Δ_S value still needs its own LU factorisation of "
              "A0 + Δ_S·A1 (per value: "
              + ", ".join(f"{a:.2f} s solve vs {b:.2f} s assembly" for a, b in per_solve)
-             + "), so the speed-up is bounded by (assembly + solve)/solve ≈ 2× once the factorisation "
-             "is fast (a faster assembly would lower it further). Reaching 5× needs a cheaper per-value "
-             "eigen-solve. Tried and rejected: re-using the LU of a neighbouring Δ_S as a GMRES "
-             "preconditioner inside the inverse iteration (P2, 93k dofs: 8 GMRES iterations per solve "
-             "for a 1.4 % change of Δ_S, 17 for 14 %; 3.9 s per value against 1.2 s for a fresh "
-             "factorisation). What does help in wall time is running sweep values in parallel "
-             "processes (SuperLU is single-threaded; ≤ 2× on this machine).")
+             + "). The two targets pull against each other: the sweep speed-up is at most "
+             "(assembly + LA)/LA_per_value, and total ≤ 3× LA means assembly ≤ 2× LA, so 5× would "
+             "need a per-value solve at ≤ 60 % of a fresh factorisation — and the faster the "
+             "assembly, the lower the sweep speed-up. Tried and rejected for a cheaper per-value "
+             "solve: the LU of a neighbouring Δ_S as preconditioner. Measured at P2, 23k dofs: the "
+             "spectral radius of A_k⁻¹(Δ_S − Δ_S,k)A1 is 6.2·|ΔΔ_S|/Δ_S (0.078 for a 1.25 % step), "
+             "so a preconditioned fixed point needs ~7 triangular solves per digit pair, and restarted "
+             "GMRES stalls near 1e-7 relative; one LU costs about 20–30 triangular solves, so nothing "
+             "is left to gain. Parallel processes for sweep values help wall time only (SuperLU is "
+             "single-threaded; ≤ 2× on this machine).")
     if meta.get("notes"):
         L += ["", "## Notes", ""] + meta["notes"]
     return "\n".join(L) + "\n"
