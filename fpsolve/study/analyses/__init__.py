@@ -101,6 +101,37 @@ class Context:
         self._record(rel)
 
 
+#: Keys whose values are wall times: kept out of the results so that the same seed
+#: gives identical results (they go to summary.json's timings_s instead).
+TIME_KEYS = ("seconds", "elapsed", "elapsed_s")
+
+
+def strip_times(obj, prefix: str = ""):
+    """``(obj without TIME_KEYS entries, {dotted path: time})`` for nested dicts/lists."""
+    times = {}
+    if isinstance(obj, dict):
+        out = {}
+        for k, v in obj.items():
+            path = f"{prefix}.{k}" if prefix else str(k)
+            if k in TIME_KEYS:
+                if isinstance(v, dict):
+                    times.update({f"{path}.{kk}": vv for kk, vv in v.items()})
+                else:
+                    times[path] = v
+                continue
+            out[k], t = strip_times(v, path)
+            times.update(t)
+        return out, times
+    if isinstance(obj, list):
+        out = []
+        for i, v in enumerate(obj):
+            c, t = strip_times(v, f"{prefix}[{i}]")
+            out.append(c)
+            times.update(t)
+        return out, times
+    return obj, times
+
+
 def new_figure(*args, **kwargs):
     """A matplotlib Figure without pyplot's global state (Agg backend)."""
     from matplotlib.figure import Figure

@@ -107,7 +107,7 @@ def run(p: dict, ctx) -> dict:
     out = {
         "landscape": p["landscape"],
         "grid": {"eta": eta, "sigma": sigma, "T": p["T"], "n_walkers": p["n_walkers"],
-                 "elapsed_s": grid.elapsed, "phase": grid.phase(),
+                 "phase": grid.phase(),
                  "sigma_I_II": s12, "sigma_II_III": s23,
                  "sigma_star_theory": dstar / eta,
                  "sigma_star_finite_eta": ph.critical_sigma(eta, L),
@@ -116,7 +116,7 @@ def run(p: dict, ctx) -> dict:
         "cut": {"eta": ce, "sigma": cut.sigma, "x_ss": cut.x_ss[0], "F_ss": cut.F_ss[0],
                 "tau_s": cut.tau_s[0], "tau_s_se": cut.tau_s_se[0], "V_x": cut.V_x[0],
                 "V_y": cut.V_y[0], "diverged": cut.diverged[0], "censored": cut.censored[0],
-                "x_drift": cut.x_drift[0], "elapsed_s": cut.elapsed,
+                "x_drift": cut.x_drift[0],
                 "sigma_star_mc": s_star_cut, "sigma_m_mc": s_m_cut,
                 "sigma_star_finite_eta": float(ph.critical_sigma(ce, L)),
                 "sigma_star_continuum": dstar / ce,

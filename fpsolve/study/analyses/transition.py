@@ -44,12 +44,18 @@ def _summarise(levels):
 def _even_fit(x, p, se, width):
     """Weighted fit P ≈ a + bx² + cx⁴ on |x| ≤ width: (2b/a, its standard error)."""
     m = (np.abs(x) <= width) & np.isfinite(p)
+    if se is not None:           # bins without samples carry no information (SE = 0)
+        m &= np.isfinite(se) & (se > 0)
+    if m.sum() < 4:
+        return float("nan"), float("nan")
     x, p = x[m], p[m]
-    w = np.ones_like(p) if se is None else 1.0 / np.maximum(se[m], 1e-12 * max(p.max(), 1e-300))
+    w = np.ones_like(p) if se is None else 1.0 / se[m]
     A = np.stack([np.ones_like(x), x ** 2, x ** 4], axis=1)
     Aw, pw = A * w[:, None], p * w
     coef, *_ = np.linalg.lstsq(Aw, pw, rcond=None)
     a, b = coef[0], coef[1]
+    if not a > 0:
+        return float("nan"), float("nan")
     curv = 2 * b / a
     if se is None or x.size <= 3:
         return float(curv), float("nan")
