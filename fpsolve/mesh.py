@@ -217,10 +217,15 @@ def _check_mesh(mesh: Mesh, what: str) -> None:
         raise MeshError(f"{what}: mesh has degenerate (zero-area) triangles")
 
 
+# cell types whose first three nodes are the corners
+_TRIANGLES = ("triangle", "triangle6", "VTK_LAGRANGE_TRIANGLE")
+
+
 def load_mesh(path: str, radius: float | None = None, center=None) -> Mesh:
     """Load a triangle mesh from any file meshio reads (.msh, .vtu, .xdmf, ...).
 
-    Quadratic triangles (triangle6) are read through their corner vertices.
+    Quadratic triangles (triangle6) and Lagrange triangles (VTK type 69, e.g. a P3
+    export of fpsolve) are read through their corner vertices.
     When all boundary vertices lie on one circle (to 1e-6 relative) the mesh is
     recognised as a disk and P2 solves get curved boundary elements; pass
     ``radius`` (and ``center``) to insist on a disk.
@@ -244,7 +249,7 @@ def load_mesh(path: str, radius: float | None = None, center=None) -> Mesh:
     except (Exception, SystemExit) as exc:
         why = " ".join(chatter.getvalue().split()) or f"{type(exc).__name__}: {exc}"
         raise MeshError(f"{path}: not a readable mesh ({why})") from None
-    blocks = [b.data[:, :3] for b in raw.cells if b.type in ("triangle", "triangle6")]
+    blocks = [b.data[:, :3] for b in raw.cells if b.type in _TRIANGLES]
     if not blocks:
         kinds = sorted({b.type for b in raw.cells})
         raise MeshError(f"{path}: no triangle cells (found {kinds or 'none'})")

@@ -113,18 +113,7 @@ def test_p2_quadratic_triangles_reproduce_the_fe_function(tmp_path, sols):
     rng = np.random.default_rng(1)
     r, t = 1.3 * np.sqrt(rng.uniform(size=200)), rng.uniform(0, 2 * np.pi, 200)
     xy = np.stack([r * np.cos(t), r * np.sin(t)], axis=1)
-    loc = vtk.vtkCellLocator()
-    loc.SetDataSet(g)
-    loc.BuildLocator()
-    P = vtk_to_numpy(g.GetPointData().GetArray("P"))
-    vals = []
-    for x, y in xy:
-        c = g.GetCell(loc.FindCell([x, y, 0.0]))
-        w, pc = [0.0] * 6, [0.0] * 3
-        inside = c.EvaluatePosition([x, y, 0.0], [0.0] * 3, vtk.reference(0), pc,
-                                    vtk.reference(0.0), w)
-        assert inside == 1
-        vals.append(sum(w[k] * P[c.GetPointId(k)] for k in range(6)))
+    vals = _probe(g, xy, 6)
     np.testing.assert_allclose(vals, sol(xy), rtol=0, atol=1e-12 * sol.P.max())
     # the file is also a mesh fpsolve can load (corner vertices of the triangle6 cells)
     back = fp.load_mesh(path)
@@ -196,6 +185,10 @@ def test_p3_lagrange_triangles_reproduce_the_fe_function(tmp_path, sols):
     assert m.cells[0].type == "VTK_LAGRANGE_TRIANGLE" and m.cells[0].data.shape[1] == 10
     np.testing.assert_array_equal(m.point_data["P"], sol.P)
     assert json.loads(bytes(m.field_data["parameters_json"]).decode())["order"] == 3
+    # and fpsolve loads it back as a mesh through the corner vertices
+    back = fp.load_mesh(path)
+    assert back.nelements == sol.mesh.nelements and back.nvertices == sol.mesh.nvertices
+    assert back.radius == pytest.approx(1.5)
 
 
 def test_export_without_flux_and_meshio_round_trip(tmp_path, sols):
