@@ -138,10 +138,12 @@ def _table(out) -> str:
 
 def _clean_log(ax):
     from matplotlib.ticker import LogLocator, NullFormatter
-    for axis, scale in ((ax.xaxis, ax.get_xscale()), (ax.yaxis, ax.get_yscale())):
+    for axis, scale, lim in ((ax.xaxis, ax.get_xscale(), ax.get_xlim()),
+                             (ax.yaxis, ax.get_yscale(), ax.get_ylim())):
         if scale == "log":
             axis.set_minor_formatter(NullFormatter())
-            axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+            if max(lim) / max(min(lim), 1e-300) < 1e3:    # short range: label 1, 2, 5
+                axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
 
 
 def _fit_line(ax, fit, F, **kw):
