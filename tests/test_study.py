@@ -274,12 +274,12 @@ def test_shipped_studies():
     fig3 = load_study(os.path.join(STUDIES, "fig3.toml"))
     assert [c.name for c in fig3.cases] == ["withD12-0.009", "withD12-0.012", "noD12-0.009",
                                            "noD12-0.012"]
-    assert {c.config["mesh"]["h"] for c in fig3.cases} == {0.025}
+    assert {c.config["mesh"]["h"] for c in fig3.cases} == {0.04}
     assert {(c.config["noise"]["delta_s"], c.config["noise"]["cross_diffusion"])
             for c in fig3.cases} == {(0.009, True), (0.012, True), (0.009, False), (0.012, False)}
     assert fig3.cases[0].config["landscape"] == {"kind": "paper", "eps": 0.02, "lam0": 8.0,
                                                  "lam1": -2.0, "lam2": 1.0}
-    assert fig3.cases[0].config["solver"] == {"order": 2, "boundary": "absorbing",
+    assert fig3.cases[0].config["solver"] == {"order": 3, "boundary": "absorbing",
                                               "stabilisation": "none"}
     assert len(fig3.groups()) == 2                     # one assembly per noise model
     sweep = load_study(os.path.join(STUDIES, "sweep.toml"))
