@@ -108,7 +108,9 @@ class Problem:
                                            stabilisation, intorder)
         self._assembly_used = False
         basis = self.operator.basis
-        self.boundary_dofs = basis.get_dofs().flatten()
+        # P1 dofs are the vertices: skip scikit-fem's facet connectivity (costly, unused)
+        self.boundary_dofs = (mesh.boundary_vertices() if order == 1
+                              else basis.get_dofs().flatten())
         self.interior_dofs = np.setdiff1d(np.arange(basis.N), self.boundary_dofs)
 
     @property
