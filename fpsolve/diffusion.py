@@ -57,6 +57,10 @@ class DiffusionModel:
     def unit_divergence(self, x, y):
         raise NotImplementedError
 
+    def unit_coefficients(self, x, y):
+        """(unit tensor, unit divergence) at the points; models override it to share work."""
+        return self.unit_tensor(x, y), self.unit_divergence(x, y)
+
     def tensor(self, x, y):
         """D at the points, shape (2, 2, *x.shape)."""
         return self.strength * self.unit_tensor(x, y)
@@ -111,13 +115,17 @@ class SGD(DiffusionModel):
         return {"delta_s": self.strength, "cross_diffusion": self.cross_diffusion}
 
     # H is symmetric 2×2: explicit products are ~5× faster than einsum over "..."
-    def unit_tensor(self, x, y):
-        (a, b), (_, c) = self.landscape.hessian(x, y)
+    def unit_tensor(self, x, y, H=None):
+        (a, b), (_, c) = self.landscape.hessian(x, y) if H is None else H
         off = b * (a + c) if self.cross_diffusion else np.zeros_like(b)
         return np.stack([np.stack([a * a + b * b, off]), np.stack([off, b * b + c * c])])
 
-    def unit_divergence(self, x, y):
+    def unit_coefficients(self, x, y):
         H = self.landscape.hessian(x, y)
+        return self.unit_tensor(x, y, H), self.unit_divergence(x, y, H)
+
+    def unit_divergence(self, x, y, H=None):
+        H = self.landscape.hessian(x, y) if H is None else H
         dH = self.landscape.hessian_gradient(x, y)               # [k, i, j]
 
         def dH2(k, i, j):      # ∂_k (H²)_ij = (∂_k H H + H ∂_k H)_ij

@@ -264,8 +264,7 @@ def assemble(landscape: Landscape | None, diffusion: DiffusionModel, mesh: Mesh,
     x, y = basis.global_coordinates()
     x, y = np.asarray(x), np.asarray(y)
     beta0 = _beta0(landscape, drift, x, y)
-    Dhat = diffusion.unit_tensor(x, y)
-    divhat = diffusion.unit_divergence(x, y)
+    Dhat, divhat = diffusion.unit_coefficients(x, y)
     check_tensor(Dhat.reshape(2, 2, -1), np.stack([x.ravel(), y.ravel()]),
                  f"{diffusion.kind} diffusion")
     if not np.all(np.isfinite(divhat)):
