@@ -30,7 +30,7 @@ from .diffusion import DiffusionModel, check_tensor
 from .landscapes import Landscape
 from .mesh import Mesh
 
-__all__ = ["Operator", "assemble", "STABILISATIONS", "locate", "reference_coordinates",
+__all__ = ["Operator", "assemble", "make_basis", "STABILISATIONS", "locate", "reference_coordinates",
            "probe_matrix", "line_cuts"]
 
 logger = logging.getLogger(__name__)
@@ -101,8 +101,15 @@ class Operator:
         return (self.A0 + strength * self.A1).tocsr()
 
 
-def _basis(mesh: Mesh, order: int, intorder: int) -> Basis:
-    """The basis of ``order`` on ``mesh``, built once per mesh (it is immutable)."""
+def make_basis(mesh: Mesh, order: int = 2, intorder: int | None = None) -> Basis:
+    """The scikit-fem basis the solver uses for ``order`` on ``mesh``.
+
+    Built once per mesh and shared (it is never modified); ``intorder`` defaults to
+    the solver's quadrature order 2·order + 1.
+    """
+    if order not in _ELEMENTS:
+        raise ValueError(f"order: expected 1, 2 or 3, got {order!r}")
+    intorder = 2 * order + 1 if intorder is None else intorder
     key = ("basis", order, intorder)
     if key not in mesh._cache:
         mesh._cache[key] = Basis(mesh.geometry(order), _ELEMENTS[order](), intorder=intorder)
@@ -259,7 +266,7 @@ def assemble(landscape: Landscape | None, diffusion: DiffusionModel, mesh: Mesh,
         raise TypeError(f"mesh: expected fpsolve.Mesh (from disk_mesh or load_mesh), got "
                         f"{type(mesh).__name__}")
     t0 = time.perf_counter()
-    basis = _basis(mesh, order, intorder if intorder is not None else 2 * order + 1)
+    basis = make_basis(mesh, order, intorder)
     t1 = time.perf_counter()
     x, y = basis.global_coordinates()
     x, y = np.asarray(x), np.asarray(y)

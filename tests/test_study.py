@@ -490,6 +490,27 @@ def test_run_writes_everything(tmp_path):
     assert not [f for f in files if ".tmp-" in f]
 
 
+@pytest.mark.skipif(not HAVE_PLOT, reason="matplotlib missing")
+def test_panel_rebuilds_reused_p3_cases_from_their_coefficients(tmp_path):
+    """A rerun that recomputes one case re-draws the panel with the stored P3 solution
+    of the other (the rebuilt basis must be the solver's cubic one)."""
+    text = FOUR_FAST.replace("[mesh]\n    h = 0.25", "[mesh]\n    h = 0.5\n    [solver]\n    order = 3")
+    text = text.replace('panel = ["a"]', 'panel = ["a", "b"]')
+    path = write(tmp_path, text, "four.toml")
+    out = str(tmp_path / "out")
+    assert run_study(load_study(path), out).computed == ["a", "b", "c", "d"]
+    before = os.stat(os.path.join(out, "panel.png")).st_mtime_ns
+    path2 = write(tmp_path, text.replace("noise.delta_s = 0.012\n    [[case]]",
+                                         "noise.delta_s = 0.0125\n    [[case]]", 1), "four.toml")
+    again = run_study(load_study(path2), out)
+    assert again.computed == ["b"] and "a" in again.reused
+    assert os.stat(os.path.join(out, "panel.png")).st_mtime_ns != before
+    a = json.loads(open(os.path.join(out, "summary.json")).read())["cases"][0]
+    assert a["name"] == "a" and a["dofs"] == fp.Problem(
+        fp.landscapes.paper(), fp.diffusion.sgd(fp.landscapes.paper(), 0.009),
+        fp.disk_mesh(2.0, 0.5), order=3).dofs
+
+
 def test_rerun_reuses_and_force_recomputes(tmp_path):
     path = write(tmp_path, FOUR_FAST, "four.toml")
     out = str(tmp_path / "out")

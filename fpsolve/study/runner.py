@@ -163,7 +163,7 @@ def _valid_record(out: str, case: Case, outputs: dict):
 
 def _rebuild_solution(out: str, case: Case, record: dict, bases: dict):
     """The Solution of a finished case, from its coefficients (no assembly, no solve)."""
-    from skfem import Basis, ElementTriP1, ElementTriP2
+    from ..fem import make_basis
     from ..solution import Solution
     cfg = case.config
     L = build_landscape(cfg["landscape"])
@@ -172,9 +172,7 @@ def _rebuild_solution(out: str, case: Case, record: dict, bases: dict):
     order = cfg["solver"]["order"]
     key = (id(mesh), order)
     if key not in bases:
-        # the quadrature order the solver uses by default (fem.assemble)
-        bases[key] = Basis(mesh.geometry(order), (ElementTriP1, ElementTriP2)[order - 1](),
-                           intorder=2 * order + 1)
+        bases[key] = make_basis(mesh, order)      # the solver's basis (P1-P3)
     basis = bases[key]
     with np.load(os.path.join(out, "cases", f"{case.name}.npz")) as z:
         P = z["P"]
