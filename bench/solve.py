@@ -206,6 +206,13 @@ def run_all(quick):
     return out
 
 
+def _share_range(levels, order):
+    """Smallest and largest assembly share of the total over the levels of ``order``."""
+    sh = [(r["t_basis"] + r["t_coef"] + r["t_forms"]) / r["t_total"] for r in levels
+          if r["order"] == order]
+    return (min(sh), max(sh)) if sh else (float("nan"), float("nan"))
+
+
 def render(data):
     meta, levels = data["meta"], data["levels"]
     ref = max(levels, key=lambda r: (r["order"], r["dofs"]))
@@ -292,8 +299,9 @@ def render(data):
         parts.append(f"P{o}: {min(q for _, q in rat):.1f}–{max(q for _, q in rat):.1f}×"
                      + (f", ≤ 3× from {ok_from} dofs up" if ok_from else ", above 3× somewhere at every size"))
     L.append(f"* **total ≤ 3× bare linear algebra**: {'met' if max(ratios) <= 3 else 'met only on larger meshes'} — "
-             + "; ".join(parts) + ". On small meshes the fixed costs dominate: assembly (≈ 50 % of the "
-             "total for P2 at every size, see the split above), Python overhead and the diagnostics; "
+             + "; ".join(parts) + ". On small meshes the fixed costs dominate: assembly ("
+             + "–".join(f"{v:.0%}" for v in _share_range(levels, 2))
+             + " of the total for P2, see the split above), Python overhead and the diagnostics; "
              "the worst case is "
              f"{worst['t_total'] / worst['t_bare']:.1f}× (P{worst['order']}, {worst['dofs']} dofs, "
              f"{worst['t_total']:.2f} s in total). The assembly builds the element matrices of M, A0 "
