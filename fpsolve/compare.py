@@ -48,6 +48,7 @@ from scipy import stats
 
 from . import diffusion as _diffusion
 from . import montecarlo as _mc
+from ._json import jsonable
 from .fem import probe_matrix
 from .flux import Flux
 from .solution import Solution
@@ -441,22 +442,6 @@ class _Frames:
 
 
 # ------------------------------------------------------------------ the result
-def _jsonable(v):
-    if isinstance(v, dict):
-        return {str(k): _jsonable(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_jsonable(x) for x in v]
-    if isinstance(v, np.ndarray):
-        return _jsonable(v.tolist())
-    if isinstance(v, (np.bool_, bool)):
-        return bool(v)
-    if isinstance(v, (np.integer, Integral)):
-        return int(v)
-    if isinstance(v, (np.floating, float)):
-        return float(v) if math.isfinite(v) else None       # JSON has no NaN/inf
-    return v
-
-
 def _fmt(v, se=None, digits=4):
     if v is None or (isinstance(v, float) and not math.isfinite(v)):
         return "–"
@@ -589,7 +574,7 @@ class CrossCheck:
                "spectrum": self.spectrum, "notes": self.notes, "table": self.table}
         if arrays:
             out["arrays"] = self._arrays_dict()
-        return _jsonable(out)
+        return jsonable(out)
 
     _ARRAY_KEYS = ("marginal_edges", "current_edges", "fe_marginal", "fe_current",
                    "fe_marginal_curve", "fe_density_grid", "em0_marginal", "em0_marginal_se",

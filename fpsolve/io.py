@@ -44,6 +44,8 @@ from xml.sax.saxutils import escape, quoteattr
 
 import numpy as np
 
+from ._json import jsonable
+
 __all__ = ["export_vtk", "write_pvd"]
 
 
@@ -76,26 +78,6 @@ def _check_target(path, suffix: str, what: str) -> str:
     if not os.path.isdir(d):
         raise FileNotFoundError(f"{what}: directory {d!r} does not exist")
     return path
-
-
-def jsonable(v):
-    """numpy scalars/arrays -> Python; non-finite floats -> None (JSON has no NaN)."""
-    if isinstance(v, dict):
-        return {str(k): jsonable(u) for k, u in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [jsonable(u) for u in v]
-    if isinstance(v, np.ndarray):
-        return jsonable(v.tolist())
-    if isinstance(v, (np.floating, float)):
-        v = float(v)
-        return v if math.isfinite(v) else None
-    if isinstance(v, (np.integer,)):
-        return int(v)
-    if isinstance(v, (np.bool_,)):
-        return bool(v)
-    if v is None or isinstance(v, (str, int, bool)):
-        return v
-    return repr(v)
 
 
 def _field_data_xml(fields: dict, strings: dict) -> str:
