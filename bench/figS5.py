@@ -23,15 +23,12 @@ import re
 import time
 import warnings
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from scipy.ndimage import gaussian_filter  # noqa: E402
-
-import fpsolve as fp  # noqa: E402
-from fpsolve import montecarlo  # noqa: E402
+import fpsolve as fp
+from fpsolve import montecarlo
+from fpsolve.study.analyses.figs5 import (bin_average, fe_numbers, l1, mc_numbers, mode2d,
+                                          figure as figure_s5)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -65,85 +62,23 @@ def mc_run(sigma, cross, seed, quick):
                           bins=BINS, extent=EXTENT, marginal_bins=2 * BINS)
 
 
-def mode2d_mc(P, xc, yc):
-    """(x, y) of the maximum of the histogram smoothed over ~1 bin."""
-    S = gaussian_filter(P, 1.0)
-    i, j = np.unravel_index(np.argmax(S), S.shape)
-    return float(xc[i]), float(yc[j])
-
-
 def measure(sol, mc):
     """Side-by-side numbers of one case."""
-    m = mc.moments()
-    P, xe, ye = mc.density
-    xc, yc = mc.centers
-    fe_mode = sol.mode()
-    xm, pm = mc.marginal("x")
-    pm_s = gaussian_filter(pm, 1.0)
-    trace_t, _, trace_cov = mc.moment_trace()
-    return {
-        "mc": {"x2": float(m["cov"][0, 0] + m["mean"][0] ** 2), "x2_se": float(m["cov_se"][0, 0]),
-               "y2": float(m["cov"][1, 1] + m["mean"][1] ** 2), "y2_se": float(m["cov_se"][1, 1]),
-               "mode2d": tuple(abs(v) for v in mode2d_mc(P, xc, yc)),
-               "marginal_mode": float(abs(xm[np.argmax(pm_s)])),
-               "x2_trace_first_last": [float(trace_cov[0, 0, 0]), float(trace_cov[-1, 0, 0])],
-               "exits": int(mc.exits), "n_walkers": mc.n_walkers, "n_steps": mc.n_steps,
-               "n_burn": mc.n_burn, "seconds": mc.elapsed},
-        "fe": {"x2": sol.expectation(lambda x, y: x * x),
-               "y2": sol.expectation(lambda x, y: y * y),
-               "mode2d": (float(abs(fe_mode[0])), float(abs(fe_mode[1]))),
-               "marginal_mode": float(abs(sol.marginal_mode("x"))),
-               "dofs": int(sol.P.size), "escape_rate": sol.escape_rate},
-    }
+    mc_, fe = mc_numbers(mc), fe_numbers(sol)
+    _, _, trace_cov = mc.moment_trace()
+    mc_.update(mode2d=tuple(mc_["mode2d"]),
+               x2_trace_first_last=[float(trace_cov[0, 0, 0]), float(trace_cov[-1, 0, 0])],
+               exits=int(mc.exits), n_walkers=mc.n_walkers, n_steps=mc.n_steps,
+               n_burn=mc.n_burn, seconds=mc.elapsed)
+    fe["mode2d"] = tuple(fe["mode2d"])
+    return {"mc": mc_, "fe": fe}
 
 
-def l1_2d(A, B, area):
-    return float(np.abs(A - B).sum() * area)
-
-
-def figure(panels, path):
+def figure(panels, path, h):
     """2 × 4: for each Δ_S a row [MC | FE] with cross-diffusion, [MC | FE] without."""
-    fig = plt.figure(figsize=(14.0, 8.2))
-    gs = fig.add_gridspec(2, 7, width_ratios=[1, 1, 0.06, 0.45, 1, 1, 0.06], wspace=0.08,
-                          hspace=0.3, left=0.075, right=0.955, top=0.86, bottom=0.065)
-    for row, sigma in enumerate((0.9, 1.2)):
-        for pair, cross in enumerate((True, False)):
-            p = panels[(sigma, cross)]
-            vmax = max(p["mc"].max(), p["fe"].max())
-            c0 = 4 * pair
-            axs = [fig.add_subplot(gs[row, c0]), fig.add_subplot(gs[row, c0 + 1])]
-            for ax, key in zip(axs, ("mc", "fe")):
-                im = ax.pcolormesh(p["xe"], p["ye"], p[key].T, cmap="viridis", vmin=0,
-                                   vmax=vmax, shading="flat", rasterized=True)
-                ax.plot(*p["mode_" + key], "w+", ms=10, mew=1.6)
-                ax.set_aspect("equal")
-                ax.set(xlim=(-0.75, 0.75), ylim=(-0.85, 0.85), xticks=[-0.5, 0, 0.5],
-                       yticks=[-0.8, -0.4, 0, 0.4, 0.8])
-                ax.set_xlabel("x")
-                if key == "mc":
-                    ax.set_title(f"{p['tag']}Monte Carlo SGD\nη = {ETA:g}, σ = {sigma:g}",
-                                 fontsize=10)
-                else:
-                    ax.set_title("FE (P2, h = 0.025), η → 0\nsame Δ_S", fontsize=10)
-                    ax.tick_params(labelleft=False)
-            axs[0].set_ylabel("y")
-            if pair == 0:
-                box = axs[0].get_position()
-                fig.text(0.012, 0.5 * (box.y0 + box.y1), f"Δ_S = {ETA * sigma:.3f}",
-                         rotation=90, va="center", fontsize=12, fontweight="bold")
-            cb = fig.colorbar(im, cax=fig.add_subplot(gs[row, c0 + 2]))
-            cb.set_label("P(x, y)")
-            if row == 0:
-                what = ("with cross-diffusion (D = Δ_S H²)" if cross
-                        else "without cross-diffusion (D12 = D21 = 0)")
-                b0, b1 = axs[0].get_position(), axs[1].get_position()
-                fig.text(0.5 * (b0.x0 + b1.x1), 0.925, what, ha="center", fontsize=12,
-                         fontweight="bold")
-    fig.suptitle("Fig. S5: stationary densities in the absorbing disk of radius 2 "
-                 "(same colour scale within each MC | FE pair; + marks the maximum)",
-                 fontsize=11, y=0.985)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    p = {"sigma": [0.9, 1.2], "cross_diffusion": [True, False], "eta": ETA,
+         "extent": EXTENT[1], "order": 2, "h": h, "radius": 2.0}
+    figure_s5(p, panels).savefig(path, dpi=100)
 
 
 def write_doc(rows, effect, seconds):
@@ -188,16 +123,6 @@ def write_doc(rows, effect, seconds):
         f.write(pat.sub(lambda m: m.group(1) + text + "\n" + m.group(2), doc))
 
 
-def bin_average(sol, xe, ye, sub=3):
-    """FE density averaged over each histogram bin (sub × sub midpoints)."""
-    off = (np.arange(sub) + 0.5) / sub
-    xs = (xe[:-1, None] + np.diff(xe)[:, None] * off).ravel()
-    ys = (ye[:-1, None] + np.diff(ye)[:, None] * off).ravel()
-    X, Y = np.meshgrid(xs, ys, indexing="ij")
-    v = sol(np.stack([X.ravel(), Y.ravel()], axis=1)).reshape(X.shape)
-    return v.reshape(xe.size - 1, sub, ye.size - 1, sub).mean(axis=(1, 3))
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
@@ -211,20 +136,21 @@ def main():
         write_doc(saved["rows"], saved["effect"], saved["seconds"])
         return
     t0 = time.perf_counter()
+    h = 0.05 if args.quick else 0.025
     rows, panels, dens = [], {}, {}
     for k, (tag, sigma, cross) in enumerate(CASES):
         ds = ETA * sigma
-        sol = fe_solution(ds, cross, 0.05 if args.quick else 0.025)
+        sol = fe_solution(ds, cross, h)
         mc = mc_run(sigma, cross, args.seed + k, args.quick)
         P, xe, ye = mc.density
         area = np.diff(xe)[0] * np.diff(ye)[0]
         F = bin_average(sol, xe, ye)
         r = measure(sol, mc)
-        r.update(panel=tag, sigma=sigma, delta_s=ds, cross=cross, l1_mc_fe=l1_2d(P, F, area))
+        r.update(panel=tag, sigma=sigma, delta_s=ds, cross=cross, l1_mc_fe=l1(P, F, area))
         rows.append(r)
         dens[(sigma, cross)] = (P, F, area)
-        panels[(sigma, cross)] = {"mc": P, "fe": F, "xe": xe, "ye": ye, "tag": f"({tag}) ",
-                                  "mode_mc": mode2d_mc(P, *mc.centers),
+        panels[(sigma, cross)] = {"mc": P, "fe": F, "xe": xe, "ye": ye, "tag": f"({tag})",
+                                  "mode_mc": mode2d(P, *mc.centers),
                                   "mode_fe": tuple(sol.mode())}
         print(f"({tag}) Δ_S={ds:.3f} cross={cross}: MC {mc.elapsed:.0f}s "
               f"<x²> {r['mc']['x2']:.4f} (FE {r['fe']['x2']:.4f}), "
@@ -245,17 +171,17 @@ def main():
             "fe_x2_change": 100 * (b["fe"]["x2"] / a["fe"]["x2"] - 1),
             "mc_mode": (a["mc"]["mode2d"][0], b["mc"]["mode2d"][0]),
             "fe_mode": (a["fe"]["mode2d"][0], b["fe"]["mode2d"][0]),
-            "mc_l1": l1_2d(Pa, Pb, area), "fe_l1": l1_2d(Fa, Fb, area)})
+            "mc_l1": l1(Pa, Pb, area), "fe_l1": l1(Fa, Fb, area)})
     seconds = time.perf_counter() - t0
     os.makedirs(os.path.dirname(RAW), exist_ok=True)
     path = RAW if not args.quick else RAW.replace(".json", "_quick.json")
     with open(path, "w", encoding="utf-8") as f:
         json.dump({"rows": rows, "effect": effect, "seconds": seconds}, f, indent=1)
     if not args.quick:
-        figure(panels, PNG)
+        figure(panels, PNG, h)
         write_doc(rows, effect, seconds)
     else:
-        figure(panels, "/tmp/figS5_quick.png")
+        figure(panels, "/tmp/figS5_quick.png", h)
     print(f"done in {seconds / 60:.1f} min; {path}")
 
 

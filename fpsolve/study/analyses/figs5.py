@@ -14,7 +14,7 @@ import numpy as np
 
 from . import md_table, new_figure
 
-__all__ = ["run"]
+__all__ = ["run", "bin_average", "mode2d", "mc_numbers", "fe_numbers", "l1", "figure"]
 
 
 def _cases(p):
@@ -32,7 +32,7 @@ def _smooth(a, s=1.0):
     return gaussian_filter(a, s)
 
 
-def _bin_average(sol, xe, ye, sub=3):
+def bin_average(sol, xe, ye, sub=3):
     """FE density averaged over each histogram bin (sub × sub midpoints per bin)."""
     off = (np.arange(sub) + 0.5) / sub
     xs = (xe[:-1, None] + np.diff(xe)[:, None] * off).ravel()
@@ -40,6 +40,38 @@ def _bin_average(sol, xe, ye, sub=3):
     X, Y = np.meshgrid(xs, ys, indexing="ij")
     v = sol(np.stack([X.ravel(), Y.ravel()], axis=1)).reshape(X.shape)
     return v.reshape(xe.size - 1, sub, ye.size - 1, sub).mean(axis=(1, 3))
+
+
+def mode2d(P, xc, yc):
+    """(x, y) of the maximum of the histogram ``P`` smoothed over ~1 bin."""
+    i, j = np.unravel_index(np.argmax(_smooth(P)), P.shape)
+    return float(xc[i]), float(yc[j])
+
+
+def mc_numbers(mc) -> dict:
+    """⟨x²⟩, ⟨y²⟩ (jackknife errors), 2-D maximum and x-marginal mode of a Monte Carlo run."""
+    m = mc.moments()
+    xm, pm = mc.marginal("x")
+    mode = mode2d(mc.density[0], *mc.centers)
+    return {"x2": float(m["cov"][0, 0] + m["mean"][0] ** 2), "x2_se": float(m["cov_se"][0, 0]),
+            "y2": float(m["cov"][1, 1] + m["mean"][1] ** 2), "y2_se": float(m["cov_se"][1, 1]),
+            "mode2d": [abs(mode[0]), abs(mode[1])],
+            "marginal_mode": float(abs(xm[np.argmax(_smooth(pm))]))}
+
+
+def fe_numbers(sol) -> dict:
+    """The same numbers of an FE solution, plus its dofs and escape rate."""
+    fe_mode = sol.mode()
+    return {"x2": float(sol.expectation(lambda x, y: x * x)),
+            "y2": float(sol.expectation(lambda x, y: y * y)),
+            "mode2d": [float(abs(fe_mode[0])), float(abs(fe_mode[1]))],
+            "marginal_mode": float(abs(sol.marginal_mode("x"))),
+            "dofs": int(sol.P.size), "escape_rate": sol.escape_rate}
+
+
+def l1(A, B, area) -> float:
+    """∫|A − B| dA of two densities on the same bins."""
+    return float(np.abs(A - B).sum() * area)
 
 
 def run(p: dict, ctx) -> dict:
@@ -69,38 +101,23 @@ def run(p: dict, ctx) -> dict:
                                    extent=(-ext, ext, -ext, ext), marginal_bins=2 * p["bins"],
                                    workers=ctx.workers)
         P, xe, ye = mc.density
-        xc, yc = mc.centers
         area = float(np.diff(xe)[0] * np.diff(ye)[0])
-        F = _bin_average(sol, xe, ye)
-        S = _smooth(P)
-        i, j = np.unravel_index(np.argmax(S), S.shape)
-        mode_mc = (float(xc[i]), float(yc[j]))
-        xm, pm = mc.marginal("x")
-        m = mc.moments()
-        fe_mode = sol.mode()
+        F = bin_average(sol, xe, ye)
         row = {
             "panel": tag, "sigma": sigma, "delta_s": ds, "cross_diffusion": cross,
             "seed": p["seed"] + k,
-            "mc": {"x2": float(m["cov"][0, 0] + m["mean"][0] ** 2),
-                   "x2_se": float(m["cov_se"][0, 0]),
-                   "y2": float(m["cov"][1, 1] + m["mean"][1] ** 2),
-                   "y2_se": float(m["cov_se"][1, 1]),
-                   "mode2d": [abs(mode_mc[0]), abs(mode_mc[1])],
-                   "marginal_mode": float(abs(xm[np.argmax(_smooth(pm))])),
+            "mc": {**mc_numbers(mc),
                    "exits": int(mc.exits), "escape_rate": float(mc.escape_rate),
                    "n_walkers": int(mc.n_walkers), "n_steps": int(mc.n_steps),
                    "n_burn": int(mc.n_burn), "backend": mc.backend},
-            "fe": {"x2": float(sol.expectation(lambda x, y: x * x)),
-                   "y2": float(sol.expectation(lambda x, y: y * y)),
-                   "mode2d": [float(abs(fe_mode[0])), float(abs(fe_mode[1]))],
-                   "marginal_mode": float(abs(sol.marginal_mode("x"))),
-                   "dofs": int(sol.P.size), "escape_rate": sol.escape_rate,
+            "fe": {**fe_numbers(sol),
                    "negative_mass": float(sol.diagnostics["negative_mass"])},
-            "l1_mc_fe": float(np.abs(P - F).sum() * area),
+            "l1_mc_fe": l1(P, F, area),
         }
         rows.append(row)
         panels[(sigma, cross)] = {"mc": P, "fe": F, "xe": xe, "ye": ye, "tag": tag,
-                                  "mode_mc": mode_mc, "mode_fe": tuple(fe_mode), "area": area}
+                                  "mode_mc": mode2d(P, *mc.centers),
+                                  "mode_fe": tuple(sol.mode()), "area": area}
         ctx.progress(f"{tag} Δ_S = {ds:.4g}, cross-diffusion {cross}: ⟨x²⟩ MC "
                      f"{row['mc']['x2']:.4f} ± {row['mc']['x2_se']:.1g}, FE {row['fe']['x2']:.4f}; "
                      f"L1(MC, FE) {row['l1_mc_fe']:.3f}")
@@ -120,11 +137,11 @@ def run(p: dict, ctx) -> dict:
                 "fe_x2_change_percent": 100 * (b["fe"]["x2"] / a["fe"]["x2"] - 1),
                 "mc_mode_x": [a["mc"]["mode2d"][0], b["mc"]["mode2d"][0]],
                 "fe_mode_x": [a["fe"]["mode2d"][0], b["fe"]["mode2d"][0]],
-                "mc_l1": float(np.abs(pa["mc"] - pb["mc"]).sum() * pa["area"]),
-                "fe_l1": float(np.abs(pa["fe"] - pb["fe"]).sum() * pa["area"])})
+                "mc_l1": l1(pa["mc"], pb["mc"], pa["area"]),
+                "fe_l1": l1(pa["fe"], pb["fe"], pa["area"])})
 
     with ctx.step("figure"):
-        _figure(ctx, p, panels)
+        ctx.save_figure("figS5.png", figure(p, panels), dpi=100)
     ctx.write_text("table.md", _table(p, rows, effect))
     return {"eta": eta, "cases": rows, "effect_of_cross_diffusion": effect,
             "delta_s_star_theory": float(fp.theory.critical_delta_s(L))}
@@ -165,7 +182,9 @@ def _table(p, rows, effect) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _figure(ctx, p, panels):
+def figure(p, panels):
+    """The MC | FE panel pairs: one row per σ, one pair per noise model of ``p``
+    (keys sigma, cross_diffusion, eta, extent, order, h, radius)."""
     sigmas, crosses = p["sigma"], p["cross_diffusion"]
     nrow, npair = len(sigmas), len(crosses)
     fig = new_figure(figsize=(3.6 * 2 * npair + 0.8, 3.9 * nrow + 0.8))
@@ -212,4 +231,4 @@ def _figure(ctx, p, panels):
     fig.suptitle(f"Fig. S5: stationary densities in the absorbing disk of radius {p['radius']:g} "
                  "(same colour scale within each MC | FE pair; + marks the maximum)",
                  fontsize=11, y=0.985)
-    ctx.save_figure("figS5.png", fig, dpi=100)
+    return fig
