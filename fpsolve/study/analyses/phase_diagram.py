@@ -14,7 +14,8 @@ import numpy as np
 
 from . import md_table, new_figure
 
-__all__ = ["run"]
+__all__ = ["run", "crossing", "boundaries", "post_transient_x", "theory_cut", "edges",
+           "theory_lines", "figure"]
 
 #: The paper's numbers (SM Sec. II C, Fig. S4 caption); S46 labels (β1 below σ*).
 PAPER = {"sigma_star": 0.0105, "alpha": 0.85, "beta1": 0.56, "beta2": 0.48}
@@ -33,7 +34,7 @@ def _cut_sigmas(p, L):
     return np.unique(np.round(np.concatenate(parts), 10))
 
 
-def _crossing(sigma, values, level):
+def crossing(sigma, values, level):
     """First σ (log-interpolated) at which ``values`` crosses ``level`` upwards."""
     v = np.asarray(values, dtype=float)
     for k in range(1, v.size):
@@ -43,12 +44,43 @@ def _crossing(sigma, values, level):
     return float("nan")
 
 
-def _boundaries(grid):
+def boundaries(grid):
+    """Per η: σ of the I → II crossing (x_ss = x_threshold) and of phase III (diverged)."""
     xt, dt = grid.settings["x_threshold"], grid.settings["div_threshold"]
-    s12 = np.array([_crossing(grid.sigma, np.nan_to_num(grid.x_ss[i], nan=9.0), xt)
+    s12 = np.array([crossing(grid.sigma, np.nan_to_num(grid.x_ss[i], nan=9.0), xt)
                     for i in range(grid.eta.size)])
-    s23 = np.array([_crossing(grid.sigma, grid.diverged[i], dt) for i in range(grid.eta.size)])
+    s23 = np.array([crossing(grid.sigma, grid.diverged[i], dt) for i in range(grid.eta.size)])
     return s12, s23
+
+
+def post_transient_x(L, eta, sigmas, seed) -> np.ndarray:
+    """Mean |x| per σ after the fast descent into the valley (τ = 2): where the slow
+    one-dimensional search of the adiabatic theory starts."""
+    from fpsolve import phase as ph
+    n = int(np.ceil(2.0 / eta))
+    tr = ph.trajectories(sigmas, eta=eta, n_steps=n, landscape=L, n_walkers=256,
+                         record_every=n, seed=seed)
+    return np.nanmean(np.abs(tr.x[:, :, -1]), axis=1)
+
+
+def theory_cut(L, sigma, eta, tol, x0):
+    """Adiabatic theory along σ at fixed η with the finite-η noise Δ_S/(1 − ηλ0/2).
+
+    Returns F(x_ss) and τ_s(x0 → x_ss + tol) (S30, S44) for each σ > 0; ``x0`` is one
+    start per σ.
+    """
+    import fpsolve as fp
+    fac = 1.0 - 0.5 * eta * L.lam0
+    F, tau = np.full(sigma.size, np.nan), np.full(sigma.size, np.nan)
+    for k, s in enumerate(sigma):
+        if s <= 0:
+            continue
+        th = fp.theory.adiabatic(L, eta * s / fac)
+        F[k] = float(L.flatness(th.x_ss))
+        target = th.x_ss + tol
+        if target < x0[k]:      # else the fast descent already got there: no 1-D search
+            tau[k] = th.search_time(x0[k], target)
+    return F, tau
 
 
 def run(p: dict, ctx) -> dict:
@@ -76,17 +108,8 @@ def run(p: dict, ctx) -> dict:
     with ctx.step("theory along the cut"):
         ce = p["cut_eta"]
         ts = np.geomspace(1e-3, min(0.3, float(cut.sigma.max())), 40)
-        n0 = int(np.ceil(2.0 / ce))
-        tr0 = ph.trajectories(ts, eta=ce, n_steps=n0, landscape=L, n_walkers=256,
-                              record_every=n0, seed=seed + 2)
-        x0 = np.nanmean(np.abs(tr0.x[:, :, -1]), axis=1)
-        fac = 1.0 - 0.5 * ce * L.lam0
-        F_th, tau_th = np.full(ts.size, np.nan), np.full(ts.size, np.nan)
-        for k, s in enumerate(ts):
-            th = fp.theory.adiabatic(L, ce * s / fac)
-            F_th[k] = float(L.flatness(th.x_ss))
-            if th.x_ss + p["tol"] < x0[k]:
-                tau_th[k] = th.search_time(x0[k], th.x_ss + p["tol"])
+        x0 = post_transient_x(L, ce, ts, seed + 2)
+        F_th, tau_th = theory_cut(L, ts, ce, p["tol"], x0)
     fit = None
     if p["exponents"]:
         with ctx.step("exponent fits"):
@@ -99,10 +122,10 @@ def run(p: dict, ctx) -> dict:
                 g.save(tmp)
             ctx._record(rel)
 
-    s12, s23 = _boundaries(grid)
-    s_star_cut = _crossing(cut.sigma, np.nan_to_num(cut.x_ss[0], nan=9.0),
+    s12, s23 = boundaries(grid)
+    s_star_cut = crossing(cut.sigma, np.nan_to_num(cut.x_ss[0], nan=9.0),
                            cut.settings["x_threshold"])
-    s_m_cut = _crossing(cut.sigma, cut.diverged[0], cut.settings["div_threshold"])
+    s_m_cut = crossing(cut.sigma, cut.diverged[0], cut.settings["div_threshold"])
     dstar = float(fp.theory.critical_delta_s(L))
     out = {
         "landscape": p["landscape"],
@@ -130,7 +153,11 @@ def run(p: dict, ctx) -> dict:
                             **{k: {"value": getattr(fit, k), "ci": list(fit.ci[k])}
                                for k in ("alpha", "beta1", "beta2")}}
     with ctx.step("figure"):
-        _figure(ctx, p, L, traj, grid, cut, out)
+        c = out["cut"]
+        fig = figure(L, traj, grid, cut, cut_eta=ce, tol=p["tol"], sigma_boundaries=(s12, s23),
+                     s_star=c["sigma_star_finite_eta"], s_m=c["sigma_m_mc"],
+                     theory=out["theory_cut"])
+        ctx.save_figure("fig2.png", fig, dpi=100)
     ctx.write_text("table.md", _table(p, L, grid, cut, out))
     return out
 
@@ -188,7 +215,8 @@ def _table(p, L, grid, cut, out) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _edges(v):
+def edges(v):
+    """Cell edges (log-midpoints) around log-spaced centres ``v``."""
     lv = np.log(v)
     if lv.size == 1:
         return np.exp(np.array([lv[0] - 0.1, lv[0] + 0.1]))
@@ -196,9 +224,26 @@ def _edges(v):
     return np.exp(np.concatenate([[2 * lv[0] - mid[0]], mid, [2 * lv[-1] - mid[-1]]]))
 
 
-def _figure(ctx, p, L, traj, grid, cut, out):
-    import fpsolve as fp
+def theory_lines(ax, L, eta_lo, eta_hi, label=True):
+    """The theory's phase boundaries in a (σ, η) plane: Δ_S*, its finite-η shift, Δ_m (S39)."""
     from fpsolve import phase as ph
+    import fpsolve as fp
+    etas = np.geomspace(eta_lo, eta_hi, 200)
+    dstar = fp.theory.critical_delta_s(L)
+    ax.plot(dstar / etas, etas, ":", color="red", lw=1.6,
+            label=r"$\eta\sigma=\Delta_S^*$" if label else None)
+    ax.plot(ph.critical_sigma(etas, L), etas, "--", color="red", lw=1.2,
+            label=r"$\eta\sigma=\Delta_S^*(1-\eta\lambda_0/2)$" if label else None)
+    ax.plot(ph.divergence_sigma(etas, L), etas, "-.", color="red", lw=1.4,
+            label=r"$\eta\sigma=\Delta_m(\eta)$ (S39)" if label else None)
+
+
+def figure(L, traj, grid, cut, *, cut_eta, tol, sigma_boundaries, s_star, s_m, theory,
+           title_note=""):
+    """Fig. 2: (a) trajectories, (c) x(t), (b) F(x_ss) and (d) τ_s over the (σ, η) grid
+    with the theory's and the measured phase boundaries (``sigma_boundaries`` = σ of
+    I → II and of II → III per η), (e) F and (f) τ_s along the η = ``cut_eta`` cut
+    against ``theory`` (dict sigma, F, tau_s).  Returns the matplotlib Figure."""
     from matplotlib.colors import LogNorm
 
     F0, FF = float(L.flatness(0.0)), float(L.flatness(1.0))
@@ -228,24 +273,17 @@ def _figure(ctx, p, L, traj, grid, cut, out):
            xlim=(0, traj.t[-1]))
     ax.legend(fontsize=8)
 
-    ext = (_edges(grid.sigma), _edges(grid.eta))
+    ext = (edges(grid.sigma), edges(grid.eta))
     ph3 = grid.phase() == 3
-    etas = np.geomspace(grid.eta.min(), grid.eta.max(), 200)
-    dstar = fp.theory.critical_delta_s(L)
-    s12, s23 = out["grid"]["sigma_I_II"], out["grid"]["sigma_II_III"]
+    s12, s23 = sigma_boundaries
 
     def lines(ax, label):
-        ax.plot(dstar / etas, etas, ":", color="red", lw=1.6,
-                label=r"$\eta\sigma=\Delta_S^*$" if label else None)
-        ax.plot(ph.critical_sigma(etas, L), etas, "--", color="red", lw=1.2,
-                label=r"$\eta\sigma=\Delta_S^*(1-\eta\lambda_0/2)$" if label else None)
-        ax.plot(ph.divergence_sigma(etas, L), etas, "-.", color="red", lw=1.4,
-                label=r"$\eta\sigma=\Delta_m(\eta)$ (S39)" if label else None)
+        theory_lines(ax, L, grid.eta.min(), grid.eta.max(), label)
         ax.plot(s12, grid.eta, "o-", ms=2.5, lw=1, color="k",
                 label="MC: $x_{ss}=0.1$" if label else None)
         ax.plot(s23, grid.eta, "s-", ms=2.5, lw=1, color="0.3",
                 label="MC: 50 % diverged" if label else None)
-        ax.axhline(p["cut_eta"], color="w" if label else "k", lw=0.8, ls="--")
+        ax.axhline(cut_eta, color="w" if label else "k", lw=0.8, ls="--")
         ax.set(xscale="log", yscale="log", xlabel="σ", ylabel="η",
                xlim=(ext[0][0], ext[0][-1]), ylim=(ext[1][0], ext[1][-1]))
 
@@ -266,18 +304,16 @@ def _figure(ctx, p, L, traj, grid, cut, out):
                                         vmax=max(float(tau.max()), 0.2)))
         fig.colorbar(pc, ax=ax, pad=0.02).set_label(r"$\tau_s=\eta\langle t_s\rangle$")
     lines(ax, False)
-    ax.set_title(f"(d) search time (tol = {p['tol']:g})")
+    ax.set_title(f"(d) search time (tol = {tol:g})")
 
-    c = out["cut"]
-    s_star, s_m = c["sigma_star_finite_eta"], c["sigma_m_mc"]
     ok = cut.diverged[0] <= cut.settings["div_threshold"]
-    th = out["theory_cut"]
+    th = theory
     ax = fig.add_subplot(gs[0, 2])
     ax.semilogx(cut.sigma[ok], cut.F_ss[0, ok], "o", ms=3.5, color="C0", label="MC SGD")
     ax.semilogx(th["sigma"], th["F"], "-", color="C1", lw=1.2,
                 label=r"adiabatic theory, $\Delta_S/(1-\eta\lambda_0/2)$")
     ax.axhline(F0, color="0.5", lw=0.8, ls=":")
-    ax.set(xlabel="σ", ylabel="$F(x_{ss})$", title=f"(e) η = {p['cut_eta']:g}")
+    ax.set(xlabel="σ", ylabel="$F(x_{ss})$", title=f"(e) η = {cut_eta:g}")
     ax2 = ax.twinx()
     ax2.semilogx(cut.sigma, cut.diverged[0], "-", color="0.5", lw=1)
     ax2.set_ylabel("diverged fraction", color="0.5")
@@ -294,11 +330,11 @@ def _figure(ctx, p, L, traj, grid, cut, out):
     ax.plot(th["sigma"], th["tau_s"], "-", color="C1", lw=1.2,
             label="adiabatic theory S44 (start: MC |x| at τ = 2)")
     ax.set(xscale="log", yscale="log", xlabel="σ", ylabel=r"$\tau_s$",
-           title=f"(f) search time at η = {p['cut_eta']:g}; σ* dotted, σ_m dash-dotted")
+           title=f"(f) search time at η = {cut_eta:g}; σ* dotted, σ_m dash-dotted")
     ax.axvline(s_star, color="red", ls=":", lw=1.2)
     if np.isfinite(s_m):
         ax.axvline(s_m, color="red", ls="-.", lw=1.2)
     ax.legend(fontsize=7, loc="lower left")
     fig.suptitle(f"Yang–Tang–Tu Fig. 2 by Monte Carlo SGD: ε = {L.eps:g}, λ = ({L.lam0:g}, "
-                 f"{L.lam1:g}, {L.lam2:g}), start (1.5, 1.5)", fontsize=12)
-    ctx.save_figure("fig2.png", fig, dpi=100)
+                 f"{L.lam1:g}, {L.lam2:g}), start (1.5, 1.5){title_note}", fontsize=12)
+    return fig
