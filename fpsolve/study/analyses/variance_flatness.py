@@ -17,16 +17,19 @@ import numpy as np
 
 from . import new_figure, strip_times
 
-__all__ = ["run"]
+__all__ = ["run", "arr", "fmt_fit", "FIGURES", "figure_2d", "figure_variance", "figure_d_tau",
+           "figure_order", "figure_spectrum", "figure_fdn"]
 
 _NAMES = {"sgd": "SGD", "gd": "GD", "fdn": "GD + FDN", "isotropic": "GD + isotropic"}
 
 
-def _arr(x):
+def arr(x):
+    """A JSON list as a float array (None -> NaN)."""
     return np.array([np.nan if v is None else v for v in x], dtype=float)
 
 
-def _fmt(fit):
+def fmt_fit(fit):
+    """"exponent [CI low, CI high]" of a power-law fit, "—" without one."""
     return (f"{fit['exponent']:.2f} [{fit['ci'][0]:.2f}, {fit['ci'][1]:.2f}]" if fit else "—")
 
 
@@ -72,14 +75,9 @@ def run(p: dict, ctx) -> dict:
             ctx.timings.update({f"library {k}": v for k, v in times.items()
                                 if isinstance(v, (int, float))})
     with ctx.step("figures"):
-        _figure_2d(ctx, out["2d"])
-        if "digits" in out:
-            _figure_variance(ctx, out["digits"])
-            _figure_d_tau(ctx, out["digits"])
-            _figure_order(ctx, out["digits"])
-            _figure_spectrum(ctx, out["digits"])
-        if "fdn" in out:
-            _figure_fdn(ctx, out["fdn"])
+        for rel, (draw, part) in FIGURES.items():
+            if part in out:
+                ctx.save_figure(rel, draw(out[part]), dpi=120)
     ctx.write_text("table.md", _table(out))
     return out
 
@@ -91,14 +89,14 @@ def _table(out) -> str:
         a = rd["analysis"]
         lines += ["| quantity | this run (8×8 digits, 64–30–30–10) | Feng–Tu SI (MNIST) |",
                   "| --- | --- | --- |",
-                  f"| ψ, σ_i² ∝ F_i^(−ψ), directions ≥ 2 | {_fmt(a['psi'])} (R² = "
+                  f"| ψ, σ_i² ∝ F_i^(−ψ), directions ≥ 2 | {fmt_fit(a['psi'])} (R² = "
                   f"{a['psi']['r2']:.2f}, {a['psi']['n']} directions) | ≈ 4 (ψ = 4 used for "
                   "LDC, SI S8) |",
-                  f"| ψ, all analysed directions | {_fmt(a['psi_all_directions'])} | — |",
-                  f"| ψ_D, D_i ∝ F_i^(−ψ_D) | {_fmt(a['psi_D'])} | ≈ 2 (D_i ∝ F_i^(−2), Fig. S8) |",
-                  f"| ψ_τ, τ_i ∝ F_i^(−ψ_τ) | {_fmt(a['psi_tau'])} | ≈ 1.8 |"]
+                  f"| ψ, all analysed directions | {fmt_fit(a['psi_all_directions'])} | — |",
+                  f"| ψ_D, D_i ∝ F_i^(−ψ_D) | {fmt_fit(a['psi_D'])} | ≈ 2 (D_i ∝ F_i^(−2), Fig. S8) |",
+                  f"| ψ_τ, τ_i ∝ F_i^(−ψ_τ) | {fmt_fit(a['psi_tau'])} | ≈ 1.8 |"]
         for w in rd["sub_windows"]:
-            lines.append(f"| ψ / D_l, last {w['window']} iterations only | {_fmt(w['psi'])} / "
+            lines.append(f"| ψ / D_l, last {w['window']} iterations only | {fmt_fit(w['psi'])} / "
                          f"{w['learning_dimension']} ({w['learning_dimension_without_drift']} "
                          "without p_1) | — |")
         lines += [f"| D_l (99.9 % of the variance) | {a['learning_dimension']} of "
@@ -113,8 +111,8 @@ def _table(out) -> str:
     lines += ["| 2-D noise model | ψ fitted (95 % CI) | continuum prediction |",
               "| --- | --- | --- |"]
     for m, d in r2d["models"].items():
-        lines.append(f"| {m} | {_fmt(d['psi'])} | {d['psi_continuum']:g} |")
-    rat = np.concatenate([_arr(r["F"]) / _arr(r["F_hessian"]) for r in r2d["paper"]])
+        lines.append(f"| {m} | {fmt_fit(d['psi'])} | {d['psi_continuum']:g} |")
+    rat = np.concatenate([arr(r["F"]) / arr(r["F_hessian"]) for r in r2d["paper"]])
     lines += ["", f"Paper landscape: numerical F_i / Hessian-based F_i = {np.nanmin(rat):.3f} … "
               f"{np.nanmax(rat):.3f} over {rat.size} walker-directions.", ""]
     for key, res in (("fdn", out.get("fdn")), ("fdn_strong", out.get("fdn_strong"))):
@@ -153,7 +151,7 @@ def _fit_line(ax, fit, F, **kw):
     ax.plot(f, fit["prefactor"] * f ** (-fit["exponent"]), **kw)
 
 
-def _figure_2d(ctx, r2d):
+def figure_2d(r2d):
     fig = new_figure(figsize=(10, 4), layout="constrained")
     axes = fig.subplots(1, 2)
     ax = axes[0]
@@ -161,9 +159,9 @@ def _figure_2d(ctx, r2d):
     labels = {"sgd": r"SGD, $D=\Delta_S H^2$", "fdn": r"FDN, $D=\Delta H^+$",
               "isotropic": r"isotropic, $D=\Delta I$"}
     for m, d in r2d["models"].items():
-        F, v = _arr(d["F"]), _arr(d["variance"])
+        F, v = arr(d["F"]), arr(d["variance"])
         ax.loglog(F, v, "o", color=colors.get(m, "k"), ms=4,
-                  label=f"{labels.get(m, m)}: ψ = {_fmt(d['psi'])}")
+                  label=f"{labels.get(m, m)}: ψ = {fmt_fit(d['psi'])}")
         _fit_line(ax, d["psi"], F, color=colors.get(m, "k"), lw=1)
     ax.set(xlabel="flatness $F_i$", ylabel=r"variance $\sigma_i^2$",
            title="2-D random quadratics (continuum ψ = 2, 0, −2)")
@@ -171,8 +169,8 @@ def _figure_2d(ctx, r2d):
     _clean_log(ax)
     ax = axes[1]
     for k, name in enumerate(("sharp direction $p_1$", "flat direction $p_2$")):
-        Fn = np.array([_arr(r["F"])[k] for r in r2d["paper"]])
-        Fh = np.array([_arr(r["F_hessian"])[k] for r in r2d["paper"]])
+        Fn = np.array([arr(r["F"])[k] for r in r2d["paper"]])
+        Fh = np.array([arr(r["F_hessian"])[k] for r in r2d["paper"]])
         x = np.array([r["mean"][0] for r in r2d["paper"]])
         ax.plot(x, Fn / Fh, "os"[k], ms=6, label=name)
     ax.axhline(1.0, color="k", lw=0.8)
@@ -180,12 +178,12 @@ def _figure_2d(ctx, r2d):
            ylabel="numerical $F_i$ / Hessian-based $F_i$",
            title="paper landscape: SI flatness vs Hessian at the window mean")
     ax.legend(loc="best", fontsize=8)
-    ctx.save_figure("vf_2d.png", fig, dpi=120)
+    return fig
 
 
-def _figure_variance(ctx, rd):
+def figure_variance(rd):
     a = rd["analysis"]
-    F, v = _arr(a["F"]), _arr(a["variance"])
+    F, v = arr(a["F"]), arr(a["variance"])
     idx = np.array(a["index"])
     fig = new_figure(figsize=(5.8, 4.4), layout="constrained")
     ax = fig.subplots()
@@ -195,7 +193,7 @@ def _figure_variance(ctx, rd):
     ax.set_xscale("log")
     ax.set_yscale("log")
     _fit_line(ax, a["psi"], F[idx >= 2], color="k", lw=1.2,
-              label=f"fit, ψ = {_fmt(a['psi'])} (95 % CI)")
+              label=f"fit, ψ = {fmt_fit(a['psi'])} (95 % CI)")
     fig.colorbar(sc, ax=ax).set_label(r"$\log_{10} i$")
     ax.set(xlabel="flatness $F_i$", ylabel=r"variance $\sigma_i^2$")
     _clean_log(ax)
@@ -204,12 +202,12 @@ def _figure_variance(ctx, rd):
                  f"α = {pr['lr']}\nhidden 1 → 2 weights, window {pr['window']} iterations",
                  fontsize=9)
     ax.legend(loc="lower left", fontsize=8)
-    ctx.save_figure("vf_variance_flatness.png", fig, dpi=120)
+    return fig
 
 
-def _figure_d_tau(ctx, rd):
+def figure_d_tau(rd):
     a = rd["analysis"]
-    F, D, tau = _arr(a["F"]), _arr(a["D"]), _arr(a["tau"])
+    F, D, tau = arr(a["F"]), arr(a["D"]), arr(a["tau"])
     idx = np.array(a["index"])
     m = idx >= 2
     fig = new_figure(figsize=(13, 4), layout="constrained")
@@ -217,41 +215,41 @@ def _figure_d_tau(ctx, rd):
     for ax, y, fit, lab in ((axes[0], D, a["psi_D"], r"$D_i$ (per iteration²)"),
                             (axes[1], tau, a["psi_tau"], r"$\tau_i$ (iterations)")):
         ax.loglog(F[m], y[m], "o", ms=4)
-        _fit_line(ax, fit, F[m], color="k", lw=1.2, label=f"exponent {_fmt(fit)}")
+        _fit_line(ax, fit, F[m], color="k", lw=1.2, label=f"exponent {fmt_fit(fit)}")
         ax.set(xlabel="flatness $F_i$", ylabel=lab)
         ax.legend(loc="lower left", fontsize=8)
         _clean_log(ax)
     axes[0].set_title(r"$D_i$ vs $F_i$ (SI Fig. S8: ∝ $F^{-2}$)")
     axes[1].set_title(r"$\tau_i$ vs $F_i$ (SI: ∝ $F^{-1.8}$)")
     ax = axes[2]
-    t = _arr(rd["lags"]["t"])
+    t = arr(rd["lags"]["t"])
     sel = np.unique(np.round(np.geomspace(2, len(a["index"]), 5)).astype(int) - 1)
     for k in sel:
-        ax.plot(t, _arr(rd["lags"]["G"][k]), label=f"i = {a['index'][k]}")
+        ax.plot(t, arr(rd["lags"]["G"][k]), label=f"i = {a['index'][k]}")
     ax.axhline(0, color="k", lw=0.5)
     ax.set(xlabel="lag t (iterations)", ylabel=r"$G_i(t)=\int_{-t}^{t} c_i$",
            title="integrated velocity correlation (SI Fig. S7A)")
     ax.legend(fontsize=8)
-    ctx.save_figure("vf_diffusion_tau.png", fig, dpi=120)
+    return fig
 
 
-def _figure_order(ctx, rd):
+def figure_order(rd):
     ipe = rd["iterations_per_epoch"]
     o = rd["order"]
-    t = _arr(o["t"]) / ipe
+    t = arr(o["t"]) / ipe
     h = rd["history"]
-    it = _arr(h["iteration"]) / ipe
+    it = arr(h["iteration"]) / ipe
     fig = new_figure(figsize=(7.5, 8), layout="constrained")
     axes = fig.subplots(3, 1, sharex=True)
-    axes[0].plot(t, _arr(o["A"]), lw=1)
+    axes[0].plot(t, arr(o["A"]), lw=1)
     axes[0].set_ylabel(r"$\langle A_g\rangle$")
-    axes[1].plot(t, _arr(o["C"]), lw=1, color="C1")
+    axes[1].plot(t, arr(o["C"]), lw=1, color="C1")
     axes[1].axhline(0, color="k", lw=0.5)
     axes[1].set_ylabel(r"$\langle C_g\rangle$")
-    axes[2].semilogy(it, _arr(h["train_loss"]), label="training loss (CE)")
-    axes[2].semilogy(it, np.maximum(_arr(h["train_error"]), 1e-4),
+    axes[2].semilogy(it, arr(h["train_loss"]), label="training loss (CE)")
+    axes[2].semilogy(it, np.maximum(arr(h["train_error"]), 1e-4),
                      label="training error (0 drawn at 1e-4)")
-    axes[2].semilogy(it, _arr(h["test_error"]), label="test error")
+    axes[2].semilogy(it, arr(h["test_error"]), label="test error")
     axes[2].set_xlabel("epoch")
     axes[2].legend(loc="upper right", fontsize=8)
     ts = rd["transition_iteration"] / ipe
@@ -268,12 +266,12 @@ def _figure_order(ctx, rd):
                       "red dashed: ⟨C_g⟩ transition; green dotted: training error 0; "
                       "grey: PCA window", fontsize=9)
     axes[0].set_xlim(t[0] if t[0] > 0 else 1.0 / ipe, None)
-    ctx.save_figure("vf_order_parameters.png", fig, dpi=120)
+    return fig
 
 
-def _figure_spectrum(ctx, rd):
+def figure_spectrum(rd):
     a = rd["analysis"]
-    acc = _arr(a["accumulated_variance"])
+    acc = arr(a["accumulated_variance"])
     var = np.diff(np.concatenate([[0.0], acc]))
     i = np.arange(1, acc.size + 1)
     acc2 = np.cumsum(var[1:]) / var[1:].sum()
@@ -293,14 +291,14 @@ def _figure_spectrum(ctx, rd):
     ax.set(xlabel="PCA direction i", ylabel="variance not yet accumulated",
            title=f"accumulated variance spectrum, {a['n_params']} weights (SI Fig. S16A)")
     ax.legend(loc="lower left", fontsize=8)
-    ctx.save_figure("vf_spectrum.png", fig, dpi=120)
+    return fig
 
 
-def _figure_fdn(ctx, rf):
+def figure_fdn(rf):
     fig = new_figure(figsize=(13, 4), layout="constrained")
     axes = fig.subplots(1, 3)
     for m, c in rf["curves"].items():
-        axes[0].plot(_arr(c["iteration"]), _arr(c["test_error"]) * 100, label=_NAMES[m], lw=1)
+        axes[0].plot(arr(c["iteration"]), arr(c["test_error"]) * 100, label=_NAMES[m], lw=1)
     axes[0].set(xlabel="iteration", ylabel="test error (%)", ylim=(0, 15),
                 title=f"seed {rf['params']['seeds'][0]}")
     axes[0].legend(fontsize=8)
@@ -318,4 +316,13 @@ def _figure_fdn(ctx, rf):
         ax.set_ylabel(lab)
     axes[1].set_title(f"{len(rf['params']['seeds'])} seeds, {rf['params']['n_test']} test images")
     axes[2].set_title("largest Hessian eigenvalue of the training loss")
-    ctx.save_figure("vf_fdn.png", fig, dpi=120)
+    return fig
+
+
+#: file -> (function drawing it, the result part it shows: "2d", "digits" or "fdn")
+FIGURES = {"vf_2d.png": (figure_2d, "2d"),
+           "vf_variance_flatness.png": (figure_variance, "digits"),
+           "vf_diffusion_tau.png": (figure_d_tau, "digits"),
+           "vf_order_parameters.png": (figure_order, "digits"),
+           "vf_spectrum.png": (figure_spectrum, "digits"),
+           "vf_fdn.png": (figure_fdn, "fdn")}
