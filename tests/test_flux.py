@@ -53,25 +53,35 @@ def test_ou_exact_current_is_a_rotation_of_grad_p():
     np.testing.assert_allclose(J(np.array(x), np.array(y)), [r * gy, -r * gx], rtol=1e-6)
 
 
+def ou_flux_errors(h, order):
+    """Relative L2 errors of J (at the quadrature points), of J projected on the FE space
+    and of ψ against the exact OU current on a reflecting disk of mesh size ``h``; and
+    the Flux.  Checks the one clockwise cycle and that J is solenoidal."""
+    P, J, r, _ = ou_exact()
+    sol = quiet(fp.solve, fp.landscapes.quadratic(OU_A), fp.diffusion.constant(OU_D),
+                fp.disk_mesh(1.5, h), boundary="reflecting", order=order)
+    fl = fp.flux(sol)
+    x, y, _, dx = sol._quadrature()
+    Je = J(x, y)
+    nJ = l2(Je, dx)
+    Jh = np.stack([np.asarray(fl.basis.interpolate(fl.J[i])) for i in range(2)])
+    psiq = np.asarray(fl.basis.interpolate(fl.psi))
+    assert len(fl.cycles) == 1 and fl.cycles[0]["sense"] == "cw"     # r < 0
+    assert fl.diagnostics["grad_phi_fraction"] < 1e-10        # reflecting: J is solenoidal
+    return (l2(fl.at_quadrature - Je, dx) / nJ, l2(Jh - Je, dx) / nJ,
+            l2(psiq - r * P(x, y), dx) / l2(r * P(x, y), dx), fl)
+
+
 def test_ou_flux_stream_function_and_entropy_converge_to_exact():
     P, J, r, sigma = ou_exact()
     errJ, errJh, errpsi, circ, ep = [], [], [], [], []
     for h in (0.2, 0.1, 0.05):
-        sol = quiet(fp.solve, fp.landscapes.quadratic(OU_A), fp.diffusion.constant(OU_D),
-                    fp.disk_mesh(1.5, h), boundary="reflecting", order=2)
-        fl = fp.flux(sol)
-        x, y, _, dx = sol._quadrature()
-        Je = J(x, y)
-        nJ = l2(Je, dx)
-        errJ.append(l2(fl.at_quadrature - Je, dx) / nJ)
-        Jh = np.stack([np.asarray(fl.basis.interpolate(fl.J[i])) for i in range(2)])
-        errJh.append(l2(Jh - Je, dx) / nJ)
-        psiq = np.asarray(fl.basis.interpolate(fl.psi))
-        errpsi.append(l2(psiq - r * P(x, y), dx) / l2(r * P(x, y), dx))
-        assert len(fl.cycles) == 1 and fl.cycles[0]["sense"] == "cw"     # r < 0
+        eJ, eJh, epsi, fl = ou_flux_errors(h, order=2)
+        errJ.append(eJ)
+        errJh.append(eJh)
+        errpsi.append(epsi)
         circ.append(fl.cycles[0]["circulation"])
         ep.append(fl.entropy_production)
-        assert fl.diagnostics["grad_phi_fraction"] < 1e-10        # reflecting: J is solenoidal
     rate = lambda e: np.log2(np.array(e[:-1]) / np.array(e[1:]))
     assert np.all(rate(errJ) > 1.8), errJ                  # ∇P of P2: O(h²)
     assert errJ[-1] < 0.03 and errJh[-1] < 0.03, (errJ, errJh)
@@ -90,19 +100,10 @@ def test_ou_p3_flux_stream_function_and_entropy_converge_faster():
     P, J, r, sigma = ou_exact()
     errJ, errJh, errpsi, fls = [], [], [], []
     for h in (0.2, 0.1):
-        sol = fp.solve(fp.landscapes.quadratic(OU_A), fp.diffusion.constant(OU_D),
-                       fp.disk_mesh(1.5, h), boundary="reflecting", order=3)
-        fl = fp.flux(sol)
-        x, y, _, dx = sol._quadrature()
-        Je = J(x, y)
-        nJ = l2(Je, dx)
-        errJ.append(l2(fl.at_quadrature - Je, dx) / nJ)
-        Jh = np.stack([np.asarray(fl.basis.interpolate(fl.J[i])) for i in range(2)])
-        errJh.append(l2(Jh - Je, dx) / nJ)
-        psiq = np.asarray(fl.basis.interpolate(fl.psi))
-        errpsi.append(l2(psiq - r * P(x, y), dx) / l2(r * P(x, y), dx))
-        assert len(fl.cycles) == 1 and fl.cycles[0]["sense"] == "cw"
-        assert fl.diagnostics["grad_phi_fraction"] < 1e-10
+        eJ, eJh, epsi, fl = ou_flux_errors(h, order=3)
+        errJ.append(eJ)
+        errJh.append(eJh)
+        errpsi.append(epsi)
         fls.append(fl)
     rate = lambda e: np.log2(e[0] / e[1])
     assert rate(errJ) > 2.5 and rate(errJh) > 2.7 and rate(errpsi) > 3.3, (errJ, errJh, errpsi)

@@ -275,6 +275,15 @@ def test_io_argument_errors(tmp_path, sols):
 PVPYTHON = shutil.which("pvpython")
 
 
+def run_pvpython(script):
+    """Run ``script`` offscreen with pvpython; (its JSON after "RESULT", the process)."""
+    res = subprocess.run([PVPYTHON, "--force-offscreen-rendering", str(script)],
+                         capture_output=True, text=True, timeout=240)
+    line = [ln for ln in res.stdout.splitlines() if ln.startswith("RESULT")]
+    assert line, res.stdout[-2000:] + res.stderr[-2000:]
+    return json.loads(line[0][6:]), res
+
+
 @pytest.mark.skipif(PVPYTHON is None, reason="ParaView's pvpython is not installed")
 @pytest.mark.filterwarnings("ignore:flux not resolved")
 def test_pvd_series_opens_in_paraview(tmp_path, sols):
@@ -315,11 +324,7 @@ te.UpdatePipeline(0.012)
 out["tess_arrays"] = sm.Fetch(te).GetPointData().GetNumberOfArrays()
 print("RESULT" + json.dumps(out))
 """)
-    res = subprocess.run([PVPYTHON, "--force-offscreen-rendering", str(script)],
-                         capture_output=True, text=True, timeout=240)
-    line = [ln for ln in res.stdout.splitlines() if ln.startswith("RESULT")]
-    assert line, res.stdout[-2000:] + res.stderr[-2000:]
-    out = json.loads(line[0][6:])
+    out, res = run_pvpython(script)
     assert out["times"] == [0.009, 0.012]
     for step, sol in zip(out["steps"], sols["sweep"]):
         assert step["type"] == 22 and step["n"] == sol.basis.N
@@ -358,11 +363,7 @@ out["tess_arrays"] = sorted(sm.Fetch(te).GetPointData().GetArrayName(i)
                             for i in range(sm.Fetch(te).GetPointData().GetNumberOfArrays()))
 print("RESULT" + json.dumps(out))
 """)
-    res = subprocess.run([PVPYTHON, "--force-offscreen-rendering", str(script)],
-                         capture_output=True, text=True, timeout=240)
-    line = [ln for ln in res.stdout.splitlines() if ln.startswith("RESULT")]
-    assert line, res.stdout[-2000:] + res.stderr[-2000:]
-    out = json.loads(line[0][6:])
+    out, res = run_pvpython(script)
     assert out["types"] == [69]
     assert out["n"] == sol.basis.N and out["cells"] == sol.mesh.nelements
     assert out["P_range"] == [sol.P.min(), sol.P.max()]
