@@ -155,9 +155,10 @@ def _choice(*choices):
 
 
 def _int_range(lo, hi):
+    """An integer from lo to hi (levels, counts: walkers, bins, steps)."""
     def check(v):
         if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
-            raise _Bad(f"expected an integer from {lo} to {hi}, got {_show(v)}")
+            raise _Bad(f"expected an integer from {lo} to {hi:g}, got {_show(v)}")
         return v
     return check
 
@@ -190,15 +191,6 @@ def _panel(v):
         return [list(r) for r in v]
     raise _Bad("expected true, false, a list of case names or a list of rows of case names, "
                f"got {_show(v)}")
-
-
-def _count_range(lo, hi):
-    """An integer from lo to hi (counts: walkers, bins, steps)."""
-    def check(v):
-        if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
-            raise _Bad(f"expected an integer from {lo} to {hi:g}, got {_show(v)}")
-        return v
-    return check
 
 
 def _seed(v):
@@ -427,7 +419,7 @@ _ANALYSES = {
            "SGD noise strengths σ (the paper: 0.9 and 1.2, i.e. Δ_S = 0.009 and 0.012)."),
         _a("figS5", "cross_diffusion", _bool_list, "list of booleans", [True, False],
            "Noise models: with (true) and without (false) the cross-diffusion D12 = D21."),
-        _a("figS5", "n_walkers", _count_range(2, 10 ** 7), "integer ≥ 2", 16384,
+        _a("figS5", "n_walkers", _int_range(2, 10 ** 7), "integer ≥ 2", 16384,
            "Monte Carlo walkers per case."),
         _a("figS5", "t_burn", _positive, "number > 0", 250.0,
            "Burn-in before sampling, in the time unit τ = ηt (⌈t_burn/η⌉ steps)."),
@@ -436,7 +428,7 @@ _ANALYSES = {
         _a("figS5", "seed", _seed, "integer ≥ 0", 0,
            "Root seed: case k (σ-major, then cross_diffusion) uses seed + k; same seed, "
            "same numbers (bit for bit)."),
-        _a("figS5", "bins", _count_range(4, 1000), "integer 4–1000", 90,
+        _a("figS5", "bins", _int_range(4, 1000), "integer 4–1000", 90,
            "Histogram bins per axis over [−extent, extent]²; FE is averaged over the same bins."),
         _a("figS5", "extent", _positive, "number > 0", 0.9,
            "Half-width of the square histogram window (≤ radius)."),
@@ -473,7 +465,7 @@ _ANALYSES = {
            "curvature of the x-marginal at 0 changes sign."),
         _a("transition", "mc_eta", _positive, "number > 0", 0.01,
            "Learning rate η of the Monte Carlo SGD."),
-        _a("transition", "mc_n_walkers", _count_range(2, 10 ** 7), "integer ≥ 2", 4096,
+        _a("transition", "mc_n_walkers", _int_range(2, 10 ** 7), "integer ≥ 2", 4096,
            "Walkers per Monte Carlo run."),
         _a("transition", "mc_t_burn", _positive, "number > 0", 150.0,
            "Burn-in per run (τ = ηt)."),
@@ -492,15 +484,15 @@ _ANALYSES = {
            "n_sigma, T, n_walkers."),
         _a("phase_diagram", "eta", _interval(), "[number, number]", [0.005, 0.3],
            "Range of the learning rates η of the grid (log-spaced)."),
-        _a("phase_diagram", "n_eta", _count_range(1, 400), "integer 1–400", 24,
+        _a("phase_diagram", "n_eta", _int_range(1, 400), "integer 1–400", 24,
            "Number of η values."),
         _a("phase_diagram", "sigma", _interval(), "[number, number]", [0.001, 1000.0],
            "Range of the noise strengths σ of the grid (log-spaced)."),
-        _a("phase_diagram", "n_sigma", _count_range(2, 400), "integer 2–400", 37,
+        _a("phase_diagram", "n_sigma", _int_range(2, 400), "integer 2–400", 37,
            "Number of σ values."),
         _a("phase_diagram", "T", _positive, "number > 0", 5000.0,
            "Run length in τ = ηt: ⌈T/η⌉ steps at every η."),
-        _a("phase_diagram", "n_walkers", _count_range(1, 10 ** 6), "integer ≥ 1", 64,
+        _a("phase_diagram", "n_walkers", _int_range(1, 10 ** 6), "integer ≥ 1", 64,
            "Walkers per grid point."),
         _a("phase_diagram", "tol", _positive, "number > 0", 0.05,
            "First-passage tolerance: t_s = first t with |x_t| ≤ x_ss + tol."),
@@ -508,22 +500,22 @@ _ANALYSES = {
            "η of the dense σ cut (the insets of Fig. 2b, d; the exponent fits)."),
         _a("phase_diagram", "cut_T", _positive, "number > 0", 20000.0,
            "Run length of the cut (τ = ηt)."),
-        _a("phase_diagram", "cut_n_walkers", _count_range(2, 10 ** 6), "integer ≥ 2", 128,
+        _a("phase_diagram", "cut_n_walkers", _int_range(2, 10 ** 6), "integer ≥ 2", 128,
            "Walkers per σ of the cut."),
-        _a("phase_diagram", "cut_n_sigma", _count_range(4, 400), "integer 4–400", 31,
+        _a("phase_diagram", "cut_n_sigma", _int_range(4, 400), "integer 4–400", 31,
            "Log-spaced σ of the cut over [1e-3, 1]."),
-        _a("phase_diagram", "cut_n_dense", _count_range(0, 100), "integer 0–100", 12,
+        _a("phase_diagram", "cut_n_dense", _int_range(0, 100), "integer 0–100", 12,
            "Extra σ = σ*(1 ± r) of the cut on each side of σ*, r log-spaced in [0.01, 1)."),
         _a("phase_diagram", "trajectory_eta", _positive, "number > 0", 0.01,
            "η of the trajectories of Fig. 2a, c."),
         _a("phase_diagram", "trajectory_sigma", _positive_list(1, 6, nonneg=True),
            "list of numbers ≥ 0", [0.0, 0.02, 0.2], "σ of the trajectories of Fig. 2a, c."),
-        _a("phase_diagram", "trajectory_steps", _count_range(10, 10 ** 8), "integer ≥ 10",
+        _a("phase_diagram", "trajectory_steps", _int_range(10, 10 ** 8), "integer ≥ 10",
            100000, "Steps of each trajectory."),
         _a("phase_diagram", "exponents", _bool, "boolean", True,
            "Fit α, β1, β2 on the cut (walker bootstrap) and tabulate them next to the "
            "paper's values and the theory."),
-        _a("phase_diagram", "n_boot", _count_range(10, 100000), "integer ≥ 10", 1000,
+        _a("phase_diagram", "n_boot", _int_range(10, 100000), "integer ≥ 10", 1000,
            "Bootstrap replicates of the exponent fits."),
         _a("phase_diagram", "seed", _seed, "integer ≥ 0", 0,
            "Root seed: grid seed, cut seed + 1, theory start points seed + 2, "
@@ -532,31 +524,31 @@ _ANALYSES = {
     "variance_flatness": _spec(
         _a("variance_flatness", "seed", _seed, "integer ≥ 0", 0,
            "Root seed of every part (FDN seeds: seed, seed + 1, …)."),
-        _a("variance_flatness", "landscapes_2d", _count_range(2, 1000), "integer ≥ 2", 8,
+        _a("variance_flatness", "landscapes_2d", _int_range(2, 1000), "integer ≥ 2", 8,
            "Random 2-D quadratics of the 2-D part (ψ for SGD, FDN and isotropic noise)."),
-        _a("variance_flatness", "walkers_2d", _count_range(1, 1000), "integer ≥ 1", 4,
+        _a("variance_flatness", "walkers_2d", _int_range(1, 1000), "integer ≥ 1", 4,
            "Walkers per 2-D landscape."),
-        _a("variance_flatness", "steps_2d", _count_range(100, 10 ** 8), "integer ≥ 100", 40000,
+        _a("variance_flatness", "steps_2d", _int_range(100, 10 ** 8), "integer ≥ 100", 40000,
            "Steps per 2-D walker."),
-        _a("variance_flatness", "window_2d", _count_range(50, 10 ** 8), "integer ≥ 50", 30000,
+        _a("variance_flatness", "window_2d", _int_range(50, 10 ** 8), "integer ≥ 50", 30000,
            "Analysis window of the 2-D part (the last steps; < steps_2d)."),
         _a("variance_flatness", "digits", _bool, "boolean", True,
            "Run the 8×8-digits network part (needs scikit-learn: pip install "
            "'fpsolve[digits]'; skipped with a note without it)."),
-        _a("variance_flatness", "iterations", _count_range(100, 10 ** 7), "integer ≥ 100",
+        _a("variance_flatness", "iterations", _int_range(100, 10 ** 7), "integer ≥ 100",
            16000, "SGD iterations of the digits network."),
-        _a("variance_flatness", "window", _count_range(20, 10 ** 7), "integer ≥ 20", 4000,
+        _a("variance_flatness", "window", _int_range(20, 10 ** 7), "integer ≥ 20", 4000,
            "PCA window: the last iterations (< iterations)."),
-        _a("variance_flatness", "n_directions", _count_range(3, 100000), "integer ≥ 3", 60,
+        _a("variance_flatness", "n_directions", _int_range(3, 100000), "integer ≥ 3", 60,
            "Principal directions whose flatness is measured (log-spaced indices)."),
-        _a("variance_flatness", "n_boot", _count_range(10, 100000), "integer ≥ 10", 2000,
+        _a("variance_flatness", "n_boot", _int_range(10, 100000), "integer ≥ 10", 2000,
            "Bootstrap replicates of the power-law fits."),
         _a("variance_flatness", "fdn", _bool, "boolean", True,
            "Compare SGD, GD, GD + flatness-detecting noise and GD + isotropic noise "
            "(digits; needs scikit-learn)."),
-        _a("variance_flatness", "fdn_seeds", _count_range(1, 100), "integer ≥ 1", 3,
+        _a("variance_flatness", "fdn_seeds", _int_range(1, 100), "integer ≥ 1", 3,
            "Seeds of the FDN comparison."),
-        _a("variance_flatness", "fdn_iterations", _count_range(10, 10 ** 7), "integer ≥ 10",
+        _a("variance_flatness", "fdn_iterations", _int_range(10, 10 ** 7), "integer ≥ 10",
            5000, "Updates per method in the FDN comparison."),
         _a("variance_flatness", "fdn_strong", _bool, "boolean", True,
            "Repeat FDN vs isotropic noise at 8× SGD's noise strength."),
