@@ -126,14 +126,18 @@ def value_gradient_matrices(basis, points):
     return mat(vals), mat(gx), mat(gy), inside
 
 
-def _spd_lu(A):
+def _spd_lu(A, perm=None):
     """Sparse LU of a symmetric positive definite matrix (mass, Laplacian).
 
-    Symmetric-mode minimum-degree ordering without pivoting: 4–5× faster than
-    SuperLU's default COLAMD for these matrices (0.7 s vs 3.2 s at 93k P2 dofs).
+    Symmetric-mode fill-reducing ordering without pivoting: minimum degree on Aᵀ+A
+    is 4–5× faster than SuperLU's default COLAMD for these matrices (0.7 s vs 3.2 s
+    at 93k P2 dofs); METIS nested dissection (``perm``, or computed here when
+    ``pymetis`` is installed, see ``fpsolve._ordering``) is 3–8× faster again for
+    P3 from 80k dofs on (docs/ordering.md).
     """
-    return spla.splu(A.tocsc(), permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0,
-                     options={"SymmetricMode": True})
+    from . import _ordering
+
+    return _ordering.splu(A, perm=perm, diag_pivot_thresh=0.0)
 
 
 def _mesh_operators(basis) -> dict:
@@ -152,8 +156,13 @@ def _mesh_operators(basis) -> dict:
         B = basis.get_dofs().flatten()
         I = np.setdiff1d(np.arange(N), B)
         keep = np.arange(1, N)          # Neumann problem: pin dof 0 (see _potential)
-        ops = {"M": M, "K": K, "B": B, "I": I, "keep": keep, "lu_M": _spd_lu(M),
-               "lu_dirichlet": _spd_lu(K[I][:, I]), "lu_neumann": _spd_lu(K[keep][:, keep])}
+        from . import _ordering
+        # one nested-dissection order (None: SuperLU's MMD) of the mesh graph serves
+        # all three matrices: the sub-blocks use the order it induces on them
+        perm = _ordering.nd_permutation(M.tocsc())
+        ops = {"M": M, "K": K, "B": B, "I": I, "keep": keep, "lu_M": _spd_lu(M, perm),
+               "lu_dirichlet": _spd_lu(K[I][:, I], _ordering.restrict(perm, I)),
+               "lu_neumann": _spd_lu(K[keep][:, keep], _ordering.restrict(perm, keep))}
         cache[key] = ops
     return ops
 
