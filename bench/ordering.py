@@ -54,6 +54,35 @@ REFERENCE_ONLY_MAX = 170_000     # COLAMD / MMD_ATA only up to this many dofs
 ORDERINGS = ["mmd", "colamd", "mmd_ata", "metis", "geo"]
 SPD_ORDERINGS = ["mmd", "metis", "geo"]
 
+# Conclusions and the hand-measured end-to-end timings, appended to the page.
+NOTES = """## Conclusion
+
+* **METIS nested dissection** leaves less fill than MMD everywhere (0.76–0.96×) and factorises faster once its order is known: 1.6–2.0× for P2, 2.4–17× for P3 (0.29 s vs 0.79 s at 81k P3 dofs, 1.88 s vs 31.55 s at 325k; the P3 mass matrix at 325k: 1.76 s vs 77 s). SuperLU's MMD is particularly slow on the denser P3 graphs (~17 nonzeros per row against ~11 for P2). The METIS call itself (0.37 s at 81k P3, 1.8 s at 325k; 0.56 s at 92k P2) is paid once per sparsity pattern. Counting it: P3 gains from ~50k dofs on (1.05× at 52k, 1.19× at 81k, 2.9× at 166k, 8.5× at 325k); P2 loses on a single factorisation (0.61–0.85×) and gains only from about the third factorisation on the same mesh.
+* **Geometric nested dissection** (pure numpy, no dependency): the one-sided median-cut separators are about twice as thick as METIS's, so it fills in 1.2–1.8× as much as MMD; on the FP operator it beats MMD only for P3 from ~150k dofs (4.5× at 325k), and it is worse than METIS everywhere. Not used.
+* **COLAMD and MMD_ATA** fill in 2–3.3× as much as MMD and are slower everywhere (as found before, [performance.md](performance.md)).
+* **Accuracy**: all scaled residuals are ~1e-17 (SPD: ~5e-16). The FP solutions by different orderings differ by ≤ 8e-7 relative, within the conditioning of the nearly singular interior block (COLAMD against MMD: up to 4e-6); the SPD solutions agree to ≤ 6e-13.
+
+**What the solver does now** (`fpsolve/_ordering.py`): `solve._splu` and `flux._spd_lu` permute by a METIS nested-dissection order and factorise with `permc_spec="NATURAL"` in symmetric mode (pivoting unchanged) when `pymetis` is installed (extra `fpsolve[metis]`, also in `[test]`), the matrix has ≥ 20000 rows and ≥ 14 nonzeros per row (P3 and denser stencils); otherwise SuperLU's MMD on Aᵀ+A as before. The order is cached per sparsity pattern (digest of the CSC structure, the 16 most recent patterns), so all Δ_S values and all cases on one mesh share one METIS call. `flux._mesh_operators` orders the mass matrix once and uses the induced order for the Dirichlet and pinned Laplacian sub-blocks.
+
+## End-to-end effect
+
+Measured by hand on 2026-11-25 after the table above (not re-run by this script): Fig. 3 problem, P3, same machine and session, MMD = the previous code path (`_ordering.MIN_SIZE` set above the size; for the study run a checkout of the previous commit), METIS = the new one; two runs each where a range is given.
+
+| measurement | MMD (before) | METIS (after) | speed-up |
+|---|---:|---:|---:|
+| P3 h = 0.04 (81865 dofs): `Problem` + `solve()` | 1.45–1.97 s | 1.32–1.34 s | 1.1–1.5× |
+| … of which factorisation (METIS call included) | 0.78–0.80 s | 0.70–0.71 s | 1.1× |
+| … second `solve(0.009)` on the same problem (order cached) | 0.95–1.00 s | 0.44–0.45 s | 2.2× |
+| … first `Flux(sol)` (mass and two Laplace LUs) | 4.49–4.57 s | 2.13–2.17 s | 2.1× |
+| … `Problem.sweep` of 10 Δ_S values | 9.51 s | 4.97 s | 1.9× |
+| P3 h = 0.02 (326587 dofs): `Problem` + `solve()` | 31.93 s | 8.21 s | 3.9× |
+| … of which factorisation | 28.57 s | 3.76 s | 7.6× |
+| … second `solve(0.009)` | 29.70 s | 2.39 s | 12× |
+| … first `Flux(sol)` | 102.5 s | 10.9 s | 9.4× |
+| `fpsolve run studies/fig3.toml` (4 P3 cases, 82k dofs, with flux) | 19.1–19.9 s | 14.7–15.7 s | 1.3× |
+
+μ agrees to 12 digits (5.265066610920e-08 both ways at h = 0.04; 5.26510025328{4,5}e-08 at h = 0.02). In the Fig. 3 study summary every quantity agrees to ≤ 2e-8 relative except those at the round-off floor (the eigenvalue estimate of μ, 1e-4 relative, which the solver already flags as below its floor, and values that are zero by symmetry); two mirror-image cycles of equal strength can be listed in swapped order."""
+
 
 def _factorise(A, name, coords, spd=False):
     """(order s, factor s, lu, perm or None) for one ordering."""
@@ -177,8 +206,7 @@ Columns: *order s* = symmetrised graph + ordering (paid once per mesh; the solve
              fmt_table("spd_K", SPD_ORDERINGS,
                        "## SPD: Dirichlet Laplacian K_II (`fpsolve.flux`, no pivoting)"),
              fmt_table("spd_M", SPD_ORDERINGS, "## SPD: mass matrix M (all dofs, no pivoting)")]
-    if data.get("notes"):
-        parts.append(data["notes"])
+    parts.append(NOTES)
     return "\n\n".join(parts) + "\n"
 
 
@@ -215,9 +243,6 @@ def main(argv=None):
                          "python": platform.python_version(), "scipy": scipy.__version__,
                          "pymetis": str(pm)},
                 "levels": levels}
-        if os.path.exists(RAW):      # keep hand-written notes (end-to-end timings) across runs
-            with open(RAW) as f:
-                data["notes"] = json.load(f).get("notes", "")
         os.makedirs(os.path.dirname(RAW), exist_ok=True)
         with open(RAW, "w") as f:
             json.dump(data, f, indent=1)
