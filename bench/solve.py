@@ -330,6 +330,12 @@ def render(data):
              "single-threaded; ≤ 2× on this machine).")
     if meta.get("notes"):
         L += ["", "## Notes", ""] + meta["notes"]
+    # kept on its own page (bench/ordering.py renders it)
+    L += ["", "## Nested dissection", "",
+          "Fill-reducing orderings for the LU (MMD, COLAMD, MMD_ATA, METIS and geometric nested "
+          "dissection) compared on this problem, and the end-to-end effect of the METIS ordering "
+          "the solver now uses for P3 matrices when `pymetis` is installed: "
+          "[ordering.md](ordering.md) (`python bench/ordering.py`)."]
     return "\n".join(L) + "\n"
 
 
