@@ -226,8 +226,9 @@ def render(data):
          f"Problem: the Fig. 3 landscape, disk of radius 2, absorbing boundary, D = Δ_S H² with "
          f"cross-diffusion, Δ_S = {DELTA_S}; uniform `disk_mesh(2.0, h)`. Each level runs in a fresh "
          "subprocess. Columns: *assembly* = basis + coefficients at the quadrature points + the "
-         "three forms (M, A0, A1); *LU* = slicing the interior block + `splu` (minimum degree on "
-         "Aᵀ+A, SuperLU symmetric mode); *eig* = inverse iteration, boundary outflow and residual; "
+         "three forms (M, A0, A1); *LU* = slicing the interior block + `splu` (SuperLU symmetric "
+         "mode; minimum degree on Aᵀ+A, or for P3 METIS nested dissection when `pymetis` is "
+         "installed, its ordering time included here, see [ordering.md](ordering.md)); *eig* = inverse iteration, boundary outflow and residual; "
          "*total* = `Problem(...)` + `solve()` (mesh generation not included, listed separately); "
          "*bare LA* = `splu` + the same number of triangular solves, timed again on the same "
          "matrix; *RSS* = peak resident memory of the subprocess up to the end of `solve()` (before the bare-LA and COLAMD re-factorisations). Errors are relative to the "
@@ -255,11 +256,13 @@ def render(data):
     if cmp_rows:
         L += ["", "## LU ordering", "",
               "`fpsolve/solve.py` factorises with `splu(A, permc_spec=\"MMD_AT_PLUS_A\", "
-              "options={\"SymmetricMode\": True})` (minimum degree on Aᵀ+A; partial pivoting unchanged) "
+              "options={\"SymmetricMode\": True})` (minimum degree on Aᵀ+A; partial pivoting unchanged; "
+              "for P3 from 20k dofs a cached METIS nested-dissection order when `pymetis` is installed, "
+              "so the P3 rows of the first column are METIS) "
               "instead of SuperLU's default COLAMD ordering, which it used before. The FE matrices have a "
               "symmetric sparsity pattern, for which COLAMD (an ordering for AᵀA) fills in about twice "
               "as much. Same matrix, same subprocess; results agree to round-off.", "",
-              "| element | dofs | LU s, MMD(Aᵀ+A) | LU s, COLAMD | speed-up | nnz(L+U) MMD | nnz(L+U) COLAMD |",
+              "| element | dofs | LU s, solver's ordering | LU s, COLAMD | speed-up | nnz(L+U) solver | nnz(L+U) COLAMD |",
               "|---|---:|---:|---:|---:|---:|---:|"]
         for r in cmp_rows:
             L.append(f"| P{r['order']} | {r['dofs']} | {r['t_lu']:.2f} | {r['t_lu_colamd']:.2f} | "
