@@ -286,6 +286,17 @@ def figure(L, traj, grid, cut, *, cut_eta, tol, sigma_boundaries, s_star, s_m, t
         ax.axhline(cut_eta, color="w" if label else "k", lw=0.8, ls="--")
         ax.set(xscale="log", yscale="log", xlabel="σ", ylabel="η",
                xlim=(ext[0][0], ext[0][-1]), ylim=(ext[1][0], ext[1][-1]))
+        phase_labels(ax)
+
+    def phase_labels(ax):
+        # I / II / III between the measured boundaries, on a low-η row (as in the paper)
+        k = int(np.argmin(np.abs(np.log(grid.eta / 0.012))))
+        edges = [ext[0][0], s12[k], s23[k], ext[0][-1]]
+        for txt, lo, hi in zip(("I", "II", "III"), edges[:-1], edges[1:]):
+            if np.isfinite(lo) and np.isfinite(hi) and hi > lo:
+                ax.text(np.sqrt(lo * hi), grid.eta[k], txt, fontsize=13, weight="bold",
+                        ha="center", va="center", clip_on=True,
+                        bbox=dict(boxstyle="round,pad=0.2", fc="w", ec="none", alpha=0.75))
 
     ax = fig.add_subplot(gs[0, 1])
     ax.set_facecolor("0.82")
