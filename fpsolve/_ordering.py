@@ -20,7 +20,8 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
 __all__ = ["splu", "nd_permutation", "restrict", "adjacency", "metis_order",
-           "geometric_nd_order", "PermutedLU", "MIN_SIZE", "MIN_ROW_NNZ"]
+           "geometric_nd_order", "PermutedLU", "MIN_SIZE", "MIN_ROW_NNZ",
+           "MIN_ROW_NNZ_REUSE"]
 
 # When nested dissection is used (measured, docs/ordering.md).  The METIS call costs
 # about as much as one factorisation in its order (0.4 s at 81k P3 unknowns); it pays
@@ -32,6 +33,10 @@ __all__ = ["splu", "nd_permutation", "restrict", "adjacency", "metis_order",
 MIN_SIZE = 20_000
 #: ... and so do matrices with fewer nonzeros per row than this (P1, P2).
 MIN_ROW_NNZ = 14.0
+#: When the caller factorises one pattern many times (a Δ_S sweep), P2 stencils
+#: (~11 per row) qualify too: METIS factorises them 1.6-2x faster and its order
+#: pays from the third factorisation on (docs/ordering.md).  P1 is not measured.
+MIN_ROW_NNZ_REUSE = 9.0
 #: Permutations of the most recently seen sparsity patterns (a Δ_S sweep or the
 #: Fig. 3 cases re-factorise the same pattern; the flux operators share the interior
 #: pattern of the solve).  Each entry is one int64 per unknown.
@@ -80,12 +85,15 @@ def _pattern_key(A) -> tuple:
     return (A.format, A.shape, A.nnz, h.hexdigest())
 
 
-def nd_permutation(A):
+def nd_permutation(A, reuse: bool = False):
     """Cached nested-dissection permutation of A's pattern, or None.
 
     Parameters
     ----------
     A : scipy.sparse.csc_matrix or csr_matrix, square
+    reuse : bool
+        The pattern will be factorised several times: use the lower density
+        threshold :data:`MIN_ROW_NNZ_REUSE`.
 
     Returns
     -------
@@ -95,7 +103,7 @@ def nd_permutation(A):
         keeps SuperLU's MMD ordering.
     """
     n = A.shape[0]
-    if n < MIN_SIZE or A.nnz < MIN_ROW_NNZ * n:
+    if n < MIN_SIZE or A.nnz < (MIN_ROW_NNZ_REUSE if reuse else MIN_ROW_NNZ) * n:
         return None
     key = _pattern_key(A)
     with _LOCK:

@@ -44,7 +44,7 @@ BOUNDARIES = ("absorbing", "reflecting")
 THRESHOLDS = {"negative_mass": 1e-6, "residual": 1e-8, "escape_rate_mismatch": 1e-3}
 
 
-def _splu(A):
+def _splu(A, reuse: bool = False):
     """Sparse LU of a FE matrix with a symmetric sparsity pattern.
 
     SuperLU's default (COLAMD on AᵀA, unsymmetric mode) fills in 1.5-3x as much
@@ -54,11 +54,12 @@ def _splu(A):
     when ``pymetis`` is installed (extra ``fpsolve[metis]``; computed once per
     sparsity pattern and cached), else SuperLU's minimum degree on Aᵀ+A: nested
     dissection factorises P3 matrices several times faster from ~80k dofs on
-    (docs/ordering.md).
+    (docs/ordering.md).  ``reuse`` (a sweep factorises the pattern many times) lets
+    P2 matrices use the nested-dissection order too.
     """
     from . import _ordering
 
-    return _ordering.splu(A)
+    return _ordering.splu(A, perm=_ordering.nd_permutation(A, reuse=True) if reuse else None)
 
 
 class FPSolveWarning(UserWarning):
@@ -113,6 +114,10 @@ class Problem:
         self.operator: Operator = assemble(landscape, diffusion, mesh, order, drift,
                                            stabilisation, intorder)
         self._assembly_used = False
+        #: Set True when this problem will be solved for many strengths one by one
+        #: (``sweep`` does it itself): the LU then uses a cached nested-dissection
+        #: order for P2 too (``pymetis``), which pays from about the fourth solve.
+        self.reuse_ordering = False
         basis = self.operator.basis
         # P1 dofs are the vertices: skip scikit-fem's facet connectivity (costly, unused)
         self.boundary_dofs = (mesh.boundary_vertices() if order == 1
@@ -147,9 +152,11 @@ class Problem:
         t1 = time.perf_counter()
         if self.boundary == "absorbing":
             P, mu_eig, info = _quasi_stationary(A, op.M_stab if op.M_stab is not None else op.M,
-                                                op.M, self.interior_dofs, self.boundary_dofs)
+                                                op.M, self.interior_dofs, self.boundary_dofs,
+                                                reuse=self.reuse_ordering)
         else:
-            P, info = _stationary_reflecting(A, op.M, self._pin_guess())
+            P, info = _stationary_reflecting(A, op.M, self._pin_guess(),
+                                             reuse=self.reuse_ordering)
             mu_eig = 0.0
         t2 = time.perf_counter()
         diag = self._diagnostics(P, op, info, t1 - t0, t2 - t1, shared)
@@ -163,8 +170,18 @@ class Problem:
                         self.order, mu, diag, self.drift, self.stabilisation)
 
     def sweep(self, strengths: Iterable[float]) -> list[Solution]:
-        """Solve for each strength, re-using the assembled A0 + s·A1."""
-        return [self.solve(s) for s in strengths]
+        """Solve for each strength, re-using the assembled A0 + s·A1.
+
+        Four or more values also share one fill-reducing (METIS) order of the LU
+        when ``pymetis`` is installed (see :attr:`reuse_ordering`).
+        """
+        values = list(strengths)
+        before = self.reuse_ordering
+        self.reuse_ordering = before or len(values) >= 4
+        try:
+            return [self.solve(s) for s in values]
+        finally:
+            self.reuse_ordering = before
 
     def _pin_guess(self) -> int:
         """A dof where the density is large: the minimum of L (or the centre)."""
@@ -229,13 +246,13 @@ def _check_escape_agreement(diag: dict) -> None:
             "eigenvalue is at the round-off level of the operator; trust the outflow value")
 
 
-def _quasi_stationary(A, Mstab, M, I, B, tol=1e-13, maxit=100):
+def _quasi_stationary(A, Mstab, M, I, B, tol=1e-13, maxit=100, reuse=False):
     """Principal eigenpair of A p = μ M p on the interior dofs (inverse iteration)."""
     t0 = time.perf_counter()
     AII = A[I][:, I].tocsc()
     MII = Mstab[I][:, I].tocsr()
     try:
-        lu = _splu(AII)
+        lu = _splu(AII, reuse)
     except RuntimeError as exc:   # exactly singular: no escape at all (μ = 0)
         raise SolverError(f"absorbing solve: interior operator is singular ({exc})") from None
     tf = time.perf_counter() - t0
@@ -278,7 +295,7 @@ def _quasi_stationary(A, Mstab, M, I, B, tol=1e-13, maxit=100):
                           "eig_floor": 10 * np.finfo(float).eps * normA}
 
 
-def _stationary_reflecting(A, M, k):
+def _stationary_reflecting(A, M, k, reuse=False):
     """Null vector of A (reflecting): pin P_k = 1, drop equation k, renormalise."""
     t0 = time.perf_counter()
     N = A.shape[0]
@@ -288,7 +305,7 @@ def _stationary_reflecting(A, M, k):
         Akk = A[keep][:, keep].tocsc()
         rhs = -np.asarray(A[keep][:, [k]].todense()).ravel()
         try:
-            lu = _splu(Akk)
+            lu = _splu(Akk, reuse)
         except RuntimeError as exc:
             raise SolverError(f"reflecting solve: pinned system is singular ({exc})") from None
         P = np.zeros(N)

@@ -167,6 +167,7 @@ def locate_transition(prob: Problem, bracket=(0.009, 0.013), d: float | None = N
         raise ValueError(f"bracket: expected 0 < lo < hi, got {bracket!r}")
     d = prob.mesh.h if d is None else float(d)
     history, last, neg = [], {}, [0.0]
+    prob.reuse_ordering = True          # Brent: ~10 factorisations of one pattern
 
     def c(ds):
         with warnings.catch_warnings():
@@ -280,6 +281,7 @@ def x_ss_curve(landscape, delta_s_values, cross_diffusion: bool = True,
         raise ValueError(f"delta_s_values: expected positive numbers, got {delta_s_values!r}")
     mesh = disk_mesh(2.0, 0.05) if mesh is None else mesh
     prob = _sgd_problem(landscape, bool(cross_diffusion), mesh, order, boundary, float(ds[0]))
+    prob.reuse_ordering = len(ds) >= 4
     fe = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FPSolveWarning)

@@ -154,3 +154,28 @@ def test_flux_operators_with_nested_dissection(monkeypatch):
         b = rng.standard_normal(A.shape[0])
         x = lu.solve(b)
         assert np.allclose(x, spla.spsolve(A.tocsc(), b), rtol=1e-9, atol=1e-12 * np.abs(x).max())
+
+
+def test_sweeps_use_nested_dissection_for_p2(fp_block, monkeypatch):
+    """P2 keeps MMD for one solve; a sweep of ≥ 4 values (or reuse_ordering=True)
+    factorises in the cached METIS order, with the same results as single solves."""
+    pytest.importorskip("pymetis")
+    A = fp_block[0]
+    assert _ordering.nd_permutation(A) is None                 # P2: ~11 nonzeros per row
+    assert _ordering.nd_permutation(A, reuse=True) is not None
+    calls = []
+    real = _ordering.nd_permutation
+    monkeypatch.setattr(_ordering, "nd_permutation",
+                        lambda M, reuse=False: calls.append(reuse) or real(M, reuse))
+    L = fp.landscapes.paper()
+    prob = fp.Problem(L, fp.diffusion.sgd(L, 0.012), fp.disk_mesh(2.0, 0.05), order=2)
+    values = [0.009, 0.010, 0.011, 0.012]
+    with pytest.warns(fp.FPSolveWarning):           # coarse mesh: negative mass
+        swept = prob.sweep(values)
+    assert calls[:4] == [True] * 4 and not prob.reuse_ordering
+    with pytest.warns(fp.FPSolveWarning):
+        single = [fp.Problem(L, fp.diffusion.sgd(L, s), fp.disk_mesh(2.0, 0.05),
+                             order=2).solve() for s in values]
+    for a, b in zip(swept, single):
+        assert a.escape_rate == pytest.approx(b.escape_rate, rel=1e-8)
+        np.testing.assert_allclose(a.P, b.P, rtol=0, atol=1e-9 * b.P.max())
