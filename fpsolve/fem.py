@@ -155,7 +155,7 @@ def _pattern(basis: Basis) -> _Pattern:
 
 def _shape_functions(basis: Basis, sl=slice(None)):
     """Values (ne, Nb, nq) and gradients (2, ne, Nb, nq) of the basis on elements ``sl``."""
-    phi = np.stack([basis.basis[i][0].value[sl] for i in range(basis.Nbfun)], axis=1)
+    phi = np.stack([np.asarray(basis.basis[i][0])[sl] for i in range(basis.Nbfun)], axis=1)
     G = np.stack([basis.basis[i][0].grad[:, sl] for i in range(basis.Nbfun)], axis=2)
     return phi, G
 
