@@ -28,10 +28,8 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
-import platform
 import sys
 import time
 import warnings
@@ -43,6 +41,7 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
 
 import fpsolve as fp  # noqa: E402
+from _report import machine_meta, write_report  # noqa: E402  (bench/_report.py)
 
 DOC = os.path.join(ROOT, "docs", "fig3_refinement.md")
 RAW = os.path.join(HERE, "results", "fig3_refinement.json")
@@ -528,11 +527,8 @@ def main(argv=None):
             data = json.load(f)
         text = render(data)
         print(text)
-        with open(DOC, "w") as f:
-            f.write(text)
+        write_report(DOC, text)
         return
-    import scipy
-    import skfem
     L = fp.landscapes.paper(eps=0.02, lam0=8.0, lam1=-2.0, lam2=1.0)
     rows = []
     for fam in args.families.split(","):
@@ -542,21 +538,14 @@ def main(argv=None):
         for mk in meshes:
             rows += run_level(fam, spec["order"], mk, L)
     flags = "".join(f" {a}" for a in (argv if argv is not None else sys.argv[1:]))
-    meta = dict(date=datetime.date.today().isoformat(), args=flags,
-                machine=f"{platform.machine()}, {os.cpu_count()} cores",
-                python=platform.python_version(), skfem=skfem.__version__, scipy=scipy.__version__)
+    meta = machine_meta(args=flags)
     data = dict(meta=meta, rows=rows)
     if not args.no_extras:
         data["extras"] = run_extras(L)
     text = render(data)
     print(text)
     if not args.no_write:
-        os.makedirs(os.path.dirname(RAW), exist_ok=True)
-        with open(RAW, "w") as f:
-            json.dump(data, f, indent=1)
-        with open(DOC, "w") as f:
-            f.write(text)
-
+        write_report(DOC, text, RAW, data)
 
 if __name__ == "__main__":
     main()

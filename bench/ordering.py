@@ -46,6 +46,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
 
+from _report import write_report  # noqa: E402  (bench/_report.py)
+
 DOC = os.path.join(ROOT, "docs", "ordering.md")
 RAW = os.path.join(HERE, "results", "ordering.json")
 LEVELS = [(2, 0.05), (2, 0.025), (2, 0.0177), (2, 0.0125),
@@ -221,6 +223,7 @@ def main(argv=None):
     if args.render:
         with open(RAW) as f:
             data = json.load(f)
+        write_report(DOC, render(data))
     else:
         import scipy
         try:
@@ -243,11 +246,7 @@ def main(argv=None):
                          "python": platform.python_version(), "scipy": scipy.__version__,
                          "pymetis": str(pm)},
                 "levels": levels}
-        os.makedirs(os.path.dirname(RAW), exist_ok=True)
-        with open(RAW, "w") as f:
-            json.dump(data, f, indent=1)
-    with open(DOC, "w") as f:
-        f.write(render(data))
+        write_report(DOC, render(data), RAW, data)
     print(f"wrote {DOC}")
 
 

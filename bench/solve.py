@@ -26,10 +26,8 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -43,6 +41,7 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
 
 import fpsolve as fp  # noqa: E402
+from _report import machine_meta, write_report  # noqa: E402  (bench/_report.py)
 from fpsolve import _ordering  # noqa: E402
 import importlib  # noqa: E402
 
@@ -279,8 +278,6 @@ def render(data):
     # targets
     ratios = [r["t_total"] / r["t_bare"] for r in levels]
     worst = max(levels, key=lambda r: r["t_total"] / r["t_bare"])
-    big = [r for r in levels if r["dofs"] >= 50000]
-    worst_big = max(big, key=lambda r: r["t_total"] / r["t_bare"]) if big else worst
     c = data["check131k"]
     L += ["", "## Δ_S sweep: `Problem.sweep` against re-assembly", "",
           "| element | h | dofs | values | assembly s | sweep s (solves) | sweep total s | re-assembly s | "
@@ -361,24 +358,12 @@ def main(argv=None):
         with open(RAW) as f:
             data = json.load(f)
     else:
-        import scipy
-        import skfem
         data = run_all(args.quick)
-        data["meta"] = dict(date=datetime.date.today().isoformat(),
-                            args="".join(f" {a}" for a in argv),
-                            machine=f"{platform.machine()}, {os.cpu_count()} cores",
-                            python=platform.python_version(), skfem=skfem.__version__,
-                            scipy=scipy.__version__)
+        data["meta"] = machine_meta(args="".join(f" {a}" for a in argv))
     text = render(data)
     print(text)
     if not args.no_write:
-        if not args.render:
-            os.makedirs(os.path.dirname(RAW), exist_ok=True)
-            with open(RAW, "w") as f:
-                json.dump(data, f, indent=1)
-        with open(DOC, "w") as f:
-            f.write(text)
-
+        write_report(DOC, text, None if args.render else RAW, data)
 
 if __name__ == "__main__":
     main()
