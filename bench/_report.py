@@ -6,6 +6,7 @@ import datetime
 import json
 import os
 import platform
+import re
 
 from fpsolve.study.outputs import atomic_write
 
@@ -26,3 +27,19 @@ def write_report(doc: str, text: str, raw: str | None = None, data=None) -> None
         os.makedirs(os.path.dirname(raw), exist_ok=True)
         atomic_write(raw, json.dumps(data, indent=1))
     atomic_write(doc, text)
+
+
+def replace_block(doc: str, name: str, text: str) -> bool:
+    """Replace the text between ``<!-- bench:<name>:begin -->`` and ``...:end -->`` in
+    the Markdown page ``doc`` by ``text`` (atomically).  False if the page or its
+    markers do not exist (nothing is written)."""
+    if not os.path.exists(doc):
+        return False
+    with open(doc, encoding="utf-8") as f:
+        page = f.read()
+    begin, end = f"<!-- bench:{name}:begin -->", f"<!-- bench:{name}:end -->"
+    pattern = re.compile(re.escape(begin) + r"\n.*?" + re.escape(end), re.S)
+    if not pattern.search(page):
+        return False
+    atomic_write(doc, pattern.sub(lambda _: f"{begin}\n{text}\n{end}", page))
+    return True

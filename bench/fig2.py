@@ -22,13 +22,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import sys
 import time
 
 import numpy as np
 
 import fpsolve as fp
+from _report import replace_block  # noqa: E402  (bench/_report.py)
 from fpsolve import phase as ph
 from fpsolve.study.analyses import phase_diagram as analysis
 
@@ -132,18 +132,9 @@ def tables(grid, cut, s_m, timings, name):
 
 
 def write_doc(block, marker="fig2"):
-    if not os.path.exists(DOC):
+    """Put ``block`` between the ``bench:<marker>`` markers of the page (else print it)."""
+    if not replace_block(DOC, marker, block):
         print(block)
-        return
-    text = open(DOC, encoding="utf-8").read()
-    pat = re.compile(rf"(<!-- bench:{marker}:begin -->\n).*?(<!-- bench:{marker}:end -->)", re.S)
-    if not pat.search(text):
-        print(block)
-        return
-    text = pat.sub(lambda m: m.group(1) + block + "\n" + m.group(2), text)
-    with open(DOC + ".tmp", "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(DOC + ".tmp", DOC)
 
 
 def main(argv=None):

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import time
 import warnings
 
 import numpy as np
 
 import fpsolve as fp
+from _report import replace_block  # noqa: E402  (bench/_report.py)
 from fpsolve import transition as tr
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -136,14 +136,8 @@ def plot_lsgd(profiles, path):
 
 def write_block(name, text):
     """Replace the text between the ``bench:<name>`` markers of docs/transition.md."""
-    begin, end = f"<!-- bench:{name}:begin -->", f"<!-- bench:{name}:end -->"
-    doc = open(DOC, encoding="utf-8").read()
-    if begin not in doc:
-        raise SystemExit(f"{DOC}: marker {begin} not found")
-    pattern = re.compile(re.escape(begin) + ".*?" + re.escape(end), re.S)
-    doc = pattern.sub(lambda _: f"{begin}\n{text.rstrip()}\n{end}", doc)
-    with open(DOC, "w", encoding="utf-8") as f:
-        f.write(doc)
+    if not replace_block(DOC, name, text.rstrip()):
+        raise SystemExit(f"{DOC}: marker <!-- bench:{name}:begin --> not found")
 
 
 def main():
