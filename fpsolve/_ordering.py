@@ -149,7 +149,7 @@ def restrict(perm, subset):
     return q[q >= 0]
 
 
-def splu(A, perm=None, **kwargs):
+def splu(A, perm=None, reuse: bool = False, **kwargs):
     """Sparse LU of a structurally symmetric matrix in a nested-dissection order.
 
     The matrix is permuted symmetrically by ``perm`` (default: :func:`nd_permutation`)
@@ -163,6 +163,8 @@ def splu(A, perm=None, **kwargs):
     A : sparse matrix, square, with a symmetric sparsity pattern
     perm : ndarray of int, optional
         A fill-reducing order to use instead of :func:`nd_permutation`'s.
+    reuse : bool
+        Passed to :func:`nd_permutation` (the pattern will be factorised again).
     **kwargs
         Passed to :func:`scipy.sparse.linalg.splu`.
 
@@ -173,7 +175,7 @@ def splu(A, perm=None, **kwargs):
     """
     A = sp.csc_matrix(A)
     if perm is None:
-        perm = nd_permutation(A)
+        perm = nd_permutation(A, reuse)
     if perm is None:
         return spla.splu(A, permc_spec="MMD_AT_PLUS_A", options={"SymmetricMode": True},
                          **kwargs)

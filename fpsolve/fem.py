@@ -30,7 +30,7 @@ from .diffusion import DiffusionModel, check_tensor
 from .landscapes import Landscape
 from .mesh import Mesh
 
-__all__ = ["Operator", "assemble", "make_basis", "STABILISATIONS", "locate", "reference_coordinates",
+__all__ = ["Operator", "assemble", "make_basis", "mass_matrix", "STABILISATIONS", "locate", "reference_coordinates",
            "probe_matrix", "line_cuts"]
 
 logger = logging.getLogger(__name__)
@@ -165,6 +165,11 @@ def _local_mass(basis: Basis) -> np.ndarray:
     return phi @ (phi * np.asarray(basis.dx)[:, None, :]).transpose(0, 2, 1)
 
 
+def mass_matrix(basis: Basis) -> sp.csr_matrix:
+    """Mass matrix ∫ u v of ``basis`` on its cached sparsity pattern."""
+    return _pattern(basis).matrix(_local_mass(basis))
+
+
 # elements per block of the batched element-matrix products (bounds the temporaries
 # to ~100 MB for P3 while keeping numpy's per-call overhead negligible)
 _BLOCK = 8192
@@ -285,7 +290,7 @@ def assemble(landscape: Landscape | None, diffusion: DiffusionModel, mesh: Mesh,
         M, A0, A1 = _assemble_affine(basis, pattern, beta0, Dhat, divhat)
         op = Operator(basis, A0, A1, M, s)
     else:
-        M = pattern.matrix(_local_mass(basis))
+        M = mass_matrix(basis)
         beta = beta0 + s * divhat
         D = s * Dhat
         divbeta = _divergence_fd(lambda xx, yy: _beta0(landscape, drift, xx, yy)

@@ -33,11 +33,10 @@ import warnings
 
 import numpy as np
 import scipy.sparse as sp
-import scipy.sparse.linalg as spla
 from skfem import BilinearForm, LinearForm
 from skfem.helpers import dot, grad
 
-from .fem import _beta0, locate
+from .fem import _beta0, locate, mass_matrix
 from .solution import Solution
 from .solve import FPSolveWarning
 
@@ -55,11 +54,6 @@ NEGATIVE_MASS_LIMIT = 1e-6
 # this factor times the P-weighted median of λ_min/λ_max (relative, so that a strongly
 # but uniformly anisotropic D, like the paper's κ ≈ 2500, is not flagged).
 _SINGULAR_RATIO = 1e-3
-
-
-@BilinearForm(nthreads=2)
-def _mass(u, v, _):
-    return u * v
 
 
 @BilinearForm(nthreads=2)
@@ -151,7 +145,7 @@ def _mesh_operators(basis) -> dict:
     ops = cache.get(key)
     if ops is None:
         N = basis.N
-        M = _mass.assemble(basis)
+        M = mass_matrix(basis)
         K = _laplace.assemble(basis)
         B = basis.get_dofs().flatten()
         I = np.setdiff1d(np.arange(N), B)

@@ -59,7 +59,7 @@ def _splu(A, reuse: bool = False):
     """
     from . import _ordering
 
-    return _ordering.splu(A, perm=_ordering.nd_permutation(A, reuse=True) if reuse else None)
+    return _ordering.splu(A, reuse=reuse)
 
 
 class FPSolveWarning(UserWarning):
