@@ -167,7 +167,6 @@ def locate_transition(prob: Problem, bracket=(0.009, 0.013), d: float | None = N
         raise ValueError(f"bracket: expected 0 < lo < hi, got {bracket!r}")
     d = prob.mesh.h if d is None else float(d)
     history, last, neg = [], {}, [0.0]
-    prob.reuse_ordering = True          # Brent: ~10 factorisations of one pattern
 
     def c(ds):
         with warnings.catch_warnings():
@@ -180,11 +179,15 @@ def locate_transition(prob: Problem, bracket=(0.009, 0.013), d: float | None = N
         last["sol"] = sol
         return val
 
-    c_lo, c_hi = c(lo), c(hi)
-    if np.sign(c_lo) == np.sign(c_hi):
-        raise ValueError(f"bracket: the marginal curvature has the same sign at both ends "
-                         f"(c({lo:g}) = {c_lo:.4g}, c({hi:g}) = {c_hi:.4g}); widen it")
-    root = brentq(c, lo, hi, xtol=xtol, rtol=4 * np.finfo(float).eps)
+    before, prob.reuse_ordering = prob.reuse_ordering, True   # Brent: ~10 LUs, one pattern
+    try:
+        c_lo, c_hi = c(lo), c(hi)
+        if np.sign(c_lo) == np.sign(c_hi):
+            raise ValueError(f"bracket: the marginal curvature has the same sign at both ends "
+                             f"(c({lo:g}) = {c_lo:.4g}, c({hi:g}) = {c_hi:.4g}); widen it")
+        root = brentq(c, lo, hi, xtol=xtol, rtol=4 * np.finfo(float).eps)
+    finally:
+        prob.reuse_ordering = before
     # slope from the two evaluations closest to the root on either side
     h = np.array(history)
     below, above = h[h[:, 1] > 0], h[h[:, 1] <= 0]
