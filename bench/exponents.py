@@ -24,7 +24,7 @@ import time
 import numpy as np
 
 import fpsolve as fp
-from fpsolve import phase as ph
+from fpsolve.stochastic import phase as ph
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import fig2  # noqa: E402  (the Fig. 2 grid definition, cache and theory helpers)

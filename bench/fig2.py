@@ -29,7 +29,7 @@ import numpy as np
 
 import fpsolve as fp
 from _report import replace_block  # noqa: E402  (bench/_report.py)
-from fpsolve import phase as ph
+from fpsolve.stochastic import phase as ph
 from fpsolve.study.analyses import phase_diagram as analysis
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -264,7 +264,7 @@ def mode_conditioning(ref):
 
 def _refined_where(mesh, pred):
     """One red-green-blue refinement of the elements whose centroid satisfies pred(x, y)."""
-    from fpsolve.mesh import Mesh, _snap
+    from fpsolve.fe.mesh import Mesh, _snap
     m = mesh.skfem
     mid = m.p[:, m.t].mean(axis=1)
     m = _snap(m.refined(np.flatnonzero(pred(mid[0], mid[1]))), mesh.radius, mesh.center)

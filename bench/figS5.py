@@ -26,7 +26,7 @@ import numpy as np
 
 import fpsolve as fp
 from _report import replace_block  # noqa: E402  (bench/_report.py)
-from fpsolve import montecarlo
+from fpsolve.stochastic import montecarlo
 from fpsolve.study.analyses.figs5 import (bin_average, fe_numbers, l1, mc_numbers, mode2d,
                                           figure as figure_s5)
 

@@ -23,7 +23,7 @@ import time
 import numpy as np
 
 import fpsolve as fp
-from fpsolve import montecarlo as mcm
+from fpsolve.stochastic import montecarlo as mcm
 
 
 def rng_floor(walker_steps: int, threads: int, buf_size: int = 1 << 15) -> float:

@@ -89,7 +89,7 @@ Measured by hand on 2026-11-25 after the table above (not re-run by this script)
 def _factorise(A, name, coords, spd=False):
     """(order s, factor s, lu, perm or None) for one ordering."""
     import scipy.sparse.linalg as spla
-    from fpsolve import _ordering
+    from fpsolve.fe import ordering as _ordering
 
     extra = {"diag_pivot_thresh": 0.0} if spd else {}
     perm, t_order = None, 0.0

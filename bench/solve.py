@@ -42,10 +42,10 @@ sys.path.insert(0, ROOT)
 
 import fpsolve as fp  # noqa: E402
 from _report import machine_meta, write_report  # noqa: E402  (bench/_report.py)
-from fpsolve import _ordering  # noqa: E402
+from fpsolve.fe import ordering as _ordering  # noqa: E402
 import importlib  # noqa: E402
 
-fpsolve_solve = importlib.import_module("fpsolve.solve")   # the module (fpsolve.solve is also a function)
+fpsolve_solve = importlib.import_module("fpsolve.fe.solver")   # the module (fpsolve.solve is also a function)
 
 DOC = os.path.join(ROOT, "docs", "performance.md")
 RAW = os.path.join(HERE, "results", "solve.json")

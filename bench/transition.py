@@ -20,7 +20,7 @@ import numpy as np
 
 import fpsolve as fp
 from _report import replace_block  # noqa: E402  (bench/_report.py)
-from fpsolve import transition as tr
+from fpsolve.fe import transition as tr
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DOC = os.path.join(ROOT, "docs", "transition.md")

@@ -4,24 +4,58 @@
 >>> L = fp.landscapes.paper(eps=0.02, lam0=8.0, lam1=-2.0, lam2=1.0)
 >>> D = fp.diffusion.sgd(L, delta_s=0.012, cross_diffusion=True)
 >>> sol = fp.solve(L, D, fp.disk_mesh(radius=2.0, h=0.1), boundary="absorbing", order=2)
+
+Layers (imports point down the list only; docs/architecture.md):
+
+* :mod:`fpsolve.models` — expressions, landscapes, diffusion tensors
+* :mod:`fpsolve.theory` — the adiabatic theory and exact references
+* :mod:`fpsolve.fe` — mesh, assembly, solver, solution, flux, transition
+* :mod:`fpsolve.stochastic` — Monte Carlo SGD/Langevin, the Fig. 2 phase diagram
+* :mod:`fpsolve.vf` — variance–flatness (Feng–Tu)
+* :mod:`fpsolve.compare` — the FE ↔ Monte Carlo cross-check
+* edges: :mod:`fpsolve.io`, :mod:`fpsolve.plot`, :mod:`fpsolve.study`, :mod:`fpsolve.cli`
 """
-from . import diffusion, landscapes
+import sys as _sys
+
+from . import _moved
+from .models import diffusion, expressions, landscapes
 from . import theory
-from .mesh import Mesh, MeshError, disk_mesh, load_mesh
-from .solution import Solution
-from .solve import FPSolveWarning, Problem, SolverError, solve
-from .transition import critical_delta_s
+from .fe.mesh import Mesh, MeshError, disk_mesh, load_mesh
+from .fe.solution import Solution
+from .fe import solver as _solver
+from .fe.solver import FPSolveWarning, Problem, SolverError, solve
+from .fe.transition import critical_delta_s
 # fpsolve.flux is a callable module: fp.flux(sol) is fp.flux.flux(sol) (importing the
 # function under the module's name would break fpsolve.flux.flux)
-from . import flux
-from .flux import Flux
+from .fe import flux
+from .fe.flux import Flux
 from .io import export_vtk, write_pvd
+from .stochastic import montecarlo, phase
 from . import compare
-from . import variance_flatness
-from . import phase
+from . import vf as variance_flatness
+
+# Old flat paths (fpsolve.fem, fpsolve.montecarlo, ...) resolve to the new modules.
+# fpsolve.solve and fpsolve.flux are registered now: importing them through the finder
+# would rebind the attributes fp.solve / fp.flux of this package to the modules.
+_moved.install()
+_sys.modules.setdefault("fpsolve.solve", _solver)
+_sys.modules.setdefault("fpsolve.flux", flux)
+
+
+
+def __getattr__(name):
+    # fp.mesh, fp.fem, fp.transition, ...: the old flat modules, at their new places
+    new = _moved.MOVED.get(f"{__name__}.{name}")
+    if new is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+    import warnings
+    warnings.warn(f"fpsolve.{name} moved to {new}", DeprecationWarning, stacklevel=2)
+    return importlib.import_module(new)
+
 
 __version__ = "0.1.0"
-__all__ = ["landscapes", "diffusion", "Mesh", "MeshError", "disk_mesh", "load_mesh",
-           "Problem", "Solution", "solve", "FPSolveWarning", "SolverError", "__version__",
-           "theory", "critical_delta_s", "flux", "Flux", "export_vtk", "write_pvd", "compare",
-           "variance_flatness", "phase"]
+__all__ = ["landscapes", "diffusion", "expressions", "Mesh", "MeshError", "disk_mesh",
+           "load_mesh", "Problem", "Solution", "solve", "FPSolveWarning", "SolverError",
+           "__version__", "theory", "critical_delta_s", "flux", "Flux", "export_vtk",
+           "write_pvd", "compare", "montecarlo", "variance_flatness", "phase"]

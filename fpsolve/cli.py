@@ -237,8 +237,8 @@ class _Printer:
 
 def _run(args) -> int:
     from .study import StudyError, StudyRunError, load_study, run_study
-    from .mesh import MeshError
-    from .solve import SolverError
+    from .fe.mesh import MeshError
+    from .fe.solver import SolverError
     try:
         study = load_study(args.study)
     except StudyError as exc:

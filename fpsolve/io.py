@@ -168,9 +168,9 @@ def export_vtk(sol, path, flux=None) -> str:
     """
     import meshio
 
-    from .flux import Flux
-    from .flux import flux as compute_flux
-    from .solution import Solution
+    from .fe.flux import Flux
+    from .fe.flux import flux as compute_flux
+    from .fe.solution import Solution
 
     if not isinstance(sol, Solution):
         raise TypeError(f"sol: expected a fpsolve Solution, got {type(sol).__name__}")

@@ -117,7 +117,7 @@ def _draw(fig, ax, sol, flux, extent, title, show_legend=True):
     from matplotlib.tri import Triangulation
     from mpl_toolkits.axes_grid1 import make_axes_locatable
 
-    from .flux import value_gradient_matrices
+    from .fe.flux import value_gradient_matrices
 
     x0, x1, y0, y1 = extent
     px, py, tri, vals = _refined(sol.basis, sol.P, extent, _subdivisions(sol))
@@ -213,7 +213,7 @@ def _save(fig, path, dpi) -> str:
 
 
 def _flux_of(sol, fl):
-    from .flux import Flux, flux
+    from .fe.flux import Flux, flux
     if fl is None:
         return flux(sol)
     if not isinstance(fl, Flux):
@@ -264,7 +264,7 @@ def _solution_fig(sol, flux=None, title=None, extent=None):
     """The :func:`solution_figure` as a matplotlib Figure (not saved)."""
     from matplotlib.figure import Figure
 
-    from .solution import Solution
+    from .fe.solution import Solution
     if not isinstance(sol, Solution):
         raise TypeError(f"sol: expected a fpsolve Solution, got {type(sol).__name__}")
     fl = _flux_of(sol, flux)
@@ -322,7 +322,7 @@ def _panel_fig(sols, titles=None, fluxes=None, extent=None):
     """The :func:`panel_figure` as a matplotlib Figure (not saved)."""
     from matplotlib.figure import Figure
 
-    from .solution import Solution
+    from .fe.solution import Solution
     rows = _grid(sols, "sols")
     ncols = max(len(r) for r in rows)
     for r in rows:

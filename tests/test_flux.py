@@ -7,7 +7,7 @@ import pytest
 import scipy.linalg as sl
 
 import fpsolve as fp
-from fpsolve.flux import Flux, value_gradient_matrices
+from fpsolve.fe.flux import Flux, value_gradient_matrices
 
 OU_A = np.array([[1.0, 0.3], [0.3, 2.0]])
 OU_D = np.array([[0.10, 0.04], [0.04, 0.05]])

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 import fpsolve as fp
-from fpsolve.mesh import MeshError
+from fpsolve.fe.mesh import MeshError
 
 
 @pytest.mark.parametrize("h", [0.2, 0.1, 0.05])
@@ -15,7 +15,7 @@ def test_disk_mesh_boundary_on_circle_and_quality(h):
     assert q["min_angle"] > 20.0
     assert 0.8 * h < q["h_mean"] < 1.2 * h
     # area of the inscribed polygon converges to the disk area at O(h²)
-    area = np.sum(np.abs(fp.mesh._signed_areas(m.p, m.t)))
+    area = np.sum(np.abs(fp.fe.mesh._signed_areas(m.p, m.t)))
     nb = len(bn)
     assert abs(area - 0.5 * nb * 4.0 * np.sin(2 * np.pi / nb)) < 1e-9
 

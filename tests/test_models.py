@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 import fpsolve as fp
-from fpsolve.expressions import ExpressionError
+from fpsolve.models.expressions import ExpressionError
 
 PAPER_EXPR = "0.5*eps*lam0*x**2 + 0.5*(lam0 + lam1*x**2 + lam2*x**4)*y**2"
 PAPER_PARAMS = dict(eps=0.02, lam0=8.0, lam1=-2.0, lam2=1.0)

@@ -8,7 +8,7 @@ import pytest
 import scipy.linalg as sla
 
 import fpsolve as fp
-from fpsolve import montecarlo as mcm
+from fpsolve.stochastic import montecarlo as mcm
 
 PAPER = dict(eps=0.02, lam0=8.0, lam1=-2.0, lam2=1.0)
 # OU model: D does not commute with A, so the stationary current rotates

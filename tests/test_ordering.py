@@ -6,9 +6,9 @@ import pytest
 import scipy.sparse.linalg as spla
 
 import fpsolve as fp
-from fpsolve import _ordering
-from fpsolve.flux import _spd_lu, _laplace
-from fpsolve.solve import _splu
+from fpsolve.fe import ordering as _ordering
+from fpsolve.fe.flux import _spd_lu, _laplace
+from fpsolve.fe.solver import _splu
 
 
 @pytest.fixture(scope="module")
@@ -141,10 +141,10 @@ def test_solve_with_nested_dissection_matches_mmd(boundary, monkeypatch):
 def test_flux_operators_with_nested_dissection(monkeypatch):
     """M, the Dirichlet and the pinned Laplacian share one order; all solve exactly."""
     pytest.importorskip("pymetis")
-    from fpsolve.flux import _mesh_operators
+    from fpsolve.fe.flux import _mesh_operators
 
     monkeypatch.setattr(_ordering, "MIN_SIZE", 0)
-    basis = fp.fem.make_basis(fp.disk_mesh(2.0, 0.15), order=3)
+    basis = fp.fe.assembly.make_basis(fp.disk_mesh(2.0, 0.15), order=3)
     ops = _mesh_operators(basis)
     rng = np.random.default_rng(0)
     for A, lu in [(ops["M"], ops["lu_M"]),

@@ -8,7 +8,7 @@ import pytest
 pytest.importorskip("numba")
 
 import fpsolve as fp
-from fpsolve import phase as ph
+from fpsolve.stochastic import phase as ph
 
 L2 = ph.fig2_landscape()
 F0 = 8.0 ** -0.5

@@ -9,7 +9,7 @@ from scipy.special import j0
 from skfem import LinearForm, condense, solve as skfem_solve
 
 import fpsolve as fp
-from fpsolve.expressions import COORDS, parse
+from fpsolve.models.expressions import COORDS, parse
 
 J01 = 2.404825557695773          # first zero of the Bessel function J0
 

@@ -245,7 +245,7 @@ def test_tiny_analysis_runs_end_to_end(tmp_path, capsys, kind):
         assert len(r["fe"]["cross"]["levels"]) == 2 and 0.009 < r["fe"]["cross"]["value"] < 0.013
         assert len(r["mc"]["cross"]["runs"]) == 2
     if kind == "phase_diagram":
-        from fpsolve.phase import PhaseGrid
+        from fpsolve.stochastic.phase import PhaseGrid
         g = PhaseGrid.load(str(out / "grid.npz"))
         assert g.eta.size == 2 and g.sigma.size == 4
         assert set(s["results"]["exponents"]) >= {"alpha", "beta1", "beta2"}

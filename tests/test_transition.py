@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import fpsolve as fp
-from fpsolve import transition as tr
+from fpsolve.fe import transition as tr
 
 FIG3 = dict(eps=0.02, lam0=8.0, lam1=-2.0, lam2=1.0)
 

@@ -8,8 +8,8 @@ import scipy.linalg as sla
 from scipy.signal import lfilter
 
 import fpsolve as fp
-import fpsolve.variance_flatness as vf
-from fpsolve import montecarlo
+import fpsolve.vf as vf
+from fpsolve.stochastic import montecarlo
 
 E = math.e
 

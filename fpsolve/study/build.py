@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import diffusion as _diffusion
-from .. import landscapes as _landscapes
-from ..mesh import Mesh, disk_mesh, load_mesh
+from ..models import diffusion as _diffusion
+from ..models import landscapes as _landscapes
+from ..fe.mesh import Mesh, disk_mesh, load_mesh
 
 __all__ = ["build_landscape", "build_noise", "build_mesh", "sample_points"]
 

@@ -163,8 +163,8 @@ def _valid_record(out: str, case: Case, outputs: dict):
 
 def _rebuild_solution(out: str, case: Case, record: dict, bases: dict):
     """The Solution of a finished case, from its coefficients (no assembly, no solve)."""
-    from ..fem import make_basis
-    from ..solution import Solution
+    from ..fe.assembly import make_basis
+    from ..fe.solution import Solution
     cfg = case.config
     L = build_landscape(cfg["landscape"])
     D = build_noise(cfg["noise"], L)

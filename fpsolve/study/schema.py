@@ -838,7 +838,7 @@ class _Loader:
                 self.fail(f"{label}mesh.{extra[0]}", "cannot be combined with mesh.file "
                           "(a mesh file fixes the geometry; remove one of them)")
             full = os.path.normpath(os.path.join(self.dir, vals["file"]))
-            from ..mesh import MeshError, load_mesh
+            from ..fe.mesh import MeshError, load_mesh
             try:
                 with open(full, "rb") as fh:
                     digest = hashlib.sha256(fh.read()).hexdigest()
@@ -907,8 +907,8 @@ def _merge(base: dict, over: dict) -> dict:
 def _build_check(ld: _Loader, case_label: str, cfg: dict) -> None:
     """Construct the models once: catches non-symmetric A, non-PSD matrices, bad expressions."""
     from .build import build_landscape, build_noise, sample_points
-    from ..diffusion import check_tensor
-    from ..expressions import ExpressionError
+    from ..models.diffusion import check_tensor
+    from ..models.expressions import ExpressionError
     lcfg, ncfg = cfg["landscape"], cfg["noise"]
     try:
         L = build_landscape(lcfg)

@@ -18,7 +18,7 @@ import warnings
 import numpy as np
 
 from ..io import jsonable
-from ..solve import FPSolveWarning, Problem
+from ..fe.solver import FPSolveWarning, Problem
 from .build import build_landscape, build_mesh, build_noise
 
 __all__ = ["run_task", "component", "case_observables", "jsonable", "THREAD_VARIABLES"]

@@ -18,8 +18,8 @@ import time
 
 import numpy as np
 
-from .. import diffusion as _diffusion
-from .. import landscapes as _landscapes
+from ..models import diffusion as _diffusion
+from ..models import landscapes as _landscapes
 from . import analysis as _a
 from . import trainers as _t
 from .network import blas_threads

@@ -19,9 +19,9 @@ from typing import Callable
 
 import numpy as np
 
-from .. import diffusion as _diffusion
-from .. import landscapes as _landscapes
-from .. import montecarlo as _montecarlo
+from ..models import diffusion as _diffusion
+from ..models import landscapes as _landscapes
+from ..stochastic import montecarlo as _montecarlo
 from . import analysis as _analysis
 from .network import MLP, blas_threads
 

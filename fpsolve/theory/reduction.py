@@ -31,8 +31,8 @@ from numpy.polynomial import Chebyshev
 from scipy.optimize import brentq, minimize_scalar
 from scipy.special import logsumexp
 
-from .diffusion import _positive
-from .landscapes import Landscape
+from ..models.diffusion import _positive
+from ..models.landscapes import Landscape
 
 __all__ = ["Adiabatic", "SimpleModel", "adiabatic", "simple_model", "critical_delta_s",
            "critical_exponents", "kappa_origin", "flattest_point", "delta_m",

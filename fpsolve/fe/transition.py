@@ -26,11 +26,11 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.optimize import brentq
 
-from . import theory
-from .diffusion import SGD, sgd
+from ..theory import reduction as theory
+from ..models.diffusion import SGD, sgd
 from .mesh import Mesh, disk_mesh
 from .solution import Solution
-from .solve import FPSolveWarning, Problem, THRESHOLDS
+from .solver import FPSolveWarning, Problem, THRESHOLDS
 
 __all__ = ["MeshLevel", "Transition", "marginal_curvature", "locate_transition",
            "critical_delta_s", "x_ss_curve", "l_sgd_fe", "l_sgd_profiles"]

@@ -29,9 +29,9 @@ from typing import Callable, Iterable
 import numpy as np
 import scipy.sparse.linalg as spla
 
-from .diffusion import DiffusionModel
-from .fem import Operator, assemble
-from .landscapes import Landscape
+from ..models.diffusion import DiffusionModel
+from .assembly import Operator, assemble
+from ..models.landscapes import Landscape
 from .mesh import Mesh
 from .solution import Solution
 
@@ -57,7 +57,7 @@ def _splu(A, reuse: bool = False):
     (docs/ordering.md).  ``reuse`` (a sweep factorises the pattern many times) lets
     P2 matrices use the nested-dissection order too.
     """
-    from . import _ordering
+    from . import ordering as _ordering
 
     return _ordering.splu(A, reuse=reuse)
 

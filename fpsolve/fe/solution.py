@@ -6,7 +6,7 @@ from typing import Callable
 import numpy as np
 from scipy.optimize import minimize_scalar
 
-from .fem import line_cuts, probe_matrix
+from .assembly import line_cuts, probe_matrix
 
 __all__ = ["Solution"]
 

@@ -46,13 +46,13 @@ import numpy as np
 import scipy.sparse.linalg as spla
 from scipy import stats
 
-from . import diffusion as _diffusion
-from . import montecarlo as _mc
-from ._json import jsonable
-from .fem import probe_matrix
-from .flux import Flux
-from .solution import Solution
-from .solve import FPSolveWarning, Problem
+from ..models import diffusion as _diffusion
+from ..stochastic import montecarlo as _mc
+from .._json import jsonable
+from ..fe.assembly import probe_matrix
+from ..fe.flux import Flux
+from ..fe.solution import Solution
+from ..fe.solver import FPSolveWarning, Problem
 
 __all__ = ["crosscheck", "CrossCheck", "extrapolate", "Extrapolation", "relaxation_times",
            "ROWS", "Z_LIMIT", "P_LIMIT", "MIN_BIN_SAMPLES"]

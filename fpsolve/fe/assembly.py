@@ -26,8 +26,8 @@ from scipy.spatial import cKDTree
 from skfem import Basis, BilinearForm, ElementTriP1, ElementTriP2, ElementTriP3
 from skfem.helpers import dot, grad, mul
 
-from .diffusion import DiffusionModel, check_tensor
-from .landscapes import Landscape
+from ..models.diffusion import DiffusionModel, check_tensor
+from ..models.landscapes import Landscape
 from .mesh import Mesh
 
 __all__ = ["Operator", "assemble", "make_basis", "mass_matrix", "STABILISATIONS", "locate", "reference_coordinates",

@@ -36,9 +36,9 @@ import scipy.sparse as sp
 from skfem import BilinearForm, LinearForm
 from skfem.helpers import dot, grad
 
-from .fem import _beta0, locate, mass_matrix
+from .assembly import _beta0, locate, mass_matrix
 from .solution import Solution
-from .solve import FPSolveWarning
+from .solver import FPSolveWarning
 
 __all__ = ["Flux", "flux", "value_gradient_matrices", "MIN_CYCLE_FRACTION",
            "ENTROPY_TAIL_TOLERANCE", "NEGATIVE_MASS_LIMIT"]
@@ -129,7 +129,7 @@ def _spd_lu(A, perm=None):
     ``pymetis`` is installed, see ``fpsolve._ordering``) is 3–8× faster again for
     P3 from 80k dofs on (docs/ordering.md).
     """
-    from . import _ordering
+    from . import ordering as _ordering
 
     return _ordering.splu(A, perm=perm, diag_pivot_thresh=0.0)
 
@@ -150,7 +150,7 @@ def _mesh_operators(basis) -> dict:
         B = basis.get_dofs().flatten()
         I = np.setdiff1d(np.arange(N), B)
         keep = np.arange(1, N)          # Neumann problem: pin dof 0 (see _potential)
-        from . import _ordering
+        from . import ordering as _ordering
         # one nested-dissection order (None: SuperLU's MMD) of the mesh graph serves
         # all three matrices: the sub-blocks use the order it induces on them
         perm = _ordering.nd_permutation(M.tocsc())

@@ -58,9 +58,9 @@ from dataclasses import dataclass, field, fields
 
 import numpy as np
 
-from ._args import as_float as _float, as_int as _int, err as _err
-from . import landscapes as _landscapes
-from . import theory as _theory
+from .._args import as_float as _float, as_int as _int, err as _err
+from ..models import landscapes as _landscapes
+from ..theory import reduction as _theory
 
 __all__ = ["FIG2", "START", "fig2_landscape", "Trajectories", "trajectories", "PhaseGrid",
            "run_grid", "critical_sigma", "divergence_sigma", "ExponentFit", "fit_exponents",

@@ -46,9 +46,9 @@ from typing import Callable
 
 import numpy as np
 
-from ._args import as_bool as _bool, as_float as _float, as_int as _int, err as _err
-from . import diffusion as _diffusion
-from . import landscapes as _landscapes
+from .._args import as_bool as _bool, as_float as _float, as_int as _int, err as _err
+from ..models import diffusion as _diffusion
+from ..models import landscapes as _landscapes
 
 __all__ = ["sgd", "langevin", "MonteCarloResult", "MonteCarloWarning", "numba_available",
            "BLOCK_SIZE", "ALIVE", "EXITED", "DIVERGED", "REMOVED"]

@@ -1,0 +1,21 @@
+"""The finite-element core: mesh → assembly → solve → solution → flux.
+
+* :mod:`~fpsolve.fe.mesh` — disk meshes, loading any meshio file, curved P2/P3
+  boundaries (``Mesh``, ``disk_mesh``, ``load_mesh``).
+* :mod:`~fpsolve.fe.assembly` — the weak form: M, A0, A1 on one shared sparsity
+  pattern (A(Δ_S) = A0 + Δ_S·A1), SUPG, point location and probes.
+* :mod:`~fpsolve.fe.ordering` — fill-reducing orders for the sparse LU (METIS).
+* :mod:`~fpsolve.fe.solver` — quasi-stationary (absorbing) and stationary
+  (reflecting) solves (``Problem``, ``solve``).
+* :mod:`~fpsolve.fe.solution` — ``Solution``: moments, marginals, evaluation.
+* :mod:`~fpsolve.fe.flux` — probability current, stream function, cycles.
+* :mod:`~fpsolve.fe.transition` — Δ_S* of the 2-D solution.
+
+Imports the model layer and the theory; never the Monte Carlo, study, I/O or plot code.
+"""
+from .mesh import Mesh, MeshError, disk_mesh, load_mesh
+from .solution import Solution
+from .solver import FPSolveWarning, Problem, SolverError, solve
+
+__all__ = ["Mesh", "MeshError", "disk_mesh", "load_mesh", "Solution", "FPSolveWarning",
+           "Problem", "SolverError", "solve"]

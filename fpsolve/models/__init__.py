@@ -1,0 +1,15 @@
+"""Models: what the Fokker–Planck equation is made of, independent of any solver.
+
+* :mod:`~fpsolve.models.expressions` — the whitelisted parser of user formulas
+  (``ExpressionError``, ``parse``): user text becomes sympy, never ``eval``.
+* :mod:`~fpsolve.models.landscapes` — losses L with ∇L, H and ∂H: the paper's family
+  (Eq. 9), quadratics, user expressions.
+* :mod:`~fpsolve.models.diffusion` — diffusion tensors D and ∇·D: SGD (D = Δ_S H²,
+  with or without cross-diffusion), isotropic, constant, expression, custom callables,
+  flatness-detecting noise.
+
+This layer imports numpy and sympy only; every other layer builds on it.
+"""
+from . import diffusion, expressions, landscapes
+
+__all__ = ["diffusion", "expressions", "landscapes"]
