@@ -1,0 +1,190 @@
+"""``[[case]]`` and ``[sweep]``: the list of resolved cases of an FE study."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .keys import _CASE_KEYS, _CASE_SECTIONS, _SWEEP_KEYS, KEYS
+from .resolved import Case, Sweep, _canonical, case_hash
+from .sections import _Loader, _flatten, _merge, _numeric_key, _resolve_sections, _suggest
+from .values import Key, _is_number, _number, _show
+
+
+def _build_check(ld: _Loader, case_label: str, cfg: dict) -> None:
+    """Construct the models once: catches non-symmetric A, non-PSD matrices, bad expressions."""
+    from ..build import build_landscape, build_noise, sample_points
+    from ...models.diffusion import check_tensor
+    from ...models.expressions import ExpressionError
+    lcfg, ncfg = cfg["landscape"], cfg["noise"]
+    try:
+        L = build_landscape(lcfg)
+    except (ValueError, TypeError, ExpressionError) as exc:
+        key = {"quadratic": "A", "expression": "expr"}.get(lcfg["kind"], "kind")
+        if lcfg["kind"] == "quadratic" and "center" in str(exc):
+            key = "center"
+        ld.fail(f"{case_label}landscape.{key}", str(exc))
+    try:
+        D = build_noise(ncfg, L)
+    except (ValueError, TypeError, ExpressionError) as exc:
+        key = {"constant": "matrix", "sgd": "delta_s", "isotropic": "delta"}.get(ncfg["kind"])
+        if ncfg["kind"] == "expression":
+            key = next((k for k in ("D11", "D12", "D22") if repr(ncfg[k]) in str(exc)), "D11")
+        ld.fail(f"{case_label}noise.{key}", str(exc))
+    if ncfg["kind"] == "expression":
+        x, y = sample_points(cfg["mesh"])
+        try:
+            check_tensor(D.tensor(x, y), np.stack([x, y]), "expression diffusion")
+            if not np.all(np.isfinite(D.divergence(x, y))):
+                raise ValueError("expression diffusion: ∇·D is not finite inside the domain")
+        except ValueError as exc:
+            ld.fail(f"{case_label}noise", str(exc))
+    try:
+        g = L.gradient(*sample_points(cfg["mesh"]))
+        if not np.all(np.isfinite(g)):
+            raise ValueError("the gradient of the loss is not finite inside the domain")
+    except (ValueError, FloatingPointError, ZeroDivisionError) as exc:
+        ld.fail(f"{case_label}landscape", str(exc))
+
+
+def _format_value(v: float) -> str:
+    return f"{v:.6g}" if isinstance(v, float) else str(v)
+
+
+def _parse_cases(ld: _Loader, raw: dict, base_flat: dict) -> list:
+    """``[[case]]`` -> ``[(name, title, flat overrides, resolved config)]`` (empty if none)."""
+    raw_cases = raw.get("case", [])
+    if not isinstance(raw_cases, list) or not all(isinstance(c, dict) for c in raw_cases):
+        ld.fail("case", "expected [[case]] tables (an array of tables)")
+    bases = []
+    seen = set()
+    for i, rc in enumerate(raw_cases):
+        where = f"case[{i}]"
+        if "name" not in rc:
+            ld.fail(f"{where}.name", "required (a file-name-safe name for the case)")
+        cname = ld.check(f"{where}.name", _CASE_KEYS["name"], rc["name"])
+        if cname in seen:
+            ld.fail(f"{where}.name", f"duplicate case name {cname!r}")
+        seen.add(cname)
+        label = f'case "{cname}": '
+        title = ld.check(f"{label}title", _CASE_KEYS["title"], rc.get("title", cname))
+        over = {}
+        for k, v in _flatten({kk: vv for kk, vv in rc.items() if kk not in ("name", "title")}).items():
+            sec = k.split(".")[0]
+            if sec not in _CASE_SECTIONS or "." not in k:
+                known = list(_CASE_KEYS) + [f"{s}." for s in _CASE_SECTIONS]
+                ld.fail(f"{label}{k}", f"unknown key{_suggest(k, known)}; a case accepts name, "
+                        "title and overrides of landscape.*, noise.*, mesh.*, solver.*")
+            over[k] = v
+        flat = _merge(base_flat, over)
+        bases.append((cname, title, flat, _resolve_sections(ld, flat, label)))
+    return bases
+
+
+def _sweep_values(ld: _Loader, raw: dict) -> tuple[str, list]:
+    """``[sweep]`` -> (swept dotted key, distinct values); the key is checked per case later."""
+    sw = ld.table(raw, "sweep")
+    for k in sw:
+        if k not in _SWEEP_KEYS:
+            ld.fail(f"sweep.{k}", f"unknown key{_suggest(k, _SWEEP_KEYS)}; [sweep] accepts "
+                    "parameter, values, range")
+    if "parameter" not in sw:
+        ld.fail("sweep.parameter", 'required (the dotted key to sweep, e.g. "noise.delta_s")')
+    param = ld.check("sweep.parameter", _SWEEP_KEYS["parameter"], sw["parameter"])
+    if ("values" in sw) == ("range" in sw):
+        ld.fail("sweep.values", "give exactly one of sweep.values (a list) or sweep.range "
+                "({start, stop, num})")
+    if "values" in sw:
+        vals = sw["values"]
+        if not isinstance(vals, list) or not vals:
+            ld.fail("sweep.values", f"expected a non-empty list of numbers, got {_show(vals)}")
+        for j, v in enumerate(vals):
+            if not _is_number(v) or not math.isfinite(v):
+                ld.fail(f"sweep.values[{j}]", f"expected a number, got {_show(v)}")
+    else:
+        vals = _sweep_range(ld, sw["range"])
+    if len(set(vals)) != len(vals):
+        ld.fail("sweep.values", "values must be distinct")
+    return param, vals
+
+
+def _sweep_range(ld: _Loader, rg) -> list:
+    """``sweep.range = {start, stop, num}`` -> the list of values (both ends included)."""
+    if not isinstance(rg, dict):
+        ld.fail("sweep.range", f"expected a table {{start, stop, num}}, got {_show(rg)}")
+    for k in rg:
+        if k not in ("start", "stop", "num"):
+            ld.fail(f"sweep.range.{k}", f"unknown key{_suggest(k, ('start', 'stop', 'num'))}"
+                    "; sweep.range accepts start, stop, num")
+    for k in ("start", "stop", "num"):
+        if k not in rg:
+            ld.fail(f"sweep.range.{k}", "required (range = {start, stop, num})")
+    start = ld.check("sweep.range.start", Key(_number, "", None, ""), rg["start"])
+    stop = ld.check("sweep.range.stop", Key(_number, "", None, ""), rg["stop"])
+    num = rg["num"]
+    if not isinstance(num, int) or isinstance(num, bool) or not 1 <= num <= 10000:
+        ld.fail("sweep.range.num", f"expected an integer from 1 to 10000, got {_show(num)}")
+    vals = np.linspace(start, stop, num).tolist() if num > 1 else [start]
+    # round away linspace's last-bit noise so names and hashes are stable
+    return [float(f"{v:.12g}") for v in vals]
+
+
+def _expand_sweep(ld: _Loader, param: str, vals: list, bases: list,
+                  single: bool) -> tuple[Sweep, list]:
+    """One case per (base case, swept value); each base case gives one series."""
+    sweep = Sweep(param, list(vals))
+    cases: list[Case] = []
+    for cname, title, flat, cfg in bases:
+        spec = _numeric_key(cfg, param)
+        if spec is None:
+            known = [k for k, s in KEYS.items() if s.numeric]
+            ld.fail("sweep.parameter", f"{param!r} is not a numeric key of "
+                    f"{'the study' if single else f'case {cname!r}'}{_suggest(param, known)}; "
+                    f"sweepable: {', '.join(known)}, landscape.params.NAME, noise.params.NAME")
+        # the series names the sweep's files: vtk/<series>.pvd, <series>.png
+        series = "sweep" if single else f"sweep-{cname}"
+        members = []
+        for j, v in enumerate(vals):
+            label = f"sweep.values[{j}]: " if single else f'sweep.values[{j}] (case "{cname}"): '
+            if spec.type.startswith("integer") and float(v).is_integer():
+                v = int(v)
+            vflat = dict(flat)
+            vflat[param] = v
+            vcfg = _resolve_sections(ld, vflat, label)
+            leaf = param.rsplit(".", 1)[-1]
+            vname = f"{leaf}={_format_value(v)}"
+            vname = vname if single else f"{cname}-{vname}"
+            cases.append(Case(vname, f"{title}, {leaf} = {_format_value(v)}", vcfg,
+                              series=series, value=float(v)))
+            members.append(vname)
+        sweep.series[series] = members
+    return sweep, cases
+
+
+def _check_cases(ld: _Loader, cases: list, plain: bool, output: dict) -> None:
+    """Distinct names, buildable models, hashes and the ``output.panel`` names.
+
+    ``plain``: a single case without a sweep (its messages carry no case label).
+    """
+    names = [c.name for c in cases]
+    dup = {n for n in names if names.count(n) > 1}
+    if dup:
+        ld.fail("case", f"case names collide after the sweep: {sorted(dup)}")
+
+    checked = set()
+    for c in cases:
+        key = _canonical({k: c.config[k] for k in ("landscape", "noise", "mesh")})
+        if key not in checked:
+            checked.add(key)
+            label = "" if plain else f'case "{c.name}": '
+            _build_check(ld, label, c.config)
+        c.hash = case_hash(c.config, output["flux"])
+
+    if isinstance(output["panel"], list):
+        flat = [n for r in output["panel"] for n in (r if isinstance(r, list) else [r])]
+        if len(set(flat)) != len(flat):
+            ld.fail("output.panel", "a case appears twice")
+        for n in flat:
+            if n not in names:
+                ld.fail("output.panel", f"no case named {n!r}{_suggest(n, names)}; cases: "
+                        f"{', '.join(names)}")
