@@ -80,7 +80,17 @@ def experiment_2d(*, seed: int = 0, offset: float = 0.01, n_landscapes: int = 8,
                           record_every=record_every, delta=delta, eta=eta,
                           paper_delta_s=paper_delta_s)}
 
-    # paper landscape: numerical F_i against the Hessian-based value at the window mean
+    out["paper"] = _paper_landscape_rows(offset, n_walkers, n_steps, record_every, eta,
+                                         paper_delta_s, nw, s_paper)
+    out["models"] = _noise_models(seed, offset, n_landscapes, n_walkers, n_steps,
+                                  record_every, delta, eta, nw, s_land, s_runs)
+    out["seconds"] = time.perf_counter() - t0
+    return out
+
+
+def _paper_landscape_rows(offset, n_walkers, n_steps, record_every, eta, paper_delta_s,
+                          nw, s_paper):
+    """Paper landscape: numerical F_i against the Hessian-based value at the window mean."""
     L = _landscapes.paper()
     tr = _t.walkers_2d(L, eta=eta, sigma=paper_delta_s / eta, n_walkers=n_walkers,
                        n_steps=n_steps, record_every=record_every, seed=s_paper)
@@ -95,16 +105,24 @@ def experiment_2d(*, seed: int = 0, offset: float = 0.01, n_landscapes: int = 8,
                          F=_floats(fl.width), left=_floats(fl.left), right=_floats(fl.right),
                          h=_floats(h), F_hessian=_floats(_a.quadratic_flatness(h, fl.L0)),
                          L0=fl.L0, direction=[_floats(p) for p in P.directions]))
-    out["paper"] = rows
+    return rows
 
-    # σ² vs F for three noise models on the same random quadratics
-    rng = np.random.default_rng(s_land)
+
+def _random_quadratics(rng, n_landscapes):
+    """½ θᵀ R diag(h1, h2) Rᵀ θ with h log-uniform in [0.3, 30]: list of (h, matrix)."""
     lands = []
     for _ in range(n_landscapes):
         h = np.exp(rng.uniform(math.log(0.3), math.log(30.0), 2))
         a = rng.uniform(0, math.pi)
         R = np.array([[math.cos(a), -math.sin(a)], [math.sin(a), math.cos(a)]])
         lands.append((h, R @ np.diag(h) @ R.T))
+    return lands
+
+
+def _noise_models(seed, offset, n_landscapes, n_walkers, n_steps, record_every, delta, eta,
+                  nw, s_land, s_runs):
+    """σ² vs F for three noise models on the same random quadratics."""
+    lands = _random_quadratics(np.random.default_rng(s_land), n_landscapes)
     models = {}
     for name, expected in (("sgd", 2.0), ("fdn", 0.0), ("isotropic", -2.0)):
         F_all, v_all, h_all = [], [], []
@@ -126,9 +144,7 @@ def experiment_2d(*, seed: int = 0, offset: float = 0.01, n_landscapes: int = 8,
         fit = _a.power_law_fit(F_all, v_all, seed=seed)
         models[name] = {"F": _floats(F_all), "variance": _floats(v_all), "h": _floats(h_all),
                         "psi": _fit_dict(fit), "psi_continuum": expected}
-    out["models"] = models
-    out["seconds"] = time.perf_counter() - t0
-    return out
+    return models
 
 
 def experiment_digits(*, seed: int = 0, hidden=(30, 30), lr: float = 0.05,

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 import numpy as np
@@ -22,7 +22,8 @@ import numpy as np
 from ..models import diffusion as _diffusion
 from ..models import landscapes as _landscapes
 from ..stochastic import montecarlo as _montecarlo
-from . import analysis as _analysis
+from . import order as _order
+from ._checks import _count, _positive
 from .network import MLP, blas_threads
 
 __all__ = ["Trajectories2D", "walkers_2d", "DigitsData", "load_digits_data",
@@ -198,10 +199,10 @@ class TrainingRun:
             return net.loss(th, X, y)
         return loss
 
-    def order_parameters(self, window: int | None = None) -> _analysis.OrderParameters:
+    def order_parameters(self, window: int | None = None) -> _order.OrderParameters:
         """Moving averages of A_g and C_g (default window: one SGD epoch, as the SI)."""
         w = self.iterations_per_epoch if window is None else window
-        return _analysis._order_parameters(self.A, self.C, w)
+        return _order._order_parameters(self.A, self.C, w)
 
 
 def _check_method(method):
@@ -270,108 +271,171 @@ def train_digits(method: str = "sgd", *, hidden=(30, 30), lr: float = 0.1,
     -------
     TrainingRun
     """
+    s = _settings(method, hidden, lr, batch_size, iterations, window, snapshot_every,
+                  noise_scale, fisher, fisher_batch, fisher_every)
+    data = load_digits_data(seed=seed) if data is None else data
+    s, net = _fit_to_data(s, data, layer, eval_every)
+    ss = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
+    theta, rb, rn = _initial_state(net, ss, init_theta)
+    t0 = time.perf_counter()
+    with blas_threads(blas):
+        theta, rec = _training_loop(s, net, data, theta, rb, rn)
+    seconds = time.perf_counter() - t0
+    params = dict(method=method, sizes=list(net.sizes), **{k: getattr(s, k) for k in _PARAM_KEYS},
+                  n_train=s.n_train, n_test=len(data.y_test),
+                  seed=seed if isinstance(seed, int) else str(ss.entropy))
+    return TrainingRun(method=method, net=net, data=data, theta=theta,
+                       window_mean=rec.mean_sum / s.window, layer=s.layer, snapshots=rec.snaps,
+                       snapshot_every=s.snapshot_every,
+                       history={k: np.asarray(v) for k, v in rec.hist.items()},
+                       A=rec.order.A, C=rec.order.C, iterations_per_epoch=s.ipe, params=params,
+                       seconds=seconds, blas=blas)
+
+
+#: Settings recorded in :attr:`TrainingRun.params` (in this order, after method and sizes).
+_PARAM_KEYS = ("lr", "batch_size", "iterations", "window", "layer", "snapshot_every",
+               "noise_scale", "fisher", "fisher_batch", "fisher_every", "eval_every")
+
+
+@dataclass(frozen=True)
+class _Settings:
+    """Validated settings of :func:`train_digits` (layer, eval_every, ipe: from the data)."""
+
+    method: str
+    hidden: tuple
+    lr: float
+    batch_size: int
+    iterations: int
+    window: int
+    snapshot_every: int
+    noise_scale: float
+    fisher: str
+    fisher_batch: int
+    fisher_every: int
+    layer: int = 1
+    eval_every: int = 1
+    ipe: int = 1
+    n_train: int = 0
+
+
+def _settings(method, hidden, lr, batch_size, iterations, window, snapshot_every,
+              noise_scale, fisher, fisher_batch, fisher_every) -> _Settings:
     fn = "train_digits"
     _check_method(method)
     hidden = tuple(hidden)
     if len(hidden) < 1 or any((not isinstance(h, int)) or h < 1 for h in hidden):
         raise ValueError(f"{fn}: hidden must be a tuple of positive integers, got {hidden!r}")
-    lr = _analysis._positive(fn, "lr", lr)
-    batch_size = _analysis._count(fn, "batch_size", batch_size)
-    iterations = _analysis._count(fn, "iterations", iterations, 2)
-    window = _analysis._count(fn, "window", window, 2)
+    lr = _positive(fn, "lr", lr)
+    batch_size = _count(fn, "batch_size", batch_size)
+    iterations = _count(fn, "iterations", iterations, 2)
+    window = _count(fn, "window", window, 2)
     if window > iterations:
         raise ValueError(f"{fn}: window ({window}) must not exceed iterations ({iterations})")
-    snapshot_every = _analysis._count(fn, "snapshot_every", snapshot_every)
+    snapshot_every = _count(fn, "snapshot_every", snapshot_every)
     if window // snapshot_every < 2:
         raise ValueError(f"{fn}: window/snapshot_every gives fewer than 2 snapshots")
     noise_scale = 1.0 / batch_size if noise_scale is None else \
-        _analysis._positive(fn, "noise_scale", noise_scale)
+        _positive(fn, "noise_scale", noise_scale)
     if fisher not in ("minibatch", "diagonal"):
         raise ValueError(f"{fn}: fisher must be 'minibatch' or 'diagonal', got {fisher!r}")
     fisher_batch = batch_size if fisher_batch is None else \
-        _analysis._count(fn, "fisher_batch", fisher_batch)
-    fisher_every = _analysis._count(fn, "fisher_every", fisher_every)
-    if data is None:
-        data = load_digits_data(seed=seed)
-    Xtr, ytr = data.X_train, data.y_train
-    M = len(ytr)
-    if batch_size > M or fisher_batch > M:
+        _count(fn, "fisher_batch", fisher_batch)
+    fisher_every = _count(fn, "fisher_every", fisher_every)
+    return _Settings(method, hidden, lr, batch_size, iterations, window, snapshot_every,
+                     noise_scale, fisher, fisher_batch, fisher_every)
+
+
+def _fit_to_data(s: _Settings, data: DigitsData, layer, eval_every):
+    """Settings that depend on the data (epoch, evaluation interval, layer) and the network."""
+    fn = "train_digits"
+    M = len(data.y_train)
+    if s.batch_size > M or s.fisher_batch > M:
         raise ValueError(f"{fn}: batch sizes must not exceed the {M} training samples")
-    ipe = M // batch_size
-    eval_every = ipe if eval_every is None else _analysis._count(fn, "eval_every", eval_every)
-    net = MLP((Xtr.shape[1], *hidden, int(max(ytr.max(), data.y_test.max())) + 1))
+    ipe = M // s.batch_size
+    eval_every = ipe if eval_every is None else _count(fn, "eval_every", eval_every)
+    net = MLP((data.X_train.shape[1], *s.hidden,
+               int(max(data.y_train.max(), data.y_test.max())) + 1))
     if not 0 <= layer < net.n_layers:
         raise ValueError(f"{fn}: layer must be in 0..{net.n_layers - 1}, got {layer!r}")
-    ss = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
+    return replace(s, layer=layer, eval_every=eval_every, ipe=ipe, n_train=M), net
+
+
+def _initial_state(net: MLP, ss: np.random.SeedSequence, init_theta):
+    """θ(0) and the minibatch and noise generators (independent children of ``ss``)."""
     s_init, s_batch, s_noise = ss.spawn(3)
     if init_theta is None:
         theta = net.init(np.random.default_rng(s_init))
     else:
         theta = np.array(init_theta, dtype=float)
         if theta.shape != (net.n_params,):
-            raise ValueError(f"{fn}: init_theta must have shape ({net.n_params},), "
+            raise ValueError(f"train_digits: init_theta must have shape ({net.n_params},), "
                              f"got {theta.shape}")
-    rb, rn = np.random.default_rng(s_batch), np.random.default_rng(s_noise)
-    sl = net.weight_slice(layer)
-    w_start = iterations - window
-    n_snap = window // snapshot_every
-    snaps = np.empty((n_snap, sl.stop - sl.start))
-    mean_sum = np.zeros(net.n_params)
-    order = _analysis.GradientOrderParameters()
-    hist = {"iteration": [], "train_loss": [], "train_error": [], "test_error": []}
-    perm, pos = None, ipe
-    fdiag = None
-    t0 = time.perf_counter()
-    with blas_threads(blas):
-        def evaluate(it):
-            hist["iteration"].append(it)
-            hist["train_loss"].append(net.loss(theta, Xtr, ytr))
-            hist["train_error"].append(net.error(theta, Xtr, ytr))
-            hist["test_error"].append(net.error(theta, data.X_test, data.y_test))
+    return theta, np.random.default_rng(s_batch), np.random.default_rng(s_noise)
 
-        evaluate(0)
-        k = 0
-        for it in range(iterations):
-            if method == "sgd":
-                if pos >= ipe:
-                    perm, pos = rb.permutation(M), 0
-                idx = perm[pos * batch_size:(pos + 1) * batch_size]
-                pos += 1
-                _, step = net.loss_grad(theta, Xtr[idx], ytr[idx])
-            else:
-                _, step = net.loss_grad(theta, Xtr, ytr)
-                if method in ("fdn", "isotropic"):
-                    if fisher == "diagonal" and it % fisher_every == 0:
-                        fdiag = net.fisher_diagonal(theta, Xtr, ytr)
-                    step = step + gd_noise(net, theta, Xtr, ytr, method=method,
-                                           fisher=fisher, noise_scale=noise_scale,
-                                           fisher_batch=fisher_batch, rng_batch=rb,
-                                           rng_noise=rn, fisher_diag=fdiag)
-            order.update(step)
-            theta = theta - lr * step
-            if not np.all(np.isfinite(theta)):
-                raise FloatingPointError(f"{fn}: parameters diverged at iteration {it + 1} "
-                                         f"(method={method}, lr={lr}); lower lr")
-            if it >= w_start:
-                mean_sum += theta
-                if (it - w_start) % snapshot_every == snapshot_every - 1 and k < n_snap:
-                    snaps[k] = theta[sl]
-                    k += 1
-            if (it + 1) % eval_every == 0 or it + 1 == iterations:
-                evaluate(it + 1)
-    seconds = time.perf_counter() - t0
-    params = dict(method=method, sizes=list(net.sizes), lr=lr, batch_size=batch_size,
-                  iterations=iterations, window=window, layer=layer,
-                  snapshot_every=snapshot_every, noise_scale=noise_scale, fisher=fisher,
-                  fisher_batch=fisher_batch, fisher_every=fisher_every,
-                  eval_every=eval_every, n_train=M, n_test=len(data.y_test),
-                  seed=seed if isinstance(seed, int) else str(ss.entropy))
-    return TrainingRun(method=method, net=net, data=data, theta=theta,
-                       window_mean=mean_sum / window, layer=layer, snapshots=snaps,
-                       snapshot_every=snapshot_every,
-                       history={k: np.asarray(v) for k, v in hist.items()},
-                       A=order.A, C=order.C, iterations_per_epoch=ipe, params=params,
-                       seconds=seconds, blas=blas)
+
+class _Recorder:
+    """What :func:`train_digits` keeps: window snapshots and mean, A_g/C_g, evaluations."""
+
+    def __init__(self, s: _Settings, net: MLP, data: DigitsData):
+        self.s, self.net, self.data = s, net, data
+        self.sl = net.weight_slice(s.layer)
+        self.w_start = s.iterations - s.window
+        self.n_snap = s.window // s.snapshot_every
+        self.snaps = np.empty((self.n_snap, self.sl.stop - self.sl.start))
+        self.mean_sum = np.zeros(net.n_params)
+        self.order = _order.GradientOrderParameters()
+        self.hist = {"iteration": [], "train_loss": [], "train_error": [], "test_error": []}
+        self.k = 0
+
+    def evaluate(self, it, theta):
+        net, d = self.net, self.data
+        self.hist["iteration"].append(it)
+        self.hist["train_loss"].append(net.loss(theta, d.X_train, d.y_train))
+        self.hist["train_error"].append(net.error(theta, d.X_train, d.y_train))
+        self.hist["test_error"].append(net.error(theta, d.X_test, d.y_test))
+
+    def after_step(self, it, theta):
+        s = self.s
+        if it >= self.w_start:
+            self.mean_sum += theta
+            if (it - self.w_start) % s.snapshot_every == s.snapshot_every - 1 \
+                    and self.k < self.n_snap:
+                self.snaps[self.k] = theta[self.sl]
+                self.k += 1
+        if (it + 1) % s.eval_every == 0 or it + 1 == s.iterations:
+            self.evaluate(it + 1, theta)
+
+
+def _training_loop(s: _Settings, net: MLP, data: DigitsData, theta, rb, rn):
+    """The parameter updates of :func:`train_digits`; returns θ and the :class:`_Recorder`."""
+    Xtr, ytr = data.X_train, data.y_train
+    rec = _Recorder(s, net, data)
+    perm, pos = None, s.ipe
+    fdiag = None
+    rec.evaluate(0, theta)
+    for it in range(s.iterations):
+        if s.method == "sgd":
+            if pos >= s.ipe:
+                perm, pos = rb.permutation(s.n_train), 0
+            idx = perm[pos * s.batch_size:(pos + 1) * s.batch_size]
+            pos += 1
+            _, step = net.loss_grad(theta, Xtr[idx], ytr[idx])
+        else:
+            _, step = net.loss_grad(theta, Xtr, ytr)
+            if s.method in ("fdn", "isotropic"):
+                if s.fisher == "diagonal" and it % s.fisher_every == 0:
+                    fdiag = net.fisher_diagonal(theta, Xtr, ytr)
+                step = step + gd_noise(net, theta, Xtr, ytr, method=s.method,
+                                       fisher=s.fisher, noise_scale=s.noise_scale,
+                                       fisher_batch=s.fisher_batch, rng_batch=rb,
+                                       rng_noise=rn, fisher_diag=fdiag)
+        rec.order.update(step)
+        theta = theta - s.lr * step
+        if not np.all(np.isfinite(theta)):
+            raise FloatingPointError(f"train_digits: parameters diverged at iteration {it + 1} "
+                                     f"(method={s.method}, lr={s.lr}); lower lr")
+        rec.after_step(it, theta)
+    return theta, rec
 
 
 def gd_noise(net: MLP, theta, X, y, *, method: str, fisher: str, noise_scale: float,
@@ -416,7 +480,7 @@ def sharpness(run: TrainingRun, theta=None, *, n_iter: int = 50, seed=0,
     eps = rel_step * max(1.0, float(np.linalg.norm(th)))
     lam = 0.0
     with blas_threads(run.blas):
-        for _ in range(_analysis._count("sharpness", "n_iter", n_iter)):
+        for _ in range(_count("sharpness", "n_iter", n_iter)):
             Hv = (net.loss_grad(th + eps * v, X, y)[1] - net.loss_grad(th - eps * v, X, y)[1]) \
                 / (2 * eps)
             lam = float(v @ Hv)
