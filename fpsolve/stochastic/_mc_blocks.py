@@ -1,0 +1,55 @@
+"""Block execution of :mod:`fpsolve.stochastic.montecarlo` with the compiled kernel
+(:func:`numba_task`; the numpy twin is :func:`._mc_numpy.numpy_task`).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ._mc_run import Block, BlockOut, Run, rec_len
+
+_KERNELS = None
+
+
+def kernels():
+    """The numba kernel module, or None if numba cannot be imported (lazy, cached)."""
+    global _KERNELS
+    if _KERNELS is None:
+        try:
+            from . import _mc_kernels
+        except ImportError:
+            _KERNELS = False
+        else:
+            _KERNELS = _mc_kernels
+    return _KERNELS or None
+
+
+def numba_available() -> bool:
+    """True if numba can be imported, i.e. ``backend="numba"`` is possible."""
+    return kernels() is not None
+
+
+def numba_task(run: Run, blocks: list[Block]) -> list[BlockOut]:
+    K = kernels()
+    lk, lp, nk, bm = run.fast
+    gnx, gny = run.gshape
+    mnx, mny = run.mshape
+    outs = []
+    for b in blocks:
+        hist = np.zeros((gnx, gny), np.int64)
+        margx = np.zeros(mnx, np.int64)
+        margy = np.zeros(mny, np.int64)
+        cur = np.zeros((2, gnx, gny))
+        mom = np.zeros((run.n_batches, 6))
+        counters = np.zeros(6, np.int64)
+        X, Y, status = b.X.copy(), b.Y.copy(), b.status.copy()
+        rec = np.full((max(rec_len(run), 1), b.n_rec, 2), np.nan)
+        if rec_len(run):
+            rec[0, :, 0] = X[:b.n_rec]
+            rec[0, :, 1] = Y[:b.n_rec]
+        K.run_block(b.rng, X, Y, status, lk, nk, lp, bm, run.a, run.c, run.R2, run.blow2,
+                    run.absorbing, run.reinsert, run.k, run.n_chunks, run.n_burn_chunks,
+                    run.n_batches, run.grid, run.mgrid, run.shift, hist, margx, margy, cur,
+                    mom, counters, rec, run.rec_every)
+        outs.append(BlockOut(hist, margx, margy, cur, mom, counters, X, Y, status,
+                              rec[:rec_len(run)]))
+    return outs
