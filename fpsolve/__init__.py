@@ -25,6 +25,8 @@ from .fe.solution import Solution
 from .fe import solver as _solver
 from .fe.solver import FPSolveWarning, Problem, SolverError, solve
 from .fe.transition import critical_delta_s
+from .fe.dynamics import Evolution, evolve, gaussian
+from .fe.mfpt import MeanExitTime, mfpt
 # fpsolve.flux is a callable module: fp.flux(sol) is fp.flux.flux(sol) (importing the
 # function under the module's name would break fpsolve.flux.flux)
 from .fe import flux
@@ -58,4 +60,5 @@ __version__ = "0.1.0"
 __all__ = ["landscapes", "diffusion", "expressions", "Mesh", "MeshError", "disk_mesh",
            "load_mesh", "Problem", "Solution", "solve", "FPSolveWarning", "SolverError",
            "__version__", "theory", "critical_delta_s", "flux", "Flux", "export_vtk",
-           "write_pvd", "compare", "montecarlo", "variance_flatness", "phase"]
+           "write_pvd", "compare", "montecarlo", "variance_flatness", "phase", "evolve",
+           "gaussian", "Evolution", "mfpt", "MeanExitTime"]

@@ -10,6 +10,10 @@
 * :mod:`~fpsolve.fe.solution` — ``Solution``: moments, marginals, evaluation.
 * :mod:`~fpsolve.fe.flux` — probability current, stream function, cycles.
 * :mod:`~fpsolve.fe.transition` — Δ_S* of the 2-D solution.
+* :mod:`~fpsolve.fe.dynamics` — P(x, t) (``evolve``, ``gaussian``), stepped by
+  :mod:`~fpsolve.fe.timestep` (TR-BDF2).
+* :mod:`~fpsolve.fe.spectrum` — relaxation spectrum (``Problem.spectrum``).
+* :mod:`~fpsolve.fe.mfpt` — mean first-passage time (``mfpt``).
 
 Imports the model layer and the theory; never the Monte Carlo, study, I/O or plot code.
 """

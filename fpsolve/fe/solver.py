@@ -183,6 +183,17 @@ class Problem:
         finally:
             self.reuse_ordering = before
 
+    def spectrum(self, k: int = 6, strength: float | None = None):
+        """The ``k`` slowest decay rates and modes of the generator (:mod:`.spectrum`).
+
+        Returns a :class:`~fpsolve.fe.spectrum.Spectrum`: ``rates`` (complex, Re ≥ 0;
+        the first is 0 when reflecting, μ when absorbing), ``modes``,
+        ``relaxation_time`` = 1/Re(λ₂ − λ₁) and ``frequency`` = |Im λ₂|.
+        """
+        from .spectrum import spectrum
+
+        return spectrum(self, k, strength)
+
     def _pin_guess(self) -> int:
         """A dof where the density is large: the minimum of L (or the centre)."""
         x, y = self.basis.doflocs

@@ -1,0 +1,289 @@
+"""Time-dependent Fokker–Planck equation: P(x, t) from an initial density.
+
+The FE semi-discretisation of ∂P/∂t = −∇·J is the stiff linear system
+
+    M dP/dt = −A P          (absorbing: on the interior dofs, P = 0 on the boundary)
+
+with the assembled operator A of :mod:`~fpsolve.fe.assembly` (column sums zero, so a
+reflecting boundary conserves ∫P exactly).  It is integrated with TR-BDF2
+(Bank et al. 1985; Hosea & Shampine 1996, Appl. Numer. Math. 20, 21): a trapezoidal
+stage to t + γh followed by a BDF2 stage to t + h, γ = 2 − √2.  The method is
+L-stable and second order, and with this γ both stages solve with the same matrix
+M + d·h·A (d = γ/2), so one sparse LU per step size serves every step of that size.
+The local error is estimated from the three stage values and filtered through the
+same LU (Hosea–Shampine), and the step size is controlled on it: accepted steps keep
+their size (re-using the factorisation) unless the estimate allows at least doubling,
+and sizes change by powers of two, so a relaxation over many decades costs a few
+factorisations (docs/dynamics.md).
+
+``evolve`` returns an :class:`Evolution`: the raw FE vectors at the output times,
+the survival probability S(t) = ∫P dA, and :class:`~fpsolve.fe.solution.Solution`
+views of the density conditioned on survival.
+"""
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+import numpy as np
+from skfem import LinearForm
+
+from .ordering import splu
+from .solution import Solution
+from .solver import Problem
+from .timestep import TRBDF2, initial_step, integrate
+
+__all__ = ["gaussian", "Gaussian", "evolve", "evolve_problem", "Evolution"]
+
+
+class Gaussian:
+    """A normal density N(mean, cov) in the plane, callable as ``g(x, y)``.
+
+    Parameters
+    ----------
+    mean : array_like, shape (2,)
+    cov : array_like, shape (2, 2), symmetric positive definite
+    """
+
+    def __init__(self, mean, cov):
+        m = np.asarray(mean, dtype=float)
+        c = np.asarray(cov, dtype=float)
+        if m.shape != (2,) or not np.all(np.isfinite(m)):
+            raise ValueError(f"mean: expected two finite numbers, got {mean!r}")
+        if c.shape != (2, 2) or not np.all(np.isfinite(c)) or not np.allclose(c, c.T):
+            raise ValueError(f"cov: expected a symmetric 2x2 matrix, got {cov!r}")
+        if np.linalg.eigvalsh(c).min() <= 0:
+            raise ValueError(f"cov: expected a positive definite matrix, got {c.tolist()}")
+        self.mean, self.cov = m, c
+        self._inv = np.linalg.inv(c)
+        self._norm = 1.0 / (2 * np.pi * np.sqrt(np.linalg.det(c)))
+
+    def __call__(self, x, y):
+        dx, dy = np.asarray(x) - self.mean[0], np.asarray(y) - self.mean[1]
+        q = self._inv[0, 0] * dx * dx + 2 * self._inv[0, 1] * dx * dy + self._inv[1, 1] * dy * dy
+        return self._norm * np.exp(-0.5 * q)
+
+    def __repr__(self):
+        return f"Gaussian(mean={self.mean.tolist()}, cov={self.cov.tolist()})"
+
+
+def gaussian(mean, cov) -> Gaussian:
+    """Initial density N(mean, cov) for :func:`evolve` (see :class:`Gaussian`)."""
+    return Gaussian(mean, cov)
+
+
+@LinearForm(nthreads=2)
+def _load(v, w):
+    return w.f * v
+
+
+def _project(problem: Problem, M, p0, dofs) -> np.ndarray:
+    """L2 projection of the initial density onto the FE space (``dofs`` free, rest 0)."""
+    basis = problem.basis
+    N = basis.N
+    if isinstance(p0, Solution):
+        if p0.basis is basis or (p0.P.size == N and p0.mesh is problem.mesh
+                                 and p0.order == problem.order):
+            P = np.zeros(N)
+            P[dofs] = np.asarray(p0.P, dtype=float)[dofs]
+            return P
+        sol = p0
+        p0 = lambda x, y: sol(np.column_stack([np.ravel(x), np.ravel(y)])  # noqa: E731
+                              ).reshape(np.shape(x))
+    if not callable(p0):
+        raise TypeError("p0: expected a callable density f(x, y), a Solution or "
+                        f"fpsolve.gaussian(mean, cov), got {type(p0).__name__}")
+    x, y = (np.asarray(c) for c in basis.global_coordinates())
+    fq = np.asarray(p0(x, y), dtype=float)
+    if fq.shape != x.shape or not np.all(np.isfinite(fq)):
+        raise ValueError("p0: expected finite values of the shape of its arguments")
+    b = _load.assemble(basis, f=fq)
+    P = np.zeros(N)
+    P[dofs] = splu(M[dofs][:, dofs].tocsc()).solve(b[dofs])
+    return P
+
+
+def _check_times(times) -> np.ndarray:
+    t = np.atleast_1d(np.asarray(times, dtype=float))
+    if t.ndim != 1 or t.size == 0 or not np.all(np.isfinite(t)):
+        raise ValueError(f"times: expected a non-empty 1-D list of finite times, got {times!r}")
+    if t[0] < 0 or np.any(np.diff(t) <= 0):
+        raise ValueError("times: expected increasing times >= 0")
+    return t
+
+
+def evolve_problem(problem: Problem, p0, times, tol: float = 1e-6,
+                   strength: float | None = None) -> "Evolution":
+    """Integrate M dP/dt = −A P of an assembled :class:`Problem` (see :func:`evolve`)."""
+    if not (isinstance(tol, (int, float)) and 0 < tol < 1):
+        raise ValueError(f"tol: expected a number in (0, 1), got {tol!r}")
+    times = _check_times(times)
+    op = problem.operator
+    diffusion = problem.diffusion
+    if strength is not None and float(strength) != diffusion.strength:
+        if not op.affine:
+            raise ValueError("strength: a stabilised operator is not affine in the strength; "
+                             "build a Problem at that strength instead")
+        diffusion = diffusion.with_strength(strength)
+    A = op.A(diffusion.strength)
+    M = op.M_stab if op.M_stab is not None else op.M
+    dofs = problem.interior_dofs if problem.boundary == "absorbing" else np.arange(problem.dofs)
+    t0 = time.perf_counter()
+    P = _project(problem, op.M, p0, dofs)
+    stepper = TRBDF2(A[dofs][:, dofs], M[dofs][:, dofs])
+    ev = Evolution(problem, diffusion, stepper, dofs, A, M, tol)
+    ev._run(P, times, t0)
+    return ev
+
+
+def evolve(landscape, diffusion, mesh, p0, times, order: int = 2,
+           boundary: str = "absorbing", tol: float = 1e-6, drift: Callable | None = None,
+           stabilisation: str | None = None) -> "Evolution":
+    """P(x, t) of the Fokker–Planck equation from the initial density ``p0``.
+
+    Parameters
+    ----------
+    landscape, diffusion, mesh, order, boundary, drift, stabilisation
+        As for :class:`fpsolve.Problem`.
+    p0 : callable, Solution or Gaussian
+        Initial density: ``f(x, y)`` (vectorised), a :class:`Solution` (on the same
+        mesh and order its coefficients are used, else it is projected) or
+        :func:`gaussian`.  It is L2-projected onto the FE space (absorbing: with P = 0
+        on the boundary); it need not be normalised.
+    times : array_like
+        Increasing output times ≥ 0 (t = 0 is the projected ``p0``).
+    tol : float
+        Bound on the estimated local error of each step, relative to max |P|.
+
+    Returns
+    -------
+    Evolution
+        ``ev.times``, ``ev.mass`` (survival probability), ``ev[i]``, ``ev.at(t)``.
+
+    Examples
+    --------
+    >>> import fpsolve as fp
+    >>> L = fp.landscapes.quadratic([[1.0, 0.3], [0.3, 2.0]])
+    >>> D = fp.diffusion.constant([[0.1, 0.04], [0.04, 0.05]])
+    >>> ev = fp.evolve(L, D, fp.disk_mesh(2.0, 0.1), fp.gaussian([0.5, 0], 0.02 * np.eye(2)),
+    ...                [0.5, 1.0, 2.0], boundary="reflecting")
+    >>> ev.at(1.0).moments()["mean"]
+    """
+    problem = Problem(landscape, diffusion, mesh, boundary, order, drift, stabilisation)
+    return evolve_problem(problem, p0, times, tol)
+
+
+class Evolution:
+    """P(x, t) at the output times of :func:`evolve`.
+
+    Attributes
+    ----------
+    times : ndarray
+        Output times.
+    P : ndarray, shape (len(times), dofs)
+        Raw FE coefficient vectors (not renormalised: ∫P dA = :attr:`mass`).
+    mass : ndarray
+        Survival probability S(t) = ∫P dA (constant for a reflecting boundary).
+    escape_rate : ndarray
+        Instantaneous outflow rate −S'(t)/S(t) = ∮J·n ds / ∫P dA, from the discrete
+        operator as for the quasi-stationary solve (0 for a reflecting boundary).
+    stats : dict
+        steps, rejected steps, factorisations, largest accepted error estimate, timings.
+
+    ``ev[i]`` and ``ev.at(t)`` are :class:`Solution` objects of the density
+    *conditioned on survival* (normalised to ∫P = 1, so ``moments()`` are those of
+    the surviving walkers; multiply by ``mass`` for the absolute density).
+    """
+
+    def __init__(self, problem: Problem, diffusion, stepper: TRBDF2, dofs, A, M, tol):
+        self.problem, self.diffusion, self.tol = problem, diffusion, tol
+        self._stepper, self._dofs, self._A, self._M = stepper, dofs, A, M
+        self.stats = {"steps": 0, "rejected": 0, "max_error": 0.0}
+        self._h = None
+
+    def _full(self, p) -> np.ndarray:
+        P = np.zeros(self.problem.dofs)
+        P[self._dofs] = p
+        return P
+
+    def _run(self, P, times, t0_wall):
+        p = P[self._dofs]
+        st = self._stepper
+        self._h = initial_step(st.A, st.M, p, self.tol)
+        out, t = [], 0.0
+        for ti in times:
+            p, self._h = integrate(st, p, t, ti, self._h, self.tol, self.stats)
+            t = ti
+            out.append(self._full(p))
+        self.times = np.asarray(times, dtype=float)
+        self.P = np.array(out)
+        MP = (self._M @ self.P.T).T
+        self.mass = MP.sum(axis=1)
+        if self.problem.boundary == "absorbing":
+            B = self.problem.boundary_dofs
+            out_flow = -(self._A @ self.P.T)[B].sum(axis=0)
+            # per interior mass 1ᵀM_II p, whose rate of change is exactly the outflow
+            self.escape_rate = out_flow / MP[:, self._dofs].sum(axis=1)
+        else:
+            self.escape_rate = np.zeros(len(self.times))
+        self.stats.update(factorisations=st.factorisations,
+                          factorisation_s=st.factorisation_s,
+                          total_s=time.perf_counter() - t0_wall, dofs=int(self.problem.dofs))
+
+    def __len__(self) -> int:
+        return len(self.times)
+
+    def __getitem__(self, i) -> Solution:
+        i = range(len(self))[i]
+        return self._solution(self.P[i], self.times[i], self.mass[i], self.escape_rate[i])
+
+    def __iter__(self):
+        return (self[i] for i in range(len(self)))
+
+    def at(self, t: float) -> Solution:
+        """The density at time ``t``: an output time, or integrated from the last one before it."""
+        t = float(t)
+        if not (np.isfinite(t) and t >= 0):
+            raise ValueError(f"t: expected a finite time >= 0, got {t!r}")
+        k = np.flatnonzero(np.isclose(self.times, t, rtol=1e-12, atol=0.0))
+        if k.size:
+            return self[int(k[0])]
+        before = np.flatnonzero(self.times < t)
+        if before.size == 0:
+            raise ValueError(f"t: {t:g} is before the first output time {self.times[0]:g}")
+        i = int(before[-1])
+        stats = {"steps": 0, "rejected": 0, "max_error": 0.0}
+        p, _ = integrate(self._stepper, self.P[i][self._dofs], self.times[i], t, self._h,
+                         self.tol, stats)
+        P = self._full(p)
+        MP = self._M @ P
+        mass = float(MP.sum())
+        rate = (float(-(self._A @ P)[self.problem.boundary_dofs].sum() / MP[self._dofs].sum())
+                if self.problem.boundary == "absorbing" else 0.0)
+        return self._solution(P, t, mass, rate)
+
+    def _solution(self, P, t, mass, rate) -> Solution:
+        pr = self.problem
+        basis = pr.basis
+        Pn = P / mass
+        Pq = np.asarray(basis.interpolate(Pn))
+        dx = np.asarray(basis.dx)
+        neg = float(np.sum(np.maximum(-Pq, 0.0) * dx) / np.sum(np.abs(Pq) * dx))
+        diag = {"dofs": int(basis.N), "order": pr.order, "boundary": pr.boundary,
+                "time": float(t), "survival": float(mass), "residual": float("nan"),
+                "negative_mass": neg, "min_P": float(min(Pn.min(), Pq.min())),
+                "max_P": float(Pn.max()), "tol": self.tol, "warnings": []}
+        return Solution(Pn, basis, pr.mesh, pr.landscape, self.diffusion, pr.boundary,
+                        pr.order, rate, diag, pr.drift, pr.stabilisation)
+
+    def summary(self) -> dict:
+        """JSON-friendly times, survival, escape rates and integrator statistics."""
+        return {"times": self.times.tolist(), "survival": self.mass.tolist(),
+                "escape_rate": self.escape_rate.tolist(), "tol": self.tol,
+                **{k: v for k, v in self.stats.items()}}
+
+    def __repr__(self):
+        s = self.stats
+        return (f"Evolution({self.problem.boundary}, P{self.problem.order}, dofs={s['dofs']}, "
+                f"t=[{self.times[0]:g}..{self.times[-1]:g}] in {s['steps']} steps, "
+                f"{s['factorisations']} LU, S(t_end)={self.mass[-1]:.6g})")

@@ -1,0 +1,187 @@
+"""Mean first-passage (exit) time T(x) through an absorbing boundary.
+
+T solves the backward Kolmogorov equation of the Itô process dθ = b dt + √(2D) dW,
+
+    Σ D_ij ∂_i∂_j T + b·∇T = −1 in Ω,   T = 0 on ∂Ω,      b = −∇L (or the user drift).
+
+Its Galerkin form is the transpose of the forward operator: a(φ_i, T) = ∫ φ_i for every
+interior test function, i.e.
+
+    A_IIᵀ t = Mᵀ_II 1,
+
+because a(P, v) = −∫ P (D:∇∇v + b·∇v) dA for v = 0 on ∂Ω (docs/dynamics.md).  If
+A_II p = μ M_II p is the quasi-stationary pair, then tᵀ A_II p = μ tᵀ M_II p = 1ᵀ M_II p,
+so μ · ∫T P dA / ∫P dA = 1 holds exactly for the discrete functions: E_QSD[T] = 1/μ.
+
+At small noise μ ~ 1e-40 is far below the round-off level ε‖A‖ of A_II, and a direct
+solve returns a meaningless magnitude.  The solution is therefore split along the
+adjoint quasi-stationary vector q (A_IIᵀ q = μ M_IIᵀ q):
+
+    t = α q + r,   α = (M p)ᵀ1 / (μ (M p)ᵀ q),   A_IIᵀ r = Mᵀ1 − ((M p)ᵀ1/(M p)ᵀq) Mᵀq,
+    (M p)ᵀ r = 0.
+
+All of the 1/μ sits in the scalar α, and μ is taken from the boundary outflow, which
+keeps relative precision (see the solver); the right-hand side for r has no component
+along the near-null direction, so r = O(1/λ₂) is computed to working accuracy with the
+same LU, and the round-off it picks up along q is projected out.
+"""
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+import numpy as np
+import scipy.sparse.linalg as spla
+
+from .assembly import probe_matrix
+from .ordering import splu
+from .solver import Problem, SolverError
+
+__all__ = ["MeanExitTime", "mfpt", "mfpt_problem"]
+
+
+class MeanExitTime:
+    """The mean exit time T(x) as a FE function (callable on points of shape (n, 2)).
+
+    Attributes
+    ----------
+    T : ndarray
+        FE coefficients (0 on the absorbing boundary).
+    escape_rate : float
+        μ of the quasi-stationary state (boundary-outflow value).
+    mean_qsd : float
+        E_QSD[T] = ∫T P dA / ∫P dA with the quasi-stationary P (= 1/μ, see the module).
+    diagnostics : dict
+        iterations, residual ‖A_IIᵀt − Mᵀ1‖∞/(‖A‖∞‖t‖∞), timings.
+    """
+
+    def __init__(self, T, problem: Problem, diffusion, escape_rate, mean_qsd, diagnostics):
+        self.T = T
+        self.problem = problem
+        self.basis, self.mesh, self.order = problem.basis, problem.mesh, problem.order
+        self.landscape, self.drift = problem.landscape, problem.drift
+        self.diffusion = diffusion
+        self.escape_rate = float(escape_rate)
+        self.mean_qsd = float(mean_qsd)
+        self.diagnostics = diagnostics
+
+    def __call__(self, points) -> np.ndarray:
+        """T at ``points`` of shape (n, 2) (or one point (2,)); 0 outside the mesh."""
+        pts = np.asarray(points, dtype=float)
+        single = pts.ndim == 1
+        pts = np.atleast_2d(pts)
+        if pts.ndim != 2 or pts.shape[1] != 2:
+            raise ValueError(f"points: expected shape (n, 2), got {np.shape(points)}")
+        vals = probe_matrix(self.basis, pts.T) @ self.T
+        return float(vals[0]) if single else vals
+
+    def _vtk_fields(self) -> dict:
+        """Point data for :func:`fpsolve.export_vtk`."""
+        return {"T": np.asarray(self.T, dtype=float)}
+
+    def summary(self) -> dict:
+        """JSON-friendly values: T at the mesh centre, its maximum, μ, E_QSD[T]."""
+        return {"T_center": self(np.asarray(self.mesh.center)), "T_max": float(self.T.max()),
+                "escape_rate": self.escape_rate, "mean_qsd": self.mean_qsd,
+                "inverse_escape_rate": 1.0 / self.escape_rate,
+                "dofs": int(self.T.size), "order": self.order,
+                "residual": self.diagnostics["residual"]}
+
+    def __repr__(self):
+        return (f"MeanExitTime(P{self.order}, dofs={self.T.size}, T_max={self.T.max():.6g}, "
+                f"escape_rate={self.escape_rate:.6g})")
+
+
+def _inverse_iteration(solve, Mv, n, tol=1e-13, maxit=500):
+    """Dominant vector of solve∘Mv (the eigenvector of the eigenvalue nearest 0)."""
+    v = np.ones(n) / np.sqrt(n)
+    for it in range(1, maxit + 1):
+        w = solve(Mv(v))
+        nrm = np.linalg.norm(w)
+        if not np.isfinite(nrm) or nrm == 0:
+            raise SolverError("mfpt: inverse iteration broke down (non-finite iterate)")
+        w /= nrm
+        if w.sum() < 0:
+            w = -w
+        if np.max(np.abs(w - v)) < tol * np.max(np.abs(w)):
+            return w, it
+        v = w
+    return _arpack(solve, Mv, n, v), maxit
+
+
+def _arpack(solve, Mv, n, v0):
+    # slow inverse iteration (small gap μ/λ₂): Krylov on the same operator
+    op = spla.LinearOperator((n, n), matvec=lambda x: solve(Mv(x)), dtype=float)
+    try:
+        vals, vecs = spla.eigs(op, k=1, which="LM", v0=v0, tol=1e-14)
+    except spla.ArpackNoConvergence as exc:
+        raise SolverError(f"mfpt: eigen-solver did not converge ({exc})") from None
+    w = np.real(vecs[:, 0])
+    return w / (np.linalg.norm(w) * np.sign(w.sum()))
+
+
+def mfpt_problem(problem: Problem, strength: float | None = None) -> MeanExitTime:
+    """Mean exit time of an assembled absorbing :class:`Problem` (see :func:`mfpt`)."""
+    if problem.boundary != "absorbing":
+        raise ValueError("boundary: the mean exit time needs an absorbing boundary, got "
+                         f"{problem.boundary!r}")
+    t0 = time.perf_counter()
+    op, diffusion = problem.operator, problem.diffusion
+    if strength is not None and float(strength) != diffusion.strength:
+        diffusion = diffusion.with_strength(strength)
+    A = op.A(diffusion.strength)
+    M = op.M_stab if op.M_stab is not None else op.M
+    I, B = problem.interior_dofs, problem.boundary_dofs
+    AII, MII = A[I][:, I].tocsc(), M[I][:, I].tocsr()
+    MIIt = MII.T.tocsr()
+    try:
+        lu = splu(AII)
+    except RuntimeError as exc:
+        raise SolverError(f"mfpt: interior operator is singular ({exc})") from None
+    n = len(I)
+    p, itp = _inverse_iteration(lu.solve, MII.__matmul__, n)
+    q, itq = _inverse_iteration(lambda b: lu.solve(b, trans="T"), MIIt.__matmul__, n)
+    P = np.zeros(A.shape[0])
+    P[I] = p
+    Mp = MII @ p
+    mu = float(-(A @ P)[B].sum() / Mp.sum())       # boundary outflow: relative precision
+    if not mu > 0:
+        raise SolverError(f"mfpt: escape rate {mu:.3e} is not positive; no exit through "
+                          "the boundary")
+    b = MIIt @ np.ones(n)
+    c = Mp.sum() / (Mp @ q)
+    r = lu.solve(b - c * (MIIt @ q), trans="T")
+    r -= (Mp @ r) / (Mp @ q) * q
+    t = (c / mu) * q + r
+    T = np.zeros(A.shape[0])
+    T[I] = t
+    res = np.max(np.abs(AII.T @ t - b)) / (spla.norm(AII, np.inf) * np.max(np.abs(t)))
+    diag = {"iterations": [itp, itq], "residual": float(res), "dofs": int(A.shape[0]),
+            "total_s": time.perf_counter() - t0,
+            "escape_rate_eig_floor": float(10 * np.finfo(float).eps * spla.norm(AII, np.inf))}
+    return MeanExitTime(T, problem, diffusion, mu, (Mp @ t) / Mp.sum(), diag)
+
+
+def mfpt(landscape, diffusion, mesh, order: int = 2, drift: Callable | None = None,
+         stabilisation: str | None = None) -> MeanExitTime:
+    """Mean first-passage time T(x) to the absorbing boundary of ``mesh``.
+
+    Parameters
+    ----------
+    landscape, diffusion, mesh, order, drift, stabilisation
+        As for :class:`fpsolve.Problem` (the boundary is absorbing).
+
+    Returns
+    -------
+    MeanExitTime
+        Callable on points (n, 2); ``escape_rate``, ``mean_qsd`` (= 1/μ), ``T``.
+
+    Examples
+    --------
+    >>> import fpsolve as fp
+    >>> L = fp.landscapes.quadratic(np.eye(2))
+    >>> T = fp.mfpt(L, fp.diffusion.isotropic(0.05), fp.disk_mesh(1.0, 0.05), order=3)
+    >>> T([[0.0, 0.0]])          # ½ Ein(1/(2·0.05)) = 1.2e3
+    """
+    problem = Problem(landscape, diffusion, mesh, "absorbing", order, drift, stabilisation)
+    return mfpt_problem(problem)

@@ -1,0 +1,126 @@
+"""Relaxation spectrum of the Fokker–Planck generator: A p = λ M p nearest λ = 0.
+
+Solutions of M dP/dt = −A P are sums of modes e^{−λt} p, so the eigenvalues λ of the
+pencil (A, M) are decay rates (Re λ ≥ 0).  Absorbing: the pencil on the interior dofs,
+whose first eigenvalue is the escape rate μ; reflecting: the full pencil, whose first
+eigenvalue is 0 (the stationary density).  The SGD operator is not self-adjoint, so
+the spectrum is complex in general: conjugate pairs λ = a ± iω are damped
+oscillations of frequency ω.
+
+The eigenvalues are computed by ARPACK in shift-invert mode (``scipy.sparse.linalg.eigs``)
+with one sparse LU of A − σM.  For an absorbing boundary σ = 0 (A is non-singular on
+the interior dofs); for a reflecting one A is singular and σ is a small negative shift,
+far below the first non-zero rate.  The first rate of an absorbing spectrum is replaced
+by the boundary-outflow value of μ (relative precision where the eigenvalue drowns in
+round-off, see the solver).
+"""
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse.linalg as spla
+
+from .ordering import splu
+
+__all__ = ["Spectrum", "spectrum"]
+
+
+class Spectrum:
+    """The ``k`` slowest modes of a Fokker–Planck problem.
+
+    Attributes
+    ----------
+    rates : ndarray of complex, shape (k,)
+        Decay rates λ (Re λ ≥ 0), ordered by real part (then |Im λ|).
+    modes : ndarray of complex, shape (k, dofs)
+        Eigenfunctions as FE coefficient vectors (zero on an absorbing boundary),
+        scaled to max |p| = 1 with a real, positive largest entry.
+    relaxation_time : float
+        1 / Re(λ₂ − λ₁): the time scale on which P(t) approaches the (quasi-)stationary
+        state.
+    frequency : float
+        |Im λ₂|, the angular frequency of the slowest relaxing mode (0 when it is real).
+    """
+
+    def __init__(self, rates, modes, boundary, eig_floor, escape_rate_flux=None):
+        self.rates = rates
+        self.modes = modes
+        self.boundary = boundary
+        #: eigenvalues below ~10 ε ‖A‖ are round-off
+        self.eig_floor = eig_floor
+        self.escape_rate_flux = escape_rate_flux
+        gap = rates[1].real - rates[0].real if rates.size > 1 else np.nan
+        self.relaxation_time = 1.0 / gap if gap > 0 else np.inf
+        self.frequency = abs(rates[1].imag) if rates.size > 1 else 0.0
+
+    def summary(self) -> dict:
+        """JSON-friendly rates (real and imaginary parts), relaxation time and frequency."""
+        return {"boundary": self.boundary, "rates_real": self.rates.real.tolist(),
+                "rates_imag": self.rates.imag.tolist(),
+                "relaxation_time": self.relaxation_time, "frequency": self.frequency,
+                "eig_floor": self.eig_floor, "escape_rate_flux": self.escape_rate_flux}
+
+    def __repr__(self):
+        r = ", ".join(f"{z.real:.4g}{z.imag:+.3g}j" if z.imag else f"{z.real:.4g}"
+                      for z in self.rates)
+        return f"Spectrum({self.boundary}, rates=[{r}], relaxation_time={self.relaxation_time:.4g})"
+
+
+def _sort(vals, vecs):
+    order = np.lexsort((np.abs(vals.imag), vals.real))
+    return vals[order], vecs[:, order]
+
+
+def _normalise(vecs):
+    out = np.array(vecs, dtype=complex).T
+    for v in out:
+        j = int(np.argmax(np.abs(v)))
+        v *= np.conj(v[j]) / abs(v[j]) ** 2
+    return out
+
+
+def spectrum(problem, k: int = 6, strength: float | None = None, tol: float = 1e-12) -> Spectrum:
+    """The ``k`` eigenvalues of the generator nearest 0 (see :meth:`Problem.spectrum`).
+
+    Parameters
+    ----------
+    problem : fpsolve.Problem
+    k : int
+        Number of modes (1 ≤ k < dofs − 2).
+    strength : float, optional
+        Diffusion strength (Δ_S for SGD); default the model's.
+    tol : float
+        ARPACK relative accuracy of the eigenvalues.
+
+    Returns
+    -------
+    Spectrum
+    """
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise ValueError(f"k: expected a positive integer, got {k!r}")
+    op = problem.operator
+    s = problem.diffusion.strength if strength is None else float(strength)
+    A = op.A(s)
+    M = op.M_stab if op.M_stab is not None else op.M
+    absorbing = problem.boundary == "absorbing"
+    dofs = problem.interior_dofs if absorbing else np.arange(problem.dofs)
+    AII, MII = A[dofs][:, dofs].tocsc(), M[dofs][:, dofs].tocsc()
+    n = AII.shape[0]
+    if k >= n - 2:
+        raise ValueError(f"k: expected fewer than {n - 2} modes for {n} unknowns, got {k}")
+    normA = spla.norm(AII, np.inf)
+    # reflecting: A is singular; shift just left of 0 (far below the first rate)
+    sigma = 0.0 if absorbing else -1e-8 * normA / spla.norm(MII, np.inf)
+    lu = splu((AII - sigma * MII).tocsc())
+    opinv = spla.LinearOperator(AII.shape, matvec=lu.solve, dtype=float)
+    ncv = min(n - 1, max(2 * k + 1, 20))
+    vals, vecs = spla.eigs(AII, k=k, M=MII, sigma=sigma, OPinv=opinv, ncv=ncv, tol=tol,
+                           v0=np.ones(n))
+    vals, vecs = _sort(vals, vecs)
+    modes = np.zeros((k, problem.dofs), dtype=complex)
+    modes[:, dofs] = _normalise(vecs)
+    mu_flux = None
+    if absorbing:
+        P = modes[0].real
+        mu_flux = float(-(A @ P)[problem.boundary_dofs].sum() / (M @ P)[dofs].sum())
+        vals[0] = mu_flux      # relative precision where the eigenvalue is round-off
+    return Spectrum(vals, modes, problem.boundary, 10 * np.finfo(float).eps * normA, mu_flux)
