@@ -16,6 +16,8 @@ import numpy as np
 from scipy.spatial import Delaunay
 from skfem import MeshTri, MeshTri2
 
+from .budget import check_mesh_build
+
 __all__ = ["Mesh", "MeshError", "disk_mesh", "load_mesh"]
 
 logger = logging.getLogger(__name__)
@@ -160,7 +162,8 @@ def _snap(m: MeshTri, radius: float, center) -> MeshTri:
 
 
 def disk_mesh(radius: float = 2.0, h: float = 0.05, center=(0.0, 0.0),
-              band: float | None = None, band_levels: int = 1) -> Mesh:
+              band: float | None = None, band_levels: int = 1,
+              max_dofs: int | None = None) -> Mesh:
     """Quasi-uniform triangle mesh of a disk, boundary vertices on the circle.
 
     Vertices form a hexagonal lattice of spacing ``h`` inside the disk plus
@@ -181,6 +184,11 @@ def disk_mesh(radius: float = 2.0, h: float = 0.05, center=(0.0, 0.0),
         mesh toward the valley y = 0 where SGD densities live.
     band_levels
         Number of refinement rounds inside the band.
+    max_dofs
+        Budget of vertices (the P1 dofs; ≥ 100).  Default: what the available memory
+        allows a P1 solve.  The vertex count and the memory of the meshing itself
+        are estimated first; a mesh beyond either raises
+        :class:`~fpsolve.fe.budget.BudgetError` (a ValueError) before any work.
 
     Returns
     -------
@@ -201,6 +209,7 @@ def disk_mesh(radius: float = 2.0, h: float = 0.05, center=(0.0, 0.0),
         raise MeshError(f"disk_mesh: band: expected a positive number or None, got {band!r}")
     if int(band_levels) != band_levels or band_levels < 0 or band_levels > 4:
         raise MeshError(f"disk_mesh: band_levels: expected an integer 0..4, got {band_levels!r}")
+    check_mesh_build(radius, h, band, int(band_levels), max_dofs)
 
     nb = int(np.ceil(2 * np.pi * radius / h))
     phi = 2 * np.pi * np.arange(nb) / nb

@@ -30,6 +30,7 @@ import numpy as np
 import scipy.sparse.linalg as spla
 
 from ..models.diffusion import DiffusionModel
+from . import budget as _budget
 from .assembly import Operator, assemble
 from ..models.landscapes import Landscape
 from .mesh import Mesh
@@ -89,6 +90,11 @@ class Problem:
         b(x, y) -> (2, *x.shape) replacing −∇L (non-gradient drift).
     stabilisation : {None, "supg"}
         SUPG makes A non-affine in the strength: a sweep then re-assembles.
+    max_dofs : int, optional
+        Budget of unknowns (≥ 100).  The default is derived from the available
+        memory (:mod:`fpsolve.fe.budget`); a larger problem, or one whose estimated
+        peak memory exceeds the available memory, raises
+        :class:`~fpsolve.fe.budget.BudgetError` before anything is assembled.
 
     Examples
     --------
@@ -100,7 +106,8 @@ class Problem:
 
     def __init__(self, landscape: Landscape | None, diffusion: DiffusionModel, mesh: Mesh,
                  boundary: str = "absorbing", order: int = 2, drift: Callable | None = None,
-                 stabilisation: str | None = None, intorder: int | None = None):
+                 stabilisation: str | None = None, intorder: int | None = None,
+                 max_dofs: int | None = None):
         if boundary not in BOUNDARIES:
             raise ValueError(f"boundary: expected one of {BOUNDARIES}, got {boundary!r}")
         if landscape is not None and not isinstance(landscape, Landscape):
@@ -111,6 +118,10 @@ class Problem:
         self.landscape, self.diffusion, self.mesh = landscape, diffusion, mesh
         self.boundary, self.order = boundary, order
         self.drift, self.stabilisation, self.intorder = drift, stabilisation, intorder
+        self.max_dofs = _budget.check_max_dofs(max_dofs)
+        if isinstance(mesh, Mesh) and order in (1, 2, 3):   # else assemble() says what is wrong
+            _budget.check(_budget.mesh_dofs(mesh, order), order, self.max_dofs,
+                          f"Problem(order={order}) on {mesh!r}")
         self.operator: Operator = assemble(landscape, diffusion, mesh, order, drift,
                                            stabilisation, intorder)
         self._assembly_used = False
@@ -336,7 +347,8 @@ def _stationary_reflecting(A, M, k, reuse=False):
 
 def solve(landscape: Landscape | None, diffusion: DiffusionModel, mesh: Mesh,
           boundary: str = "absorbing", order: int = 2, drift: Callable | None = None,
-          stabilisation: str | None = None, intorder: int | None = None) -> Solution:
+          stabilisation: str | None = None, intorder: int | None = None,
+          max_dofs: int | None = None) -> Solution:
     """Solve the stationary Fokker–Planck equation once.
 
     See :class:`Problem` for the parameters; use a :class:`Problem` directly to
@@ -348,4 +360,4 @@ def solve(landscape: Landscape | None, diffusion: DiffusionModel, mesh: Mesh,
         ``escape_rate``, ``moments()``, ``marginal()``, ``diagnostics``, ...
     """
     return Problem(landscape, diffusion, mesh, boundary, order, drift, stabilisation,
-                   intorder).solve()
+                   intorder, max_dofs=max_dofs).solve()

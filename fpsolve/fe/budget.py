@@ -1,0 +1,243 @@
+"""Resource guard: estimate the dofs and the peak memory of a solve before doing it.
+
+A mesh size typo (``h = 1e-5``) must not end in the operating system killing the
+process after minutes of meshing.  The estimates here are cheap (no mesh is built):
+
+* vertices of :func:`~fpsolve.fe.mesh.disk_mesh` from the disk area and the
+  hexagonal lattice density 2/(√3 h²), plus the boundary ring, plus the band
+  refinement (each level quadruples the density in the band);
+* dofs of P1–P3 from vertices, edges (3V − B − 3) and triangles (2V − B − 2);
+* peak resident memory of assembly + sparse LU (+ flux post-processing) per dof,
+  measured with the current solver (SuperLU, METIS order for P3; ``bench/budget.py``
+  re-measures it) and multiplied by a safety margin.
+
+:func:`check` compares a dof count with a ``max_dofs`` budget, whose default is the
+largest problem whose estimated peak memory fits in a fraction of the available
+memory (``MemAvailable`` of ``/proc/meminfo``, capped by a cgroup limit), and raises
+:class:`BudgetError` otherwise.  The adaptive solver calls it before each level.
+"""
+from __future__ import annotations
+
+import math
+import os
+
+import numpy as np
+
+__all__ = ["BudgetError", "MIN_DOFS", "BYTES_PER_DOF", "available_memory", "disk_vertices",
+           "dofs_from_counts", "mesh_dofs", "estimate_dofs", "peak_memory",
+           "default_max_dofs", "check_max_dofs", "check", "check_disk", "check_mesh_build"]
+
+#: The smallest ``max_dofs`` accepted (the coarsest disk mesh has ~20 vertices).
+MIN_DOFS = 100
+#: Peak resident memory (bytes per dof) of one assembly + solve, by element order,
+#: and the extra of the flux post-processing of a study case (bench/budget.py).
+BYTES_PER_DOF = {1: 3500.0, 2: 3600.0, 3: 4000.0}
+FLUX_BYTES_PER_DOF = {1: 4900.0, 2: 2700.0, 3: 2700.0}
+#: Peak memory of disk_mesh per vertex (lattice, Delaunay, smoothing).
+MESH_BYTES_PER_VERTEX = 950.0
+#: Multiplies every estimate: the measured fill grows slowly (N log N) with the size.
+SAFETY = 1.5
+#: Fraction of the available memory a single solve may plan to use.
+MEMORY_FRACTION = 0.8
+
+
+class BudgetError(ValueError):
+    """A request exceeds the dof budget (``max_dofs``) or the available memory."""
+
+
+def _read_int(path: str) -> int | None:
+    try:
+        with open(path) as fh:
+            text = fh.read().split()[0]
+        return int(text)
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def available_memory() -> int:
+    """Bytes of memory available to this process now.
+
+    ``MemAvailable`` of ``/proc/meminfo``, capped by the cgroup (v2 or v1) limit
+    minus its usage when one is set; ``sysconf`` elsewhere.
+    """
+    avail = None
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    avail = int(line.split()[1]) * 1024
+                    break
+    except (OSError, ValueError, IndexError):
+        pass
+    if avail is None:
+        try:
+            avail = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (ValueError, OSError, AttributeError):
+            avail = 8 << 30      # unknown platform: assume a small workstation
+    for limit_file, usage_file in (("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
+                                   ("/sys/fs/cgroup/memory/memory.limit_in_bytes",
+                                    "/sys/fs/cgroup/memory/memory.usage_in_bytes")):
+        limit, usage = _read_int(limit_file), _read_int(usage_file)
+        if limit is not None and usage is not None and limit < (1 << 60):
+            avail = min(avail, max(limit - usage, 0))
+    return int(avail)
+
+
+def _band_area(radius: float, half_width: float) -> float:
+    """Area of the part |y| < half_width of a disk of ``radius``."""
+    b = min(half_width, radius)
+    return 2.0 * (b * math.sqrt(radius * radius - b * b) + radius * radius * math.asin(b / radius))
+
+
+def disk_vertices(radius: float, h: float, band: float | None = None,
+                  band_levels: int = 1) -> tuple[float, float]:
+    """Estimated (vertices, boundary vertices) of ``disk_mesh(radius, h, band=...)``.
+
+    Within 4 % for uniform meshes of 20 to 370 000 vertices; the band estimate
+    errs on the large side (up to +10 % for three levels).  Returns floats: the
+    estimate may exceed any integer size a machine could hold.
+    """
+    density = 2.0 / (math.sqrt(3.0) * h * h)
+    area = math.pi * radius * radius
+    if band is not None and band_levels > 0:
+        # elements whose midpoint is in the band are refined: widen it by h/2
+        area += (4.0 ** band_levels - 1.0) * _band_area(radius, band + 0.5 * h)
+    nb = float(math.ceil(2 * math.pi * radius / h))
+    if band is not None and band_levels > 0:     # the ring is refined inside the band too
+        frac = 2.0 * math.asin(min(band / radius, 1.0)) / math.pi
+        nb *= 1.0 + frac * (2.0 ** band_levels - 1.0)
+    return density * area + 0.5 * nb, nb
+
+
+def dofs_from_counts(nvertices: float, nboundary: float, order: int) -> float:
+    """Lagrange dofs of order 1–3 on a triangulated disk-like domain (Euler's formula)."""
+    if order == 1:
+        return nvertices
+    edges = 3 * nvertices - nboundary - 3
+    if order == 2:
+        return nvertices + edges
+    if order == 3:
+        return nvertices + 2 * edges + (2 * nvertices - nboundary - 2)
+    raise ValueError(f"order: expected 1, 2 or 3, got {order!r}")
+
+
+def mesh_dofs(mesh, order: int) -> int:
+    """Exact dofs of an order-``order`` basis on ``mesh`` (no basis is built)."""
+    e, bnd = mesh.edges()
+    nv, ne, nedges = mesh.nvertices, mesh.nelements, e.shape[1]
+    return int({1: nv, 2: nv + nedges, 3: nv + 2 * nedges + ne}[order])
+
+
+def estimate_dofs(radius: float, h: float, order: int, band: float | None = None,
+                  band_levels: int = 1) -> float:
+    """Estimated dofs of an order-``order`` solve on ``disk_mesh(radius, h, ...)``."""
+    nv, nb = disk_vertices(radius, h, band, band_levels)
+    return dofs_from_counts(nv, nb, order)
+
+
+def peak_memory(dofs: float, order: int, flux: bool = False) -> float:
+    """Estimated peak memory (bytes) of assembling and solving ``dofs`` unknowns.
+
+    ``flux`` adds the flux post-processing of a study case.  Includes :data:`SAFETY`.
+    """
+    per = BYTES_PER_DOF[order] + (FLUX_BYTES_PER_DOF[order] if flux else 0.0)
+    return SAFETY * per * float(dofs)
+
+
+def default_max_dofs(order: int, flux: bool = False, available: int | None = None) -> int:
+    """The default budget: the largest solve whose peak fits in the available memory."""
+    avail = available_memory() if available is None else available
+    return int(MEMORY_FRACTION * avail / peak_memory(1.0, order, flux))
+
+
+def check_max_dofs(max_dofs, name: str = "max_dofs") -> int | None:
+    """Validate a ``max_dofs`` argument: None or an integer ≥ :data:`MIN_DOFS`."""
+    if max_dofs is None:
+        return None
+    ok = isinstance(max_dofs, (int, np.integer)) or (
+        isinstance(max_dofs, (float, np.floating)) and float(max_dofs).is_integer())
+    if isinstance(max_dofs, (bool, np.bool_)) or not ok or max_dofs < MIN_DOFS:
+        raise BudgetError(f"{name}: expected an integer >= {MIN_DOFS} or None, got {max_dofs!r}")
+    return int(max_dofs)
+
+
+def _count(dofs: float) -> str:
+    return f"{int(dofs):,}" if dofs < 1e9 else f"{dofs:.3g}"
+
+
+def _gib(nbytes: float) -> str:
+    return f"{nbytes / 2**30:.3g} GiB"
+
+
+def check(dofs: float, order: int, max_dofs: int | None = None, what: str = "the solve",
+          flux: bool = False) -> int:
+    """Raise :class:`BudgetError` unless ``dofs`` unknowns of ``order`` fit the budget.
+
+    Parameters
+    ----------
+    dofs
+        Number of unknowns (exact or estimated).
+    order
+        Element order 1–3 (the memory per dof depends on it).
+    max_dofs
+        Explicit budget (None: :func:`default_max_dofs` of the available memory).
+        The memory check applies in either case.
+    what
+        Names the request in the message, e.g. ``"disk_mesh(radius=2, h=1e-05)"``
+        or ``"adaptive level 4"``.
+    flux
+        Include the flux post-processing in the memory estimate.
+
+    Returns
+    -------
+    int
+        The budget that was applied (``max_dofs`` or the default).
+    """
+    if order not in BYTES_PER_DOF:
+        raise ValueError(f"order: expected 1, 2 or 3, got {order!r}")
+    max_dofs = check_max_dofs(max_dofs)
+    avail = available_memory()
+    need = peak_memory(dofs, order, flux)
+    limit = max_dofs if max_dofs is not None else default_max_dofs(order, flux, avail)
+    origin = ("max_dofs" if max_dofs is not None
+              else f"max_dofs (default for {_gib(avail)} of available memory)")
+    if dofs > limit:
+        raise BudgetError(f"{what}: {_count(dofs)} P{order} dofs exceed {origin} = {limit:,} "
+                          f"(estimated peak memory {_gib(need)}); use a coarser mesh (larger h), "
+                          "a lower order or a smaller domain")
+    if need > MEMORY_FRACTION * avail:
+        raise BudgetError(f"{what}: {_count(dofs)} P{order} dofs need an estimated "
+                          f"{_gib(need)} of memory, but only {_gib(avail)} are available; use "
+                          "a coarser mesh (larger h), a lower order or a smaller domain")
+    return int(limit)
+
+
+def check_disk(radius: float, h: float, order: int, band: float | None = None,
+               band_levels: int = 1, max_dofs: int | None = None, what: str | None = None,
+               flux: bool = False) -> int:
+    """:func:`check` for a solve on ``disk_mesh(radius, h, ...)`` before meshing it.
+
+    Returns the estimated number of dofs.
+    """
+    what = what or f"disk_mesh(radius={radius:g}, h={h:g}) (estimated)"
+    dofs = estimate_dofs(radius, h, order, band, band_levels)
+    check(dofs, order, max_dofs, what, flux)
+    return int(dofs)
+
+
+def check_mesh_build(radius: float, h: float, band: float | None = None,
+                     band_levels: int = 1, max_dofs: int | None = None) -> None:
+    """Guard of :func:`~fpsolve.fe.mesh.disk_mesh` itself, before the lattice is made.
+
+    The mesh must fit in memory, and its vertex count (the P1 dofs, the fewest of
+    any order) must be within ``max_dofs`` (default: the P1 budget of the memory).
+    """
+    what = f"disk_mesh(radius={radius:g}, h={h:g})"
+    max_dofs = check_max_dofs(max_dofs, "disk_mesh: max_dofs")
+    nv, _ = disk_vertices(radius, h, band, band_levels)
+    check(nv, 1, max_dofs, what + " (estimated)")
+    avail = available_memory()
+    need = SAFETY * MESH_BYTES_PER_VERTEX * nv
+    if need > MEMORY_FRACTION * avail:
+        raise BudgetError(f"{what}: {_count(nv)} vertices need an estimated {_gib(need)} "
+                          f"to mesh, but only {_gib(avail)} are available; use a larger h")

@@ -1,0 +1,79 @@
+"""The resource guard (fpsolve.fe.budget): dof estimates, budgets, memory checks."""
+import numpy as np
+import pytest
+
+import fpsolve as fp
+from fpsolve.fe import budget
+from fpsolve.fe.assembly import make_basis
+from fpsolve.fe.budget import BudgetError
+
+
+@pytest.mark.parametrize("radius, h, band, levels", [
+    (2.0, 0.1, None, 1), (1.0, 0.05, None, 1), (2.0, 0.5, None, 1),
+    (2.0, 0.1, 0.5, 1), (2.0, 0.1, 0.5, 2), (2.0, 0.2, 0.3, 3),
+])
+def test_dof_estimates_match_the_meshes(radius, h, band, levels):
+    mesh = fp.disk_mesh(radius, h, band=band, band_levels=levels)
+    for order in (1, 2, 3):
+        exact = budget.mesh_dofs(mesh, order)
+        if order > 1 or band is None:
+            assert exact == make_basis(mesh, order).N
+        est = budget.estimate_dofs(radius, h, order, band, levels)
+        # uniform meshes within 6 %; the band estimate errs on the large side
+        assert 0.97 * exact <= est <= (1.06 if band is None else 1.25) * exact
+
+
+def test_typo_h_is_refused_before_meshing():
+    with pytest.raises(BudgetError, match=r"disk_mesh\(radius=2, h=1e-05\).*max_dofs"):
+        fp.disk_mesh(2.0, 1e-5)
+    with pytest.raises(BudgetError, match="max_dofs = 1,000"):
+        fp.disk_mesh(2.0, 0.05, max_dofs=1000)
+    assert fp.disk_mesh(2.0, 0.5, max_dofs=100).nvertices <= 100
+
+
+@pytest.mark.parametrize("bad", [10, 99, 2.5, "abc", True, -5])
+def test_max_dofs_must_be_an_integer_of_at_least_100(bad):
+    with pytest.raises(BudgetError, match="max_dofs: expected an integer >= 100"):
+        budget.check_max_dofs(bad)
+    assert budget.check_max_dofs(1e6) == 1_000_000 and budget.check_max_dofs(None) is None
+
+
+def test_problem_and_solve_respect_max_dofs():
+    L = fp.landscapes.quadratic(np.eye(2))
+    D = fp.diffusion.isotropic(0.1)
+    mesh = fp.disk_mesh(1.0, 0.2)
+    n3 = budget.mesh_dofs(mesh, 3)
+    with pytest.raises(BudgetError, match=rf"Problem\(order=3\).*{n3:,} P3 dofs exceed max_dofs"):
+        fp.Problem(L, D, mesh, order=3, max_dofs=n3 - 1)
+    prob = fp.Problem(L, D, mesh, order=3, max_dofs=n3)
+    assert prob.dofs == n3 and prob.max_dofs == n3
+    with pytest.raises(BudgetError):
+        fp.solve(L, D, mesh, order=2, max_dofs=100)
+    assert fp.solve(L, D, mesh, order=1, max_dofs=mesh.nvertices).diagnostics["dofs"] == \
+        mesh.nvertices
+
+
+def test_default_budget_follows_the_available_memory(monkeypatch):
+    gib = 2 ** 30
+    assert budget.default_max_dofs(2, available=gib) == int(
+        budget.MEMORY_FRACTION * gib / (budget.SAFETY * budget.BYTES_PER_DOF[2]))
+    assert budget.default_max_dofs(3, flux=True, available=gib) < budget.default_max_dofs(
+        3, available=gib)
+    monkeypatch.setattr(budget, "available_memory", lambda: 64 * 2 ** 20)   # 64 MiB left
+    with pytest.raises(BudgetError, match=r"default for 0\.0625 GiB"):
+        budget.check(1e5, 2)
+    # an explicit budget does not switch the memory check off
+    with pytest.raises(BudgetError, match="only 0.0625 GiB are available"):
+        budget.check(1e5, 2, max_dofs=10 ** 7)
+    assert budget.check(1000, 2, max_dofs=10 ** 7) == 10 ** 7
+
+
+def test_available_memory_is_plausible():
+    avail = budget.available_memory()
+    assert 0 < avail < 1 << 50
+
+
+def test_peak_memory_is_monotone_in_order_and_flux():
+    assert budget.peak_memory(1e5, 3, flux=True) > budget.peak_memory(1e5, 3) > 0
+    with pytest.raises(ValueError, match="order"):
+        budget.check(1000, 4)
