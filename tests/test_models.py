@@ -176,3 +176,63 @@ def test_sqrt_psd_of_singular_tensor():
     B = fp.diffusion.sqrt_psd(D)
     np.testing.assert_allclose(np.einsum("ik...,jk...->ij...", B, B), D, atol=1e-15)
     assert np.all(fp.diffusion.sqrt_psd(np.zeros((2, 2, 3))) == 0)
+
+
+# -- hardening: unbounded work is refused on the syntax tree, before sympy -----------------
+
+HOSTILE = [
+    ("x**9**9**9", "exponent 3.8742e+08 exceeds 1000"),
+    ("9**9**9", "exponent"),
+    ("+".join(["x"] * 20000), "longer than 10000 characters"),
+    ("+".join(["x"] * 1500), "more than 1000 terms"),
+    ("-" * 60 + "x", "nested more than 40 levels"),
+    ("(" * 300 + "x" + ")" * 300, "nested"),
+    ("(10**100)**100", "exceeds 1e+300"),
+    ("2**1000 * x", "exceeds 1e+300"),
+    ("1e999 * x", "exceeds 1e+300"),
+    ("1" + "0" * 400, "exceeds 1e+300"),
+    ("1" + "0" * 5000, "syntax error"),
+    ("exp(exp(1000)) * x", "exp() of a constant exceeds"),
+    ("x / (2 - 2)", "division by zero"),
+    ("x**(10**6)", "exponent 1e+06 exceeds"),
+]
+
+
+@pytest.mark.parametrize("text, fragment", HOSTILE, ids=range(len(HOSTILE)))
+def test_hostile_expressions_raise_expression_error(text, fragment):
+    from fpsolve.models.expressions import parse
+    with pytest.raises(ExpressionError) as err:
+        parse(text)
+    assert fragment in str(err.value)
+    assert len(str(err.value)) < 300            # long texts are abbreviated in messages
+
+
+def test_hostile_expression_answers_promptly_in_a_subprocess():
+    # the old parser hung on this (a 3.7e8-digit integer); no wall-clock assert: a hang
+    # would hit the generous timeout and fail the test
+    import subprocess
+    import sys
+    code = ("from fpsolve.models.expressions import parse, ExpressionError\n"
+            "for t in ['x**9**9**9', '+'.join(['x'] * 20000), '((2**99)**99)**99*x']:\n"
+            "    try:\n        parse(t)\n    except ExpressionError:\n        print('refused')\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120)
+    assert out.stdout.split() == ["refused"] * 3, out.stderr
+
+
+@pytest.mark.parametrize("text, expect", [
+    ("x - y - 3 + 2", "x - y - 1"),
+    ("x/2/3*y", "x*y/6"),
+    ("x**1000", "x**1000"),
+    ("2**x**2", "2**(x**2)"),
+    ("-(-x)", "x"),
+    ("+".join(f"x**{k}" for k in range(1, 200)), None),
+])
+def test_long_sums_and_chains_build_like_pairwise_sympy(text, expect):
+    import sympy as sp
+    from fpsolve.models.expressions import COORDS, parse
+    e = parse(text)
+    ref = sp.sympify(text, locals={"x": COORDS[0], "y": COORDS[1]})
+    assert sp.simplify(e - ref) == 0
+    if expect is not None:
+        assert str(e) == expect
