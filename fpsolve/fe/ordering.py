@@ -261,65 +261,69 @@ def geometric_nd_order(A, coords, leaf=256):
         X = X.T
     indptr, indices = adjacency(A)
     rows = np.repeat(np.arange(n, dtype=np.int32), np.diff(indptr))
-    cols = indices
     label = np.zeros(n, dtype=np.int64)      # node (path bits) of the active vertices, -1: done
     path = np.zeros(n, dtype=np.int64)       # node where a vertex was finished
     depth = np.zeros(n, dtype=np.int64)
-    kind = np.zeros(n, dtype=np.int8)        # 0: leaf vertex, 1: separator vertex
     sub = np.zeros(n)                        # secondary key (order within a leaf/separator)
     sub[:] = np.arange(n)
     d = 0
-    while True:
+    while True:                              # one level of the dissection tree per pass
         act = np.flatnonzero(label >= 0)
         if act.size == 0:
             break
         lab = label[act]
-        cnt = np.bincount(lab)
-        small = cnt[lab] <= leaf
+        small = np.bincount(lab)[lab] <= leaf
         done = act[small]
-        path[done], depth[done], kind[done] = lab[small], d, 0
+        path[done], depth[done] = lab[small], d
         label[done] = -1
         act, lab = act[~small], lab[~small]
         if act.size == 0:
             break
-        # longer extent per part (parts are contiguous after a stable sort by label)
-        o = np.argsort(lab, kind="stable")
-        act, lab = act[o], lab[o]
-        starts = np.flatnonzero(np.r_[True, lab[1:] != lab[:-1]])
-        ext = [np.maximum.reduceat(X[act, k], starts) - np.minimum.reduceat(X[act, k], starts)
-               for k in (0, 1)]
-        axis_g = (ext[1] > ext[0]).astype(np.int64)
-        gid = np.repeat(np.arange(starts.size), np.diff(np.r_[starts, act.size]))
-        c = X[act, axis_g[gid]]
-        o = np.lexsort((c, gid))
-        act, lab, gid = act[o], lab[o], gid[o]
-        size = np.diff(np.r_[starts, act.size])
-        rank = np.arange(act.size) - starts[gid]
-        side = np.full(n, -1, dtype=np.int64)
-        side[act] = (rank >= size[gid] // 2)
-        # candidate separators: vertices of side s with a neighbour in the other side
-        e = (label[rows] >= 0) & (label[rows] == label[cols]) & (side[rows] >= 0) \
-            & (side[cols] >= 0) & (side[rows] != side[cols])
-        er = rows[e]
-        cand = np.zeros(n, dtype=bool)
-        cand[er] = True
-        ng = starts.size
-        gpos = np.full(n, -1, dtype=np.int64)
-        gpos[act] = gid
-        n0 = np.bincount(gid[cand[act] & (side[act] == 0)], minlength=ng)
-        n1 = np.bincount(gid[cand[act] & (side[act] == 1)], minlength=ng)
-        sep_side = (n1 < n0).astype(np.int64)   # per part: the side giving the smaller separator
-        sep = cand[act] & (side[act] == sep_side[gid])
-        s = act[sep]
-        path[s], depth[s], kind[s] = lab[sep], d, 1
-        # order a separator along its cut (coordinate orthogonal to the split axis)
-        sub[s] = X[s, 1 - axis_g[gid[sep]]]
-        label[s] = -1
-        keep = ~sep
-        label[act[keep]] = 2 * lab[keep] + side[act[keep]]
+        _bisect_parts(X, rows, indices, label, act, lab, d, path, depth, sub)
         d += 1
     dmax = int(depth.max()) if n else 0
     end = (path + 1) << (dmax - depth)     # end of the node's interval of leaves
     # post-order: by interval end; at a common end the deeper node first; leaves
     # before separators of the same node cannot occur (a node is one or the other)
     return np.lexsort((sub, -depth, end)).astype(np.int64)
+
+
+def _bisect_parts(X, rows, cols, label, act, lab, d, path, depth, sub):
+    """Split every active part (vertices ``act`` with node labels ``lab``) at the median of
+    its longer extent; finish its separator at depth ``d`` and relabel the two halves.
+
+    Updates ``label``, ``path``, ``depth`` and ``sub`` in place.
+    """
+    n = label.size
+    # longer extent per part (parts are contiguous after a stable sort by label)
+    o = np.argsort(lab, kind="stable")
+    act, lab = act[o], lab[o]
+    starts = np.flatnonzero(np.r_[True, lab[1:] != lab[:-1]])
+    ext = [np.maximum.reduceat(X[act, k], starts) - np.minimum.reduceat(X[act, k], starts)
+           for k in (0, 1)]
+    axis_g = (ext[1] > ext[0]).astype(np.int64)
+    gid = np.repeat(np.arange(starts.size), np.diff(np.r_[starts, act.size]))
+    c = X[act, axis_g[gid]]
+    o = np.lexsort((c, gid))
+    act, lab, gid = act[o], lab[o], gid[o]
+    size = np.diff(np.r_[starts, act.size])
+    rank = np.arange(act.size) - starts[gid]
+    side = np.full(n, -1, dtype=np.int64)
+    side[act] = (rank >= size[gid] // 2)
+    # candidate separators: vertices of side s with a neighbour in the other side
+    e = (label[rows] >= 0) & (label[rows] == label[cols]) & (side[rows] >= 0) \
+        & (side[cols] >= 0) & (side[rows] != side[cols])
+    cand = np.zeros(n, dtype=bool)
+    cand[rows[e]] = True
+    ng = starts.size
+    n0 = np.bincount(gid[cand[act] & (side[act] == 0)], minlength=ng)
+    n1 = np.bincount(gid[cand[act] & (side[act] == 1)], minlength=ng)
+    sep_side = (n1 < n0).astype(np.int64)   # per part: the side giving the smaller separator
+    sep = cand[act] & (side[act] == sep_side[gid])
+    s = act[sep]
+    path[s], depth[s] = lab[sep], d
+    # order a separator along its cut (coordinate orthogonal to the split axis)
+    sub[s] = X[s, 1 - axis_g[gid[sep]]]
+    label[s] = -1
+    keep = ~sep
+    label[act[keep]] = 2 * lab[keep] + side[act[keep]]
