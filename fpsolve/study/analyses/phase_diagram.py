@@ -244,82 +244,95 @@ def figure(L, traj, grid, cut, *, cut_eta, tol, sigma_boundaries, s_star, s_m, t
     with the theory's and the measured phase boundaries (``sigma_boundaries`` = σ of
     I → II and of II → III per η), (e) F and (f) τ_s along the η = ``cut_eta`` cut
     against ``theory`` (dict sigma, F, tau_s).  Returns the matplotlib Figure."""
-    from matplotlib.colors import LogNorm
-
-    F0, FF = float(L.flatness(0.0)), float(L.flatness(1.0))
     fig = new_figure(figsize=(17, 10.2))
     gs = fig.add_gridspec(2, 3, width_ratios=[1, 1.25, 1], wspace=0.32, hspace=0.3)
-    styles = [("red", "-"), ("blue", "--"), ("green", "-.")]
-    ax = fig.add_subplot(gs[0, 0])
+    _trajectory_panels(fig.add_subplot(gs[0, 0]), fig.add_subplot(gs[1, 0]), L, traj)
+    _grid_panels(fig, fig.add_subplot(gs[0, 1]), fig.add_subplot(gs[1, 1]), L, grid,
+                 sigma_boundaries, cut_eta, tol)
+    _cut_panels(fig.add_subplot(gs[0, 2]), fig.add_subplot(gs[1, 2]), L, cut, theory,
+                cut_eta, s_star, s_m)
+    fig.suptitle(f"Yang–Tang–Tu Fig. 2 by Monte Carlo SGD: ε = {L.eps:g}, λ = ({L.lam0:g}, "
+                 f"{L.lam1:g}, {L.lam2:g}), start (1.5, 1.5){title_note}", fontsize=12)
+    return fig
+
+
+_STYLES = [("red", "-"), ("blue", "--"), ("green", "-.")]
+
+
+def _trajectory_panels(ax, ax_t, L, traj):
+    """(a) the trajectories over the loss (mirrored, one quadrant each) and (c) x(t)."""
     xs = np.linspace(-1.9, 1.9, 301)
     X, Y = np.meshgrid(xs, xs)
     ax.contourf(X, Y, np.log10(L.value(X, Y) + 1e-4), levels=30, cmap="Greys", alpha=0.55)
     mirrors = [(1, 1), (-1, 1), (1, -1)]
     for k, s in enumerate(traj.sigma):
-        c, ls = styles[k % 3]
+        c, ls = _STYLES[k % 3]
         mx, my = mirrors[k % 3]
         ax.plot(mx * traj.x[k, 0], my * traj.y[k, 0], ls, color=c, lw=1.3, label=f"σ = {s:g}")
         ax.plot(mx * 1.5, my * 1.5, "o", color=c, mfc="white", ms=6)
     ax.set(xlabel="x", ylabel="y", xlim=(-1.9, 1.9), ylim=(-1.9, 1.9), aspect="equal",
            title=f"(a) SGD trajectories, η = {traj.eta:g} (mirrored)")
     ax.legend(fontsize=8, loc="lower left", framealpha=0.9)
-    ax = fig.add_subplot(gs[1, 0])
     for k, s in enumerate(traj.sigma):
-        c, ls = styles[k % 3]
-        ax.plot(traj.t, traj.x[k, 0], ls, color=c, lw=1.3, label=f"σ = {s:g}")
-    ax.axhline(1.0, color="gold", lw=1, ls=":")
-    ax.axhline(0.0, color="red", lw=1, ls=":")
-    ax.set(xlabel="iteration t", ylabel="x", title="(c) x against iteration",
-           xlim=(0, traj.t[-1]))
-    ax.legend(fontsize=8)
+        c, ls = _STYLES[k % 3]
+        ax_t.plot(traj.t, traj.x[k, 0], ls, color=c, lw=1.3, label=f"σ = {s:g}")
+    ax_t.axhline(1.0, color="gold", lw=1, ls=":")
+    ax_t.axhline(0.0, color="red", lw=1, ls=":")
+    ax_t.set(xlabel="iteration t", ylabel="x", title="(c) x against iteration",
+             xlim=(0, traj.t[-1]))
+    ax_t.legend(fontsize=8)
 
+
+def _grid_panels(fig, ax_f, ax_tau, L, grid, sigma_boundaries, cut_eta, tol):
+    """(b) F(x_ss) and (d) τ_s over the (σ, η) grid, phase III greyed out."""
+    from matplotlib.colors import LogNorm
+
+    F0, FF = float(L.flatness(0.0)), float(L.flatness(1.0))
     ext = (edges(grid.sigma), edges(grid.eta))
     ph3 = grid.phase() == 3
-    s12, s23 = sigma_boundaries
-
-    def lines(ax, label):
-        theory_lines(ax, L, grid.eta.min(), grid.eta.max(), label)
-        ax.plot(s12, grid.eta, "o-", ms=2.5, lw=1, color="k",
-                label="MC: $x_{ss}=0.1$" if label else None)
-        ax.plot(s23, grid.eta, "s-", ms=2.5, lw=1, color="0.3",
-                label="MC: 50 % diverged" if label else None)
-        ax.axhline(cut_eta, color="w" if label else "k", lw=0.8, ls="--")
-        ax.set(xscale="log", yscale="log", xlabel="σ", ylabel="η",
-               xlim=(ext[0][0], ext[0][-1]), ylim=(ext[1][0], ext[1][-1]))
-        phase_labels(ax)
-
-    def phase_labels(ax):
-        # I / II / III between the measured boundaries, on a low-η row (as in the paper)
-        k = int(np.argmin(np.abs(np.log(grid.eta / 0.012))))
-        edges = [ext[0][0], s12[k], s23[k], ext[0][-1]]
-        for txt, lo, hi in zip(("I", "II", "III"), edges[:-1], edges[1:]):
-            if np.isfinite(lo) and np.isfinite(hi) and hi > lo:
-                ax.text(np.sqrt(lo * hi), grid.eta[k], txt, fontsize=13, weight="bold",
-                        ha="center", va="center", clip_on=True,
-                        bbox=dict(boxstyle="round,pad=0.2", fc="w", ec="none", alpha=0.75))
-
-    ax = fig.add_subplot(gs[0, 1])
-    ax.set_facecolor("0.82")
+    ax_f.set_facecolor("0.82")
     F = np.ma.array(grid.F_ss, mask=ph3 | ~np.isfinite(grid.F_ss))
-    pc = ax.pcolormesh(*ext, F, cmap="viridis", vmin=F0, vmax=FF, shading="flat")
-    fig.colorbar(pc, ax=ax, pad=0.02).set_label("$F(x_{ss})$")
-    lines(ax, True)
-    ax.set_title("(b) flatness of the steady state (grey: phase III)")
-    ax.legend(fontsize=7, loc="upper right", framealpha=0.85)
-    ax = fig.add_subplot(gs[1, 1])
-    ax.set_facecolor("0.82")
+    pc = ax_f.pcolormesh(*ext, F, cmap="viridis", vmin=F0, vmax=FF, shading="flat")
+    fig.colorbar(pc, ax=ax_f, pad=0.02).set_label("$F(x_{ss})$")
+    _boundary_lines(ax_f, L, grid, ext, sigma_boundaries, cut_eta, True)
+    ax_f.set_title("(b) flatness of the steady state (grey: phase III)")
+    ax_f.legend(fontsize=7, loc="upper right", framealpha=0.85)
+    ax_tau.set_facecolor("0.82")
     tau = np.ma.array(grid.tau_s, mask=ph3 | ~np.isfinite(grid.tau_s) | (grid.tau_s <= 0))
     if tau.count():
-        pc = ax.pcolormesh(*ext, tau, cmap="magma_r", shading="flat",
-                           norm=LogNorm(vmin=max(float(tau.min()), 1e-1),
-                                        vmax=max(float(tau.max()), 0.2)))
-        fig.colorbar(pc, ax=ax, pad=0.02).set_label(r"$\tau_s=\eta\langle t_s\rangle$")
-    lines(ax, False)
-    ax.set_title(f"(d) search time (tol = {tol:g})")
+        pc = ax_tau.pcolormesh(*ext, tau, cmap="magma_r", shading="flat",
+                               norm=LogNorm(vmin=max(float(tau.min()), 1e-1),
+                                            vmax=max(float(tau.max()), 0.2)))
+        fig.colorbar(pc, ax=ax_tau, pad=0.02).set_label(r"$\tau_s=\eta\langle t_s\rangle$")
+    _boundary_lines(ax_tau, L, grid, ext, sigma_boundaries, cut_eta, False)
+    ax_tau.set_title(f"(d) search time (tol = {tol:g})")
 
+
+def _boundary_lines(ax, L, grid, ext, sigma_boundaries, cut_eta, label):
+    """Theory and measured phase boundaries, the cut's η and the phase labels."""
+    s12, s23 = sigma_boundaries
+    theory_lines(ax, L, grid.eta.min(), grid.eta.max(), label)
+    ax.plot(s12, grid.eta, "o-", ms=2.5, lw=1, color="k",
+            label="MC: $x_{ss}=0.1$" if label else None)
+    ax.plot(s23, grid.eta, "s-", ms=2.5, lw=1, color="0.3",
+            label="MC: 50 % diverged" if label else None)
+    ax.axhline(cut_eta, color="w" if label else "k", lw=0.8, ls="--")
+    ax.set(xscale="log", yscale="log", xlabel="σ", ylabel="η",
+           xlim=(ext[0][0], ext[0][-1]), ylim=(ext[1][0], ext[1][-1]))
+    # I / II / III between the measured boundaries, on a low-η row (as in the paper)
+    k = int(np.argmin(np.abs(np.log(grid.eta / 0.012))))
+    bounds = [ext[0][0], s12[k], s23[k], ext[0][-1]]
+    for txt, lo, hi in zip(("I", "II", "III"), bounds[:-1], bounds[1:]):
+        if np.isfinite(lo) and np.isfinite(hi) and hi > lo:
+            ax.text(np.sqrt(lo * hi), grid.eta[k], txt, fontsize=13, weight="bold",
+                    ha="center", va="center", clip_on=True,
+                    bbox=dict(boxstyle="round,pad=0.2", fc="w", ec="none", alpha=0.75))
+
+
+def _cut_panels(ax, ax_tau, L, cut, th, cut_eta, s_star, s_m):
+    """(e) F(x_ss) and (f) τ_s along the η = cut_eta cut, MC against the adiabatic theory."""
+    F0 = float(L.flatness(0.0))
     ok = cut.diverged[0] <= cut.settings["div_threshold"]
-    th = theory
-    ax = fig.add_subplot(gs[0, 2])
     ax.semilogx(cut.sigma[ok], cut.F_ss[0, ok], "o", ms=3.5, color="C0", label="MC SGD")
     ax.semilogx(th["sigma"], th["F"], "-", color="C1", lw=1.2,
                 label=r"adiabatic theory, $\Delta_S/(1-\eta\lambda_0/2)$")
@@ -334,18 +347,14 @@ def figure(L, traj, grid, cut, *, cut_eta, tol, sigma_boundaries, s_star, s_m, t
         if np.isfinite(s_m):
             a.axvline(s_m, color="red", ls="-.", lw=1.2)
     ax.legend(fontsize=7, loc="upper left")
-    ax = fig.add_subplot(gs[1, 2])
     good = ok & np.isfinite(cut.tau_s[0]) & (cut.tau_s[0] > 0)
-    ax.errorbar(cut.sigma[good], cut.tau_s[0, good], yerr=cut.tau_s_se[0, good], fmt="o",
-                ms=3.5, color="C0", label="MC SGD")
-    ax.plot(th["sigma"], th["tau_s"], "-", color="C1", lw=1.2,
-            label="adiabatic theory S44 (start: MC |x| at τ = 2)")
-    ax.set(xscale="log", yscale="log", xlabel="σ", ylabel=r"$\tau_s$",
-           title=f"(f) search time at η = {cut_eta:g}; σ* dotted, σ_m dash-dotted")
-    ax.axvline(s_star, color="red", ls=":", lw=1.2)
+    ax_tau.errorbar(cut.sigma[good], cut.tau_s[0, good], yerr=cut.tau_s_se[0, good], fmt="o",
+                    ms=3.5, color="C0", label="MC SGD")
+    ax_tau.plot(th["sigma"], th["tau_s"], "-", color="C1", lw=1.2,
+                label="adiabatic theory S44 (start: MC |x| at τ = 2)")
+    ax_tau.set(xscale="log", yscale="log", xlabel="σ", ylabel=r"$\tau_s$",
+               title=f"(f) search time at η = {cut_eta:g}; σ* dotted, σ_m dash-dotted")
+    ax_tau.axvline(s_star, color="red", ls=":", lw=1.2)
     if np.isfinite(s_m):
-        ax.axvline(s_m, color="red", ls="-.", lw=1.2)
-    ax.legend(fontsize=7, loc="lower left")
-    fig.suptitle(f"Yang–Tang–Tu Fig. 2 by Monte Carlo SGD: ε = {L.eps:g}, λ = ({L.lam0:g}, "
-                 f"{L.lam1:g}, {L.lam2:g}), start (1.5, 1.5){title_note}", fontsize=12)
-    return fig
+        ax_tau.axvline(s_m, color="red", ls="-.", lw=1.2)
+    ax_tau.legend(fontsize=7, loc="lower left")
