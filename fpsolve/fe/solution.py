@@ -28,6 +28,11 @@ class Solution:
     diagnostics : dict
         dofs, residual, negative_mass, min_P, escape-rate estimates, timings,
         warnings.
+    error_estimate : dict
+        Estimated relative errors of ``"x2"`` (⟨x²⟩), ``"y2"``, ``"escape_rate"`` (μ; 0.0
+        for a reflecting boundary, inf when μ ≤ 0) and ``"L1"`` (‖P − P_h‖_L1/‖P_h‖_L1):
+        dual-weighted residuals with the solve's own LU (:mod:`fpsolve.fe.estimate`,
+        docs/adaptivity.md).
     """
 
     def __init__(self, P, basis, mesh, landscape, diffusion, boundary, order,
@@ -43,6 +48,7 @@ class Solution:
         self.stabilisation = stabilisation
         self.escape_rate = float(escape_rate)
         self.diagnostics = diagnostics
+        self.error_estimate: dict = dict(diagnostics.get("error_estimate", {}))
         self._quad = None
 
     # -- evaluation ---------------------------------------------------------
@@ -161,6 +167,7 @@ class Solution:
             "residual": self.diagnostics["residual"],
             "negative_mass": self.diagnostics["negative_mass"],
             "min_P": self.diagnostics["min_P"],
+            "error_estimate": dict(self.error_estimate),
             "warnings": list(self.diagnostics["warnings"]),
         }
 

@@ -34,6 +34,7 @@ from . import budget as _budget
 from .assembly import Operator, assemble
 from ..models.landscapes import Landscape
 from .mesh import Mesh
+from .estimate import DualSolver, Estimate, estimate_errors
 from .solution import Solution
 
 __all__ = ["Problem", "solve", "FPSolveWarning", "SolverError", "BOUNDARIES", "THRESHOLDS"]
@@ -43,6 +44,8 @@ logger = logging.getLogger(__name__)
 BOUNDARIES = ("absorbing", "reflecting")
 #: Diagnostics above these values produce a warning.
 THRESHOLDS = {"negative_mass": 1e-6, "residual": 1e-8, "escape_rate_mismatch": 1e-3}
+#: an escape rate whose estimated relative error exceeds this is flagged ``untrusted``
+UNTRUSTED = 0.1
 
 
 def _splu(A, reuse: bool = False):
@@ -175,10 +178,25 @@ class Problem:
         diag["escape_rate_eig"] = mu_eig
         if self.boundary == "absorbing":
             _check_escape_agreement(diag)
+        est = self._estimate(A, op, P, mu, info, diffusion)
+        diag["timings"]["estimate_s"] = time.perf_counter() - t2
+        diag["timings"]["total_s"] += diag["timings"]["estimate_s"]
+        _check_estimate(diag, est, mu, self.boundary)
         for w in diag["warnings"]:
             warnings.warn(w, FPSolveWarning, stacklevel=2)
-        return Solution(P, op.basis, self.mesh, self.landscape, diffusion, self.boundary,
-                        self.order, mu, diag, self.drift, self.stabilisation)
+        sol = Solution(P, op.basis, self.mesh, self.landscape, diffusion, self.boundary,
+                       self.order, mu, diag, self.drift, self.stabilisation)
+        sol._estimate = est          # corrections and element indicators (adaptivity)
+        return sol
+
+    def _estimate(self, A, op, P, mu, info, diffusion) -> Estimate:
+        """Dual-weighted residual estimates with the solve's LU (fe/estimate.py)."""
+        Mop = op.M_stab if op.M_stab is not None else op.M
+        if self.boundary == "absorbing":
+            dual = DualSolver(info["lu"], self.interior_dofs, A.shape[0], A, Mop, mu)
+        else:
+            dual = DualSolver(info["lu"], info["keep"], A.shape[0], A, Mop, 0.0)
+        return estimate_errors(self, diffusion, op.basis, self.mesh._cache, P, mu, dual, op.M)
 
     def sweep(self, strengths: Iterable[float]) -> list[Solution]:
         """Solve for each strength, re-using the assembled A0 + s·A1.
@@ -255,6 +273,24 @@ class Problem:
         return diag
 
 
+def _check_estimate(diag: dict, est: Estimate, mu: float, boundary: str) -> None:
+    """Record the estimate; flag a μ that is negative or not even known to 1 digit."""
+    diag["error_estimate"] = {k: float(v) for k, v in est.relative.items()}
+    diag["error_correction"] = {k: float(v) for k, v in est.correction.items()}
+    diag["untrusted"] = False
+    if boundary != "absorbing":
+        return
+    if not mu > 0:
+        diag["untrusted"] = True
+        diag["warnings"].append(f"escape rate {mu:.3e} is not positive: the boundary layer is "
+                                "not resolved; refine the mesh near the boundary or use tol=...")
+    elif est.relative["escape_rate"] > UNTRUSTED:
+        diag["untrusted"] = True
+        diag["warnings"].append(
+            f"escape rate {mu:.3e} has an estimated relative error "
+            f"{est.relative['escape_rate']:.1e}: refine the mesh or use tol=...")
+
+
 def _check_escape_agreement(diag: dict) -> None:
     mu_f, mu_e = diag["escape_rate_flux"], diag["escape_rate_eig"]
     scale = max(abs(mu_f), abs(mu_e))
@@ -314,15 +350,17 @@ def _quasi_stationary(A, Mstab, M, I, B, tol=1e-13, maxit=100, reuse=False):
     residual = float(np.max(np.abs(r)) / (normA * np.max(np.abs(P))))
     return P, float(mu), {"residual": residual, "mu_flux": mu_flux, "iterations": it,
                           "method": method, "factorisation_s": tf,
-                          "eig_floor": 10 * np.finfo(float).eps * normA}
+                          "eig_floor": 10 * np.finfo(float).eps * normA, "lu": lu}
 
 
 def _stationary_reflecting(A, M, k, reuse=False):
     """Null vector of A (reflecting): pin P_k = 1, drop equation k, renormalise."""
     t0 = time.perf_counter()
     N = A.shape[0]
+    lu = keep = None
 
     def pinned(k):
+        nonlocal lu, keep
         keep = np.setdiff1d(np.arange(N), [k])
         Akk = A[keep][:, keep].tocsc()
         rhs = -np.asarray(A[keep][:, [k]].todense()).ravel()
@@ -342,7 +380,8 @@ def _stationary_reflecting(A, M, k, reuse=False):
     P /= (M @ P).sum()
     tf = time.perf_counter() - t0
     residual = float(np.max(np.abs(A @ P)) / (spla.norm(A, np.inf) * np.max(np.abs(P))))
-    return P, {"residual": residual, "method": method, "factorisation_s": tf}
+    return P, {"residual": residual, "method": method, "factorisation_s": tf, "lu": lu,
+               "keep": keep}
 
 
 def solve(landscape: Landscape | None, diffusion: DiffusionModel, mesh: Mesh,

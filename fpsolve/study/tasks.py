@@ -66,7 +66,10 @@ def case_observables(sol, fl) -> dict:
         "residual": d["residual"],
         "negative_mass": d["negative_mass"],
         "min_P": d["min_P"],
+        "error_estimate": dict(getattr(sol, "error_estimate", {})),
     }
+    if "adapt" in d:
+        out["adapt"] = d["adapt"]
     if fl is not None:
         out["cycles"] = [{"center": c["center"], "sense": c["sense"],
                           "circulation": c["circulation"]} for c in fl.cycles]

@@ -1,0 +1,324 @@
+"""A posteriori error estimates of a stationary solve: goal-oriented dual-weighted residuals.
+
+Every :class:`~fpsolve.fe.solution.Solution` carries ``error_estimate``, relative errors of
+its observables, computed here (docs/adaptivity.md explains the choice).
+
+Goals and their duals (weak form a(P, v) = ∫ (D∇P)·∇v + P β·∇v, flux J = −D∇P − βP,
+quasi-stationary problem A p = μ M p, ∫p = 1):
+
+* a moment J_g(p) = ∫ g p (g = x², y²): the adjoint is (Aᵀ − μM) z = ∫ (g − J_g) v with
+  m(p, z) = 0, and J_g(p) − J_g(p_h) ≈ ρ(z), ρ(v) = μ_h m(p_h, v) − a(p_h, v) = ∫ μ_h p_h v
+  + J_h·∇v;
+* the escape rate μ: the dual is the left eigenfunction φ (Aᵀ φ = μ M φ, the backward
+  quasi-stationary function, ≈ 1 inside and falling to 0 across the boundary layer);
+  exactly μ − μ_h = −ρ(φ)/m(p_h, φ);
+* the L1 norm of P: recovery, ‖R p_h − p_h‖_L1 / ‖p_h‖_L1.
+
+The duals cost only triangular solves with the primal's LU (``trans="T"``).  Because ρ
+vanishes on the discrete test space (Galerkin orthogonality), only the part of the dual
+that the discrete space cannot represent matters: the weights are e = Rz_h − z_h, where R
+is a patch recovery of degree k+1 (least-squares fit over each element and its edge
+neighbours, averaged at the P_{k+1} nodes), and ρ is evaluated with P_{k+1} test
+functions on the same (curved) mesh: assembly of one vector, no new factorisation.
+The element contributions η_K = Σ_i ρ_K(φ_i⁺) e_i are the refinement indicators.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from skfem import Basis, ElementTriP1, ElementTriP2, ElementTriP3, ElementTriP4
+
+from .assembly import _beta0
+
+__all__ = ["Estimate", "DualSolver", "estimate_errors", "enriched_basis"]
+
+_ELEMENTS = {1: ElementTriP1, 2: ElementTriP2, 3: ElementTriP3, 4: ElementTriP4}
+_BLOCK = 4096
+#: weights of the μ dual below this (relative to its maximum) are round-off: the dual is
+#: 1 − w with w resolved only to ~ε, and ε-noise times the bulk residual would swamp an
+#: exponentially small μ (docs/adaptivity.md, "round-off floor")
+_MU_WEIGHT_FLOOR = 1e-8
+#: reported estimates are SAFETY·|η|: measured effectivities of |η| are 0.5-1.4 once the
+#: layers are resolved and 0.25-0.7 on coarse meshes (docs/adaptivity.md)
+SAFETY = 2.0
+
+
+@dataclass
+class DualSolver:
+    """Transposed solves with the primal LU of the block ``A[idx][:, idx]``.
+
+    ``mu`` and ``Mop`` (the eigenproblem's mass matrix) are set for absorbing problems.
+    """
+
+    lu: object
+    idx: np.ndarray
+    N: int
+    A: object
+    Mop: object
+    mu: float = 0.0
+
+    def solve_T(self, rhs: np.ndarray) -> np.ndarray:
+        z = np.zeros((self.N,) + rhs.shape[1:])
+        z[self.idx] = self.lu.solve(np.ascontiguousarray(rhs[self.idx]), trans="T")
+        return z
+
+
+@dataclass
+class Estimate:
+    """Relative estimates per goal, signed absolute corrections and element indicators."""
+
+    relative: dict
+    correction: dict
+    indicators: dict = field(repr=False)
+    floors: dict = field(default_factory=dict)
+
+
+def enriched_basis(basis: Basis, cache: dict):
+    """(P_{k+1} basis, P_k basis on its quadrature) on the same scikit-fem mesh, cached."""
+    k = _order(basis)
+    key = ("enriched", k)
+    if key not in cache:
+        m = basis.mesh
+        bp = Basis(m, _ELEMENTS[k + 1](), intorder=2 * (k + 1) + 1)
+        bk = Basis(m, basis.elem, quadrature=bp.quadrature)
+        cache[key] = (bp, bk, _Recovery(basis, bp))
+    return cache[key]
+
+
+def _order(basis) -> int:
+    for k, E in _ELEMENTS.items():
+        if type(basis.elem) is E:
+            return k
+    raise ValueError(f"error estimate: unsupported element {type(basis.elem).__name__}")
+
+
+class _Recovery:
+    """Patch recovery V_k → V_{k+1} and the exact embedding (prolongation) V_k ⊂ V_{k+1}."""
+
+    def __init__(self, basis: Basis, bp: Basis):
+        m = basis.mesh
+        self.k = _order(basis)
+        self.ek, self.ep = basis.element_dofs, bp.element_dofs
+        self.Np, self.ne = bp.N, self.ek.shape[1]
+        X = bp.elem.doflocs.T                                        # reference P_{k+1} nodes
+        self.Phi = np.array([basis.elem.lbasis(X, j)[0] for j in range(basis.Nbfun)])
+        nb = m.f2t[:, m.t2f]                                         # (2, 3, ne)
+        own = np.arange(self.ne)
+        nb = np.where(nb[0] == own, nb[1], nb[0])
+        self.patch = np.vstack([own, np.where(nb < 0, own, nb)])    # (4, ne)
+        self.xk, self.xp = basis.doflocs, bp.doflocs
+        count = np.bincount(self.ep.ravel(), minlength=self.Np)
+        self.inv_count = 1.0 / np.maximum(count, 1)
+        self._ops = None
+
+    def prolong(self, z: np.ndarray) -> np.ndarray:
+        """Exact embedding of V_k functions (columns of z (N_k, n)) into V_{k+1}."""
+        out = np.zeros((self.Np, z.shape[1]))
+        loc = np.einsum("ji,jen->ien", self.Phi, z[self.ek])
+        out[self.ep.ravel()] = loc.reshape(-1, z.shape[1])
+        return out
+
+    def _operators(self, sl):
+        """Per-element maps from the patch values (4·Nb) to the P_{k+1} nodes of the element."""
+        q = self.k + 1
+        pw = [(a, d - a) for d in range(q + 1) for a in range(d, -1, -1)]
+        dofs = self.ek[:, self.patch[:, sl]].reshape(-1, sl.stop - sl.start)   # (4Nb, nel)
+        xe = self.xk[:, self.ek[:, sl]]
+        c = xe.mean(axis=1)                                                  # (2, nel)
+        hK = np.ptp(xe[0], axis=0) + np.ptp(xe[1], axis=0)
+        V = _monomials((self.xk[:, dofs] - c[:, None]) / hK, pw)            # (nel, npts, nm)
+        W = _monomials((self.xp[:, self.ep[:, sl]] - c[:, None]) / hK, pw)
+        # normal equations (a tiny ridge: a P1 boundary patch has 5 points for 6 terms)
+        Vt = V.transpose(0, 2, 1)
+        G = Vt @ V
+        G += 1e-10 * np.trace(G, axis1=1, axis2=2)[:, None, None] * np.eye(G.shape[1])
+        return dofs, W @ np.linalg.solve(G, Vt)                              # (nel, Nb+, npts)
+
+    def recover(self, z: np.ndarray) -> np.ndarray:
+        """Degree-(k+1) least-squares patch fits of z (N_k, n), averaged at P_{k+1} nodes.
+
+        The fit operators depend on the mesh only and are kept (sweeps re-use them).
+        """
+        out = np.zeros((self.Np, z.shape[1]))
+        if self._ops is None:
+            self._ops = [self._operators(slice(s, min(s + _BLOCK, self.ne)))
+                         for s in range(0, self.ne, _BLOCK)]
+        for s, (dofs, R) in zip(range(0, self.ne, _BLOCK), self._ops):
+            vals = R @ z[dofs].transpose(1, 0, 2)                            # (nel, Nb+, n)
+            ep = self.ep[:, s:s + R.shape[0]]
+            for j in range(z.shape[1]):
+                out[:, j] += np.bincount(ep.T.ravel(), weights=vals[:, :, j].ravel(),
+                                         minlength=self.Np)
+        return out * self.inv_count[:, None]
+
+
+def _monomials(X, powers):
+    x, y = X[0].T, X[1].T                                # (nel, npts)
+    q = max(a for a, _ in powers)
+    xp, yp = [np.ones_like(x)], [np.ones_like(y)]
+    for _ in range(q):
+        xp.append(xp[-1] * x)
+        yp.append(yp[-1] * y)
+    return np.stack([xp[a] * yp[b] for a, b in powers], axis=-1)
+
+
+def _local_residual(bp, ph, mu, coeff):
+    """ρ_K(φ_i⁺) = ∫_K μ p_h φ_i + J_h·∇φ_i for the P_{k+1} test functions: (ne, Nb+)."""
+    beta, D = coeff
+    p = np.asarray(ph)
+    g = np.asarray(ph.grad)
+    J = -(np.einsum("ijeq,jeq->ieq", D, g) + beta * p)
+    dx = np.asarray(bp.dx)
+    out = np.empty((p.shape[0], bp.Nbfun))
+    for i in range(bp.Nbfun):
+        phi = bp.basis[i][0]
+        out[:, i] = np.sum((mu * p * np.asarray(phi) + J[0] * phi.grad[0] + J[1] * phi.grad[1])
+                           * dx, axis=1)
+    return out
+
+
+def _coefficients(problem, bp, strength):
+    x, y = (np.asarray(c) for c in bp.global_coordinates())
+    beta0 = _beta0(problem.landscape, problem.drift, x, y)
+    Dhat, divhat = problem.diffusion.unit_coefficients(x, y)
+    return beta0 + strength * divhat, strength * Dhat
+
+
+def _load(bk, gq) -> np.ndarray:
+    """∫ g φ_j for the V_k basis functions (g given at bk's quadrature points)."""
+    w = gq * np.asarray(bk.dx)
+    loc = np.stack([np.sum(w * np.asarray(bk.basis[j][0]), axis=1) for j in range(bk.Nbfun)])
+    return np.bincount(bk.element_dofs.ravel(), weights=loc.ravel(), minlength=bk.N)
+
+
+def _left_eigenvector(dual: DualSolver, tol=1e-7, maxit=60) -> np.ndarray:
+    """φ with Aᵀφ = μ Mᵀφ on the interior (inverse iteration, the primal LU), max φ = 1.
+
+    A weight needs only a few digits: two solves when μ is far below the next eigenvalue.
+    """
+    phi = np.zeros(dual.N)
+    phi[dual.idx] = 1.0
+    MT = dual.Mop.T.tocsr()
+    for _ in range(maxit):
+        new = dual.solve_T(MT @ phi)
+        new /= new[np.argmax(np.abs(new))]
+        change = np.max(np.abs(new - phi))
+        phi = new
+        if change < tol:
+            break
+    return phi
+
+
+def _adjoint(dual: DualSolver, rhs, P, M, phi, tol=1e-7, maxit=30) -> np.ndarray:
+    """Z with (Aᵀ − μMᵀ) Z = rhs on the solved block, m(p_h, Z) = 0 (columns of rhs ⊥ p_h)."""
+    Z = dual.solve_T(rhs)
+    if phi is None:
+        return Z
+    MT = dual.Mop.T.tocsr()
+    mp = M @ P
+
+    def project(Z):
+        return Z - np.outer(phi, (mp @ Z) / (mp @ phi))
+
+    Z = project(Z)
+    # (Aᵀ)⁻¹μMᵀ contracts by μ/μ₂ off the principal mode: few sweeps when μ is small, none
+    # when μMᵀZ is below round-off of the right-hand side
+    small = dual.mu * np.max(np.abs(MT @ Z)) <= 1e-4 * np.max(np.abs(rhs))
+    for _ in range(0 if small else maxit):
+        new = project(dual.solve_T(rhs + dual.mu * (MT @ Z)))
+        change = np.max(np.abs(new - Z)) / max(np.max(np.abs(new)), 1e-300)
+        Z = new
+        if change < tol:
+            break
+    return Z
+
+
+#: moment goals: name -> g(x, y)
+MOMENTS = {"x2": lambda x, y: x * x, "y2": lambda x, y: y * y}
+
+
+def estimate_errors(problem, diffusion, basis: Basis, cache: dict, P: np.ndarray, mu: float,
+                    dual: DualSolver, M, boundary_dofs_plus=None) -> Estimate:
+    """Dual-weighted residual estimates of ⟨x²⟩, ⟨y²⟩, μ (absorbing) and recovery of L1.
+
+    Parameters
+    ----------
+    problem
+        Anything with ``landscape``, ``drift``, ``boundary`` (a :class:`Problem`).
+    diffusion
+        The diffusion model at the solved strength.
+    basis, cache
+        The solve's P_k basis and the mesh cache (enriched bases are kept there).
+    P, mu
+        The normalised discrete solution and its escape rate (0 for reflecting).
+    dual
+        Transposed solves with the primal LU.
+    M
+        Mass matrix of ``basis``.
+    """
+    bp, bk, rec = enriched_basis(basis, cache)
+    absorbing = problem.boundary == "absorbing"
+    coeff = _coefficients(problem, bp, diffusion.strength)
+    ph = bk.interpolate(P)
+    rho = _local_residual(bp, ph, mu if absorbing else 0.0, coeff)
+    x, y = (np.asarray(c) for c in bp.global_coordinates())
+    F1 = _load(bk, np.ones_like(x))
+    mass = P @ F1
+    phi = _left_eigenvector(dual) if absorbing else None
+    names, rhs, values = list(MOMENTS), [], {}
+    for name, g in MOMENTS.items():
+        Fg = _load(bk, g(x, y))
+        values[name] = (P @ Fg) / mass
+        rhs.append(Fg - values[name] * F1)
+    Z = [_adjoint(dual, np.stack(rhs, axis=1), P, M, phi)]
+    if absorbing:
+        Z.append(phi[:, None])
+        names.append("escape_rate")
+    Z = np.concatenate(Z + [P[:, None]], axis=1)
+    E = rec.recover(Z) - rec.prolong(Z)
+    if absorbing:
+        E[_boundary_dofs(bp, cache)] = 0.0
+    eta = np.einsum("ei,ien->en", rho, E[bp.element_dofs])        # (ne, ngoals)
+    rel, corr, ind, floors = {}, {}, {}, {}
+    if not absorbing:
+        rel["escape_rate"], corr["escape_rate"] = 0.0, 0.0      # μ = 0 exactly
+    for j, name in enumerate(names):
+        if name == "escape_rate":
+            eta_mu, floors[name] = _escape_rate_eta(eta[:, j], phi, basis.element_dofs, P, M)
+            corr[name] = eta_mu
+            rel[name] = SAFETY * abs(eta_mu) / mu if mu > 0 else float("inf")
+            ind[name] = np.abs(eta[:, j]) / max(abs(mu), 1e-300) / max(P @ (M @ phi), 1e-300)
+        else:
+            corr[name] = float(eta[:, j].sum())
+            rel[name] = SAFETY * abs(corr[name]) / abs(values[name])
+            ind[name] = np.abs(eta[:, j]) / abs(values[name])
+    l1_K = np.sum(np.abs(np.asarray(bp.interpolate(E[:, -1]))) * np.asarray(bp.dx), axis=1)
+    l1 = np.sum(np.abs(np.asarray(ph)) * np.asarray(bp.dx))
+    rel["L1"] = float(SAFETY * l1_K.sum() / l1)
+    ind["L1"] = l1_K / l1
+    return Estimate(rel, corr, ind, floors)
+
+
+def _boundary_dofs(bp, cache):
+    key = ("enriched-boundary", type(bp.elem).__name__)
+    if key not in cache:
+        cache[key] = bp.get_dofs().flatten()
+    return cache[key]
+
+
+def _escape_rate_eta(eta_K, phi, edofs, P, M):
+    """μ − μ_h ≈ −Σ_K η_K / m(p_h, φ), without the elements where φ is 1 to round-off.
+
+    φ = 1 − w with w ~ e^(−barrier/D) deep inside: there the computed φ − 1 is LU
+    round-off (~ε), and ε times the bulk residual would swamp an exponentially small μ.
+    The true weights of those elements are below the cut-off ``_MU_WEIGHT_FLOOR``; what
+    they give with the noisy weights, Σ|η_K| there, is returned as the round-off floor.
+    """
+    w = np.abs(1.0 - phi)[edofs].max(axis=0)
+    bulk = w < _MU_WEIGHT_FLOOR
+    m_phi = P @ (M @ phi)
+    eta = -float(eta_K[~bulk].sum()) / m_phi
+    floor = float(np.sum(np.abs(eta_K[bulk])) / m_phi)
+    eta_K[bulk] = 0.0
+    return eta, floor

@@ -1,0 +1,68 @@
+"""A posteriori error estimates (fpsolve.fe.estimate): effectivity against exact answers."""
+import warnings
+
+import numpy as np
+import pytest
+from scipy.linalg import solve_continuous_lyapunov
+
+import fpsolve as fp
+from fpsolve.fe.estimate import SAFETY
+from fpsolve.theory.exact import radial_ou_escape_rate
+
+RADIAL = fp.landscapes.quadratic([[1.0, 0.0], [0.0, 1.0]])
+
+
+def _radial(delta, h, order):
+    return fp.solve(RADIAL, fp.diffusion.isotropic(delta), fp.disk_mesh(1.0, h), order=order)
+
+
+@pytest.mark.parametrize("order", [1, 2, 3])
+def test_every_solution_carries_an_estimate(order):
+    sol = _radial(0.1, 0.2, order)
+    assert {"x2", "y2", "escape_rate", "L1"} <= set(sol.error_estimate)
+    assert all(np.isfinite(v) and v >= 0 for v in sol.error_estimate.values())
+    assert sol.summary()["error_estimate"] == sol.error_estimate
+    refl = fp.solve(RADIAL, fp.diffusion.isotropic(0.1), fp.disk_mesh(1.0, 0.2), order=order,
+                    boundary="reflecting")
+    assert refl.error_estimate["escape_rate"] == 0.0 and refl.error_estimate["x2"] > 0
+
+
+@pytest.mark.parametrize("delta,h,order", [(0.05, 0.1, 3), (0.05, 0.05, 2), (0.02, 0.05, 3)])
+def test_escape_rate_estimate_against_kummer_root(delta, h, order):
+    """The dual-weighted μ estimate sees the boundary layer: effectivity ~1 (exact μ)."""
+    sol = _radial(delta, h, order)
+    exact = radial_ou_escape_rate(delta)
+    true = exact - sol.escape_rate
+    eta = sol.diagnostics["error_correction"]["escape_rate"]
+    assert 0.5 <= eta / true <= 2.0
+    assert 0.5 <= sol.error_estimate["escape_rate"] / abs(true / exact) <= 2 * SAFETY
+    # the corrected value μ_h + η is closer to the exact root
+    assert abs(sol.escape_rate + eta - exact) < 0.5 * abs(true)
+
+
+def test_moment_estimate_against_exact_gaussian():
+    """Reflecting OU with anisotropic D not commuting with A: ⟨x²⟩ = S11, A S + S Aᵀ = 2D."""
+    A = np.array([[1.0, 0.3], [0.3, 2.0]])
+    D = np.array([[0.02, 0.005], [0.005, 0.01]])
+    S = solve_continuous_lyapunov(-A, -2 * D)
+    sol = fp.solve(fp.landscapes.quadratic(A), fp.diffusion.constant(D), fp.disk_mesh(1.5, 0.2),
+                   order=2, boundary="reflecting")
+    true = S[0, 0] - sol.expectation(lambda x, y: x * x)
+    eta = sol.diagnostics["error_correction"]["x2"]
+    assert 0.5 <= eta / true <= 2.0
+
+
+def test_estimates_fall_under_refinement():
+    coarse, fine = _radial(0.05, 0.2, 2), _radial(0.05, 0.1, 2)
+    for key in ("x2", "escape_rate", "L1"):
+        assert fine.error_estimate[key] < 0.5 * coarse.error_estimate[key]
+
+
+def test_unresolved_layer_is_flagged_never_negative_silently():
+    """δ = 0.005 on h = 0.05 (issue #17): μ comes out negative; it is flagged and warned."""
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        sol = _radial(0.005, 0.05, 3)
+    assert sol.diagnostics["untrusted"]
+    assert sol.escape_rate > 0 or sol.error_estimate["escape_rate"] == float("inf")
+    assert any("escape rate" in str(w.message) and "refine" in str(w.message) for w in rec)
