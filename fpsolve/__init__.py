@@ -17,7 +17,7 @@ Layers (imports point down the list only; docs/architecture.md):
 """
 import sys as _sys
 
-from . import _moved
+from . import _display, _moved
 from .models import diffusion, expressions, landscapes
 from . import theory
 from .fe.mesh import Mesh, MeshError, disk_mesh, load_mesh
@@ -40,6 +40,8 @@ from . import vf as variance_flatness
 # fpsolve.solve and fpsolve.flux are registered now: importing them through the finder
 # would rebind the attributes fp.solve / fp.flux of this package to the modules.
 _moved.install()
+# Solution.plot() & co. draw through fpsolve.display (imported on first use)
+_display.PROVIDER = "fpsolve.display"
 _sys.modules.setdefault("fpsolve.solve", _solver)
 _sys.modules.setdefault("fpsolve.flux", flux)
 

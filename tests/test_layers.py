@@ -13,13 +13,13 @@ PKG = pathlib.Path(__file__).resolve().parents[1] / "fpsolve"
 
 #: top-level component of fpsolve -> rank; equal ranks may not import each other
 RANK = {
-    "_args": 0, "_json": 0, "_moved": 0,
+    "_args": 0, "_json": 0, "_moved": 0, "_display": 0,
     "models": 1,
     "theory": 2,
     "fe": 3, "stochastic": 3,
     "vf": 4, "compare": 4,
     "io": 5, "plot": 5,
-    "study": 6,
+    "study": 6, "display": 6,
     "cli": 7,
 }
 #: the package facade and ``python -m fpsolve`` may import anything

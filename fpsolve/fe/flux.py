@@ -36,6 +36,7 @@ import scipy.sparse as sp
 from skfem import BilinearForm, LinearForm
 from skfem.helpers import dot, grad
 
+from .. import _display
 from .assembly import _beta0, locate, mass_matrix
 from .solution import Solution
 from .solver import FPSolveWarning
@@ -704,6 +705,16 @@ class Flux:
             "min_fraction": self.min_fraction,
             "diagnostics": self.diagnostics,
         })
+
+    def plot(self, **kwargs):
+        """Stream function with cycle centres and |J| with streamlines, as a Figure.
+
+        Keyword arguments go to :func:`fpsolve.display.plot_flux` (``extent``, ``title``).
+        """
+        return _display.figure("flux", self, **kwargs)
+
+    def _repr_html_(self):
+        return _display.html("flux", self)
 
     def __repr__(self):
         ep = ("n/a" if self.entropy_production is None

@@ -6,6 +6,7 @@ from typing import Callable
 import numpy as np
 from scipy.optimize import minimize_scalar
 
+from .. import _display
 from .assembly import line_cuts, probe_matrix
 
 __all__ = ["Solution"]
@@ -170,6 +171,18 @@ class Solution:
             "error_estimate": dict(self.error_estimate),
             "warnings": list(self.diagnostics["warnings"]),
         }
+
+    def plot(self, **kwargs):
+        """Density, flux streamlines, cycle centres and x-marginal as a matplotlib Figure.
+
+        Keyword arguments go to :func:`fpsolve.display.plot_solution` (``flux``,
+        ``title``, ``extent``).
+        """
+        return _display.figure("solution", self, **kwargs)
+
+    def _repr_html_(self):
+        # Jupyter: dofs, <x²>, μ, negative mass, residual, error estimates
+        return _display.html("solution", self)
 
     def __repr__(self):
         d = self.diagnostics

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .._display import figure as _figure, html as _html
 from ._mc_reduce import Reducer
 from ._mc_run import ALIVE, C_DIVERGED, C_EXITS, C_EXITS_BURN, C_REMOVED, C_STEPS, Run
 
@@ -367,6 +368,16 @@ class MonteCarloResult:
         if self.diverged:
             lines.append(f"diverged walkers: {self.diverged}")
         return "\n".join(lines)
+
+    def plot(self, **kwargs):
+        """Density histogram and marginals with error bands, as a matplotlib Figure.
+
+        Keyword arguments go to :func:`fpsolve.display.plot_montecarlo` (``title``).
+        """
+        return _figure("montecarlo", self, **kwargs)
+
+    def _repr_html_(self):
+        return _html("montecarlo", self)
 
     def __repr__(self):
         return (f"MonteCarloResult(simulator={self.simulator!r}, n_walkers={self.n_walkers}, "

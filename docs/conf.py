@@ -1,0 +1,100 @@
+"""Sphinx configuration of the fpsolve documentation site.
+
+Build (``pip install -e ".[docs]"``)::
+
+    python -m sphinx -W --keep-going -b html docs docs/_build/html
+
+* The Markdown pages of ``docs/`` are chapters as they are (MyST); they stay plain
+  GitHub Markdown.  Links from them to repository files outside ``docs/`` (scripts in
+  ``bench/``, studies, ...) become download links of those files.
+* ``docs/api/`` is generated at every build from the packages' ``__all__``
+  (``docs/_apigen.py``), so every public name is in the reference.
+* ``examples/*.py`` are executed by sphinx-gallery into ``docs/auto_examples/``.
+  ``FPSOLVE_DOCS_SMALL=1`` (the CI setting) runs them on coarser meshes and fewer
+  walkers; every example still runs and draws its figures.
+"""
+import os
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, ROOT)
+sys.path.insert(0, HERE)
+
+import fpsolve  # noqa: E402
+import _apigen  # noqa: E402
+import _docstrings  # noqa: E402
+
+_apigen.generate(os.path.join(HERE, "api"))
+
+project = "fpsolve"
+author = "the fpsolve authors"
+copyright = "the fpsolve authors"
+version = release = fpsolve.__version__
+
+extensions = [
+    "sphinx.ext.autodoc",
+    "sphinx.ext.mathjax",
+    "sphinx.ext.viewcode",
+    "numpydoc",
+    "myst_parser",
+    "sphinx_gallery.gen_gallery",
+]
+
+source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
+root_doc = "index"
+exclude_patterns = ["_build", "**/.ipynb_checkpoints", "auto_examples/*.ipynb",
+                    "auto_examples/*.py", "auto_examples/*.zip", "auto_examples/*.json",
+                    "auto_examples/*.md5", "auto_examples/*.codeobj.json"]
+
+# -- MyST: the Markdown chapters -------------------------------------------------------
+myst_heading_anchors = 4           # [..](studies.md#key-reference) resolves
+myst_enable_extensions = ["dollarmath"]
+# The chapters are GitHub Markdown, where a skipped heading level (## then ####) is
+# legal; the site renders them unchanged.
+suppress_warnings = ["myst.header"]
+
+# -- autodoc / numpydoc ----------------------------------------------------------------
+autodoc_default_options = {"members": True, "member-order": "bysource"}
+autodoc_typehints = "none"          # numpydoc's Parameters sections carry the types
+autoclass_content = "class"
+numpydoc_show_class_members = False
+numpydoc_xref_param_type = False
+numpydoc_validation_checks = set()
+# re-exported names link to their full entry, not to a second copy of the source
+viewcode_follow_imported_members = False
+
+# -- sphinx-gallery --------------------------------------------------------------------
+sphinx_gallery_conf = {
+    "examples_dirs": os.path.join(ROOT, "examples"),
+    "gallery_dirs": "auto_examples",
+    "filename_pattern": r"\.py$",          # execute every example, none silently skipped
+    "ignore_pattern": r"/_",               # helpers starting with _ are not examples
+    "download_all_examples": False,
+    "remove_config_comments": True,
+    "abort_on_example_error": False,
+    "only_warn_on_example_error": False,
+    "plot_gallery": "True",
+    "matplotlib_animations": False,
+    # pyplot figures, and the Figures that sol.plot() & co. return (docs/_gallery.py)
+    "image_scrapers": ("matplotlib", "_gallery.figure_scraper"),
+    "ignore_repr_types": r"matplotlib\.figure\.Figure",
+    "reset_modules": ("matplotlib",),
+    "min_reported_time": 1,
+}
+
+# -- HTML ------------------------------------------------------------------------------
+html_theme = "pydata_sphinx_theme"
+html_title = f"fpsolve {release}"
+html_theme_options = {
+    "navigation_with_keys": False,
+    "show_toc_level": 2,
+    "secondary_sidebar_items": ["page-toc"],
+}
+html_static_path = []
+html_show_sourcelink = False
+
+
+def setup(app):
+    # before numpydoc (priority 500): plain-text |x| and * are not reST markup
+    app.connect("autodoc-process-docstring", _docstrings.process_docstring, priority=400)
