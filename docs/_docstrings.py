@@ -68,6 +68,47 @@ def escape(lines: list[str]) -> list[str]:
     return out
 
 
+_RELATIVE = re.compile(r"(:(?:py:)?(?:mod|func|class|meth|attr|data|obj|exc):`)~?\.([\w.]+)`")
+
+
+def _exists(dotted: str) -> bool:
+    import importlib
+    parts = dotted.split(".")
+    for i in range(len(parts), 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:i]))
+        except ImportError:
+            continue
+        try:
+            for p in parts[i:]:
+                obj = getattr(obj, p)
+        except AttributeError:
+            return False
+        return True
+    return False
+
+
+def resolve_relative(lines: list[str], package: str) -> list[str]:
+    """``:mod:`.spectrum``` -> ``:mod:`~<package>.spectrum``` where that exists.
+
+    Sphinx resolves a leading dot by suffix search over the whole project, which is
+    ambiguous as soon as two subpackages have a module of the same name
+    (``fpsolve.fe.spectrum``, ``fpsolve.vf.spectrum``); the docstrings mean the
+    sibling in their own package.
+    """
+    def sub(m):
+        full = f"{package}.{m.group(2)}"
+        return f"{m.group(1)}~{full}`" if _exists(full) else m.group(0)
+    return [_RELATIVE.sub(sub, line) for line in lines]
+
+
+def _package(what: str, name: str, obj) -> str:
+    if what == "module":
+        return name if hasattr(obj, "__path__") else name.rpartition(".")[0]
+    module = getattr(obj, "__module__", None) or name.rpartition(".")[0]
+    return module.rpartition(".")[0]
+
+
 def process_docstring(app, what, name, obj, options, lines):
-    """``autodoc-process-docstring`` handler: escape in place."""
-    lines[:] = escape(lines)
+    """``autodoc-process-docstring`` handler: escape and resolve in place."""
+    lines[:] = resolve_relative(escape(lines), _package(what, name, obj))

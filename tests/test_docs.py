@@ -90,3 +90,12 @@ def test_escape_leaves_doctests_and_literal_blocks_alone():
     lines = ["Example::", "", "    a = |x|", "", ">>> f(*args)", "... |y|", "out |z|", "",
              "after |w|"]
     assert _docstrings.escape(lines) == lines[:-1] + [r"after \|w\|"]
+
+
+def test_relative_references_resolve_to_the_sibling_module():
+    lines = ["see :mod:`.spectrum` and :class:`~.spectrum.PCAResult`, not :mod:`.nothing`"]
+    assert _docstrings.resolve_relative(lines, "fpsolve.vf") == [
+        "see :mod:`~fpsolve.vf.spectrum` and :class:`~fpsolve.vf.spectrum.PCAResult`, "
+        "not :mod:`.nothing`"]
+    assert _docstrings.resolve_relative([":mod:`.spectrum`"], "fpsolve.fe") == [
+        ":mod:`~fpsolve.fe.spectrum`"]
