@@ -31,7 +31,7 @@ from .fe.mfpt import MeanExitTime, mfpt
 # function under the module's name would break fpsolve.flux.flux)
 from .fe import flux
 from .fe.flux import Flux
-from .io import export_vtk, write_pvd
+from .io import export_field, export_series, export_vtk, write_pvd
 from .stochastic import montecarlo, phase
 from . import compare
 from . import vf as variance_flatness
@@ -63,4 +63,4 @@ __all__ = ["landscapes", "diffusion", "expressions", "Mesh", "MeshError", "disk_
            "load_mesh", "Problem", "Solution", "solve", "FPSolveWarning", "SolverError",
            "__version__", "theory", "critical_delta_s", "flux", "Flux", "export_vtk",
            "write_pvd", "compare", "montecarlo", "variance_flatness", "phase", "evolve",
-           "gaussian", "Evolution", "mfpt", "MeanExitTime"]
+           "gaussian", "Evolution", "mfpt", "MeanExitTime", "export_series", "export_field"]

@@ -307,3 +307,78 @@ def write_pvd(path, entries) -> str:
            "  <Collection>\n" + "\n".join(rows) + "\n  </Collection>\n</VTKFile>\n")
     _atomic_write_bytes(path, xml.encode("utf-8"))
     return path
+
+
+def export_series(evolution, path, flux=False) -> str:
+    """Write a transient (:func:`fpsolve.evolve`) as a ParaView time series.
+
+    One ``.vtu`` per output time (``<stem>_0000.vtu``, ... next to ``path``, each the
+    density conditioned on survival, with ``survival`` and ``time`` in its diagnostics),
+    then the ``.pvd`` collection with the times as ParaView's time values.
+
+    Parameters
+    ----------
+    evolution : fpsolve.Evolution
+    path : str or os.PathLike
+        Target ``.pvd`` file; its directory must exist.
+    flux : bool
+        Also compute and export the flux of every frame (costly for long series).
+
+    Returns
+    -------
+    str
+        ``path``.
+    """
+    path = _check_target(path, ".pvd", "path")
+    if not (hasattr(evolution, "times") and hasattr(evolution, "__getitem__")):
+        raise TypeError(f"evolution: expected a fpsolve Evolution, got "
+                        f"{type(evolution).__name__}")
+    stem = os.path.splitext(path)[0]
+    entries = []
+    for i, t in enumerate(evolution.times):
+        f = f"{stem}_{i:04d}.vtu"
+        export_vtk(evolution[i], f, flux=None if flux else False)
+        entries.append((float(t), f))
+    return write_pvd(path, entries)
+
+
+def export_field(obj, path) -> str:
+    """Write a scalar FE field without a density (e.g. :func:`fpsolve.mfpt`'s T) to ``.vtu``.
+
+    ``obj`` provides ``basis``, ``order``, ``landscape`` and ``_vtk_fields()`` (name →
+    nodal values); the cells are those of :func:`export_vtk`, so ParaView shows the FE
+    function itself.  Field data: ``parameters_json`` with ``obj.summary()``.
+    """
+    import meshio
+
+    path = _check_target(path, ".vtu", "path")
+    if not hasattr(obj, "_vtk_fields"):
+        raise TypeError(f"obj: expected a fpsolve field result (e.g. MeanExitTime), got "
+                        f"{type(obj).__name__}")
+    basis = obj.basis
+    x, y = basis.doflocs
+    cell_type, cells = _vtk_cells(basis, obj.order)
+    point_data = {k: np.asarray(v, dtype=float) for k, v in obj._vtk_fields().items()}
+    if obj.landscape is not None:
+        point_data["L"] = np.asarray(obj.landscape.value(x, y), dtype=float)
+    for name, arr in point_data.items():
+        if not np.all(np.isfinite(arr)):
+            raise ValueError(f"obj: field {name!r} has non-finite values; refusing to export")
+    mesh = meshio.Mesh(np.column_stack([x, y, np.zeros_like(x)]), [(cell_type, cells)],
+                       point_data=point_data)
+    tmp = _tmp_name(path)
+    try:
+        meshio.write(tmp, mesh, file_format="vtu")
+        with open(tmp, "rb") as f:
+            text = f.read()
+        marker = b"<UnstructuredGrid>"
+        block = _field_data_xml({}, {"parameters_json": json.dumps(jsonable(obj.summary()))})
+        text = text.replace(marker, marker + b"\n" + block.encode("utf-8"), 1)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    _atomic_write_bytes(path, text)
+    return path
+
+
+__all__ += ["export_series", "export_field"]

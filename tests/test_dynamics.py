@@ -185,3 +185,26 @@ def test_exact_ou_references():
     assert np.allclose((Cp - Cm) / (2 * dt), -OU_A @ C - C @ OU_A.T + 2 * OU_D, atol=1e-8)
     a = np.linalg.eigvalsh(OU_A)
     assert np.allclose(ou_spectrum(OU_A, 4), [0, a[0], 2 * a[0], a[1]])
+
+
+def test_series_and_mfpt_export_read_back(tmp_path):
+    import json
+
+    import meshio
+
+    L = fp.landscapes.quadratic(np.eye(2))
+    ev = fp.evolve(L, fp.diffusion.isotropic(0.2), fp.disk_mesh(1.0, 0.25),
+                   fp.gaussian([0.3, 0.0], 0.02 * np.eye(2)), [0.0, 0.5], order=2, tol=1e-4)
+    pvd = fp.export_series(ev, tmp_path / "run.pvd")
+    text = open(pvd).read()
+    assert 'timestep="0.5"' in text and "run_0001.vtu" in text
+    frame = meshio.read(tmp_path / "run_0001.vtu")
+    assert np.allclose(frame.point_data["P"], ev[1].P)
+    T = fp.mfpt(L, fp.diffusion.isotropic(0.2), fp.disk_mesh(1.0, 0.25), order=2)
+    out = fp.export_field(T, tmp_path / "T.vtu")
+    back = meshio.read(out)
+    assert np.allclose(back.point_data["T"], T.T)
+    params = json.loads(bytes(back.field_data["parameters_json"]).decode())
+    assert params["escape_rate"] == pytest.approx(T.escape_rate)
+    with pytest.raises(TypeError, match="evolution"):
+        fp.export_series(T, tmp_path / "x.pvd")
