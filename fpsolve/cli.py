@@ -144,6 +144,10 @@ def _fmt_case(outcome: dict) -> str:
         return f"{head}: up to date, reused"
     cyc = s.get("cycles") or []
     circ = f"  circ {abs(cyc[0]['circulation']):.3g}" if cyc else ""
+    if s.get("spectrum"):                 # [time]: relaxation time and final survival
+        circ += f"  τ_relax {s['spectrum']['relaxation_time']:.4g}"
+    if s.get("time"):
+        circ += f"  S(t_end) {s['time']['survival'][-1]:.6g}"
     mu = s.get("escape_rate")
     mu_s = f"{mu:.3g}" if isinstance(mu, float) else "n/a"
     return (f"{head}: {s['dofs']} dofs  <x²> {s['x2']:.6g}  max at x {s['mode'][0]:+.4f}  "

@@ -208,3 +208,69 @@ def test_series_and_mfpt_export_read_back(tmp_path):
     assert params["escape_rate"] == pytest.approx(T.escape_rate)
     with pytest.raises(TypeError, match="evolution"):
         fp.export_series(T, tmp_path / "x.pvd")
+
+
+# -- the study [time] section -----------------------------------------------------------
+OU_TIME_STUDY = """
+[landscape]
+kind = "quadratic"
+A = [[1.0, 0.3], [0.3, 2.0]]
+[noise]
+kind = "constant"
+matrix = [[0.10, 0.04], [0.04, 0.05]]
+[mesh]
+h = 0.25
+[solver]
+order = 3
+boundary = "reflecting"
+[output]
+figures = false
+panel = false
+flux = false
+[time]
+t_end = 1.0
+n_out = 3
+tol = 1e-7
+initial_mean = [0.5, -0.3]
+initial_cov = [[0.02, 0.0], [0.0, 0.02]]
+spectrum = 4
+"""
+
+
+def test_study_time_section_runs_spectrum_and_transient(tmp_path):
+    from fpsolve.study import load_study, run_study
+
+    path = tmp_path / "ou_time.toml"
+    path.write_text(OU_TIME_STUDY)
+    res = run_study(load_study(str(path)), str(tmp_path / "out"))
+    case = res.summary["cases"][0]
+    assert np.allclose(case["spectrum"]["rates_real"][1:], ou_spectrum(OU_A, 4)[1:].real,
+                       rtol=1e-4)
+    tr = case["time"]
+    assert tr["times"] == [0.0, 0.5, 1.0]
+    for t, mean, cov in zip(tr["times"], tr["mean"], tr["cov"]):
+        m, C = ou_transient(OU_A, OU_D, M0, S0, t)
+        assert np.allclose(mean, m, atol=1e-5) and np.allclose(cov, C, atol=1e-5)
+    assert tr["distance_to_stationary"][0] > tr["distance_to_stationary"][-1]
+    assert (tmp_path / "out" / "vtk" / "ou_time_time.pvd").is_file()
+    assert (tmp_path / "out" / "vtk" / "ou_time_time_0002.vtu").is_file()
+
+
+@pytest.mark.parametrize("extra, message", [
+    ("n_out = 3", "time.t_end: required"),
+    ("t_end = 1.0\ntimes = [1.0]", "time.t_end: give either"),
+    ("times = [0.0, 1.0, 0.5]", "time.times: expected increasing"),
+    ("times = [0.5]\nspacing = \"log\"", "time.spacing: only with time.t_end"),
+    ("t_end = -1.0", "time.t_end: expected a positive number"),
+    ("t_end = 1.0\ninitial_cov = [[1.0, 2.0], [2.0, 1.0]]", "time.initial_cov"),
+    ("t_end = 1.0\ntoll = 1e-6", "did you mean 'tol'"),
+])
+def test_study_time_section_errors_name_the_key(tmp_path, extra, message):
+    from fpsolve.study import StudyError, load_study
+
+    head = OU_TIME_STUDY.split("[time]")[0]
+    path = tmp_path / "bad.toml"
+    path.write_text(head + "[time]\n" + extra + "\n")
+    with pytest.raises(StudyError, match=message) as exc:
+        load_study(str(path))
+    assert "\n" not in str(exc.value)

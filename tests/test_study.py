@@ -90,6 +90,15 @@ VALID = {
         file = {json.dumps(os.path.relpath(MESH, '/tmp'))}
         [solver]
         boundary = "reflecting"
+        [time]
+        t_end = 0.5
+        n_out = 3
+        spacing = "log"
+        tol = 1e-4
+        initial_mean = [0.3, 0.0]
+        initial_cov = [[0.05, 0.0], [0.0, 0.05]]
+        spectrum = 3
+        vtk = true
     """,
     "expression_sweep": """
         [landscape]
@@ -127,6 +136,9 @@ VALID = {
         [sweep]
         parameter = "noise.delta"
         range = { start = 0.2, stop = 0.4, num = 3 }
+        [time]
+        times = [0.0, 0.2]
+        spectrum = 0
         [output]
         sweep_plot = true
         flux = false

@@ -182,6 +182,13 @@ def run_task(task: dict, on_case=None, keep: bool = False) -> list[dict]:
                         plotmod.solution_figure(sol, p, flux=fl, title=c["title"])
                         files[f"figures/{c['name']}.png"] = _read(p)
                         clock("figure")
+                    if "time" in c["config"]:       # [time]: spectrum and a transient
+                        from .dynamics import time_results
+                        extra, tfiles = time_results(prob, sol, c, c["config"]["time"], tmp,
+                                                     iomod)
+                        summary.update(extra)
+                        files.update(tfiles)
+                        clock("time")
                 buf = io.BytesIO()
                 np.savez_compressed(buf, P=sol.P)
             msgs = list(dict.fromkeys(setup_warnings + _capture(rec)))

@@ -17,7 +17,7 @@ def _parse_analysis(ld: _Loader, raw: dict, name: str, description: str,
         ld.fail("analysis.kind", "required (one of "
                 f"{', '.join(json.dumps(k) for k in ANALYSIS_KINDS)})")
     kind = ld.check("analysis.kind", _ANALYSIS_KIND, given["kind"])
-    for sec in ("noise", "mesh", "solver", "case", "sweep", "output"):
+    for sec in ("noise", "mesh", "solver", "case", "sweep", "output", "time"):
         if sec in raw:
             shown = "[[case]]" if sec == "case" else f"[{sec}]"
             ld.fail(sec, f"{shown} is not allowed in a study with [analysis] (the analysis "

@@ -8,9 +8,9 @@ default, into :data:`_DEFAULTS` or the section's resolver in ``sections.py``).
 """
 from __future__ import annotations
 
-from .values import (Key, _bool, _choice, _expression, _int_range, _k, _matrix, _name,
-                     _number, _panel, _params, _path, _positive, _scheduler, _string,
-                     _vector2, _workers)
+from .values import (Key, _bool, _choice, _expression, _fraction, _int_range, _k, _matrix,
+                     _name, _number, _panel, _params, _path, _positive, _positive_list,
+                     _scheduler, _string, _vector2, _workers)
 
 LANDSCAPE_KINDS = ("paper", "quadratic", "expression")
 NOISE_KINDS = ("sgd", "isotropic", "constant", "expression")
@@ -62,6 +62,30 @@ _PLAIN = {
                          "against the swept parameter."),
         "flux": _k(_bool, "boolean", "true",
                    "Compute probability-flux cycles (centre, sense, circulation) per case."),
+    },
+    "time": {
+        "t_end": _k(_positive, "number > 0", "none",
+                    "End time of the transient (with `n_out`, `spacing`); give `t_end` or "
+                    "`times`."),
+        "times": _k(_positive_list(1, 1000, nonneg=True), "list of numbers ≥ 0", "none",
+                    "Explicit increasing output times (excludes `t_end`, `n_out`, `spacing`)."),
+        "n_out": _k(_int_range(2, 1000), "integer 2–1000", "11",
+                    "Number of output times from 0 to `t_end`, both included."),
+        "spacing": _k(_choice("linear", "log"), "string", '"linear"',
+                      '"linear" or "log" (0, then `n_out` − 1 times from `t_end`/1000 to '
+                      "`t_end`, equally spaced in log t)."),
+        "tol": _k(_fraction, "number in (0, 1)", "1e-6",
+                  "Bound on the estimated local error of each TR-BDF2 step (relative to "
+                  "max |P|)."),
+        "initial_mean": _k(_vector2, "[number, number]", "[0.0, 0.0]",
+                           "Mean of the Gaussian initial density."),
+        "initial_cov": _k(_matrix, "2x2 matrix", "[[0.01, 0.0], [0.0, 0.01]]",
+                          "Covariance of the Gaussian initial density (symmetric positive "
+                          "definite)."),
+        "spectrum": _k(_int_range(0, 50), "integer 0–50", "6",
+                       "Number of slowest decay rates of the generator to report (0: none)."),
+        "vtk": _k(_bool, "boolean", "true",
+                  "Write `vtk/<case>_time.pvd` (one `.vtu` per output time) when `output.vtk`."),
     },
     "execution": {
         "workers": _k(_workers, "integer ≥ 1", "1",
@@ -143,7 +167,7 @@ _SWEEP_KEYS = {
 }
 _CASE_SECTIONS = ("landscape", "noise", "mesh", "solver")
 _TOP = ("study", "landscape", "noise", "mesh", "solver", "case", "sweep", "output", "execution",
-        "analysis")
+        "analysis", "time")
 
 #: Defaults of the kind-dependent keys that have one.
 _DEFAULTS = {
@@ -167,7 +191,7 @@ def _all_keys() -> dict[str, Key]:
         keys.update({f"{sec}.{k}": v for k, v in _PLAIN[sec].items()})
     keys.update({f"case.{k}": v for k, v in _CASE_KEYS.items()})
     keys.update({f"sweep.{k}": v for k, v in _SWEEP_KEYS.items()})
-    for sec in ("output", "execution"):
+    for sec in ("output", "execution", "time"):
         keys.update({f"{sec}.{k}": v for k, v in _PLAIN[sec].items()})
     return keys
 

@@ -21,6 +21,7 @@ from .cases import _check_cases, _expand_sweep, _parse_cases, _sweep_values
 from .keys import _CASE_SECTIONS, _PLAIN, _TOP
 from .resolved import Case, Study
 from .sections import _flatten, _Loader, _resolve_sections, _suggest
+from .time import _time_section
 from .values import StudyError
 
 
@@ -103,6 +104,10 @@ def parse_study(text: bytes | str, path: str) -> Study:
     else:
         cases = [Case(cname, title, cfg) for cname, title, flat, cfg in bases]
     _check_cases(ld, cases, single and sweep is None, output)
+    time_cfg = _time_section(ld, raw)
+    if time_cfg is not None:        # part of every case's configuration (and its hash)
+        for c in cases:
+            c.config["time"] = dict(time_cfg)
     return Study(path=path, name=name, description=study.get("description", ""), cases=cases,
                  output=output, execution=execution, sweep=sweep, text=raw_bytes, raw=raw)
 

@@ -26,7 +26,7 @@ def reference_markdown() -> str:
     table("[[case]] (plus dotted overrides such as `noise.delta_s = 0.009`)",
           [(f"case.{k}", v) for k, v in _CASE_KEYS.items()])
     table("[sweep]", [(f"sweep.{k}", v) for k, v in _SWEEP_KEYS.items()])
-    for sec in ("output", "execution"):
+    for sec in ("output", "execution", "time"):
         table(f"[{sec}]", [(f"{sec}.{k}", v) for k, v in _PLAIN[sec].items()])
     table("[analysis]", [("analysis.kind", _ANALYSIS_KIND)])
     for kind, spec in _ANALYSES.items():
