@@ -14,6 +14,7 @@ Build (``pip install -e ".[docs]"``)::
   walkers; every example still runs and draws its figures.
 """
 import os
+import re
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -43,7 +44,9 @@ extensions = [
 
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
 root_doc = "index"
-exclude_patterns = ["_build", "**/.ipynb_checkpoints", "auto_examples/*.ipynb",
+# index.rst lists the chapters in reading order; a docs/*.md page it does not list yet
+# is appended as a chapter (_new_chapters), so a new page never breaks the build
+exclude_patterns = ["_build", "**/.ipynb_checkpoints", "sg_execution_times.rst", "auto_examples/*.ipynb",
                     "auto_examples/*.py", "auto_examples/*.zip", "auto_examples/*.json",
                     "auto_examples/*.md5", "auto_examples/*.codeobj.json"]
 
@@ -81,6 +84,7 @@ sphinx_gallery_conf = {
     "ignore_repr_types": r"matplotlib\.figure\.Figure",
     "reset_modules": ("matplotlib",),
     "min_reported_time": 1,
+    "write_computation_times": False,
 }
 
 # -- HTML ------------------------------------------------------------------------------
@@ -95,6 +99,24 @@ html_static_path = []
 html_show_sourcelink = False
 
 
+def _new_chapters(app, docname, source):
+    """Append the Markdown pages that index.rst does not list to its toctree."""
+    if docname != root_doc:
+        return
+    listed = set(re.findall(r"^   ([\w/]+)$", source[0], re.M))
+    new = sorted(f[:-3] for f in os.listdir(HERE) if f.endswith(".md") and f[:-3] not in listed)
+    if new:
+        source[0] += ("\n.. toctree::\n   :caption: More chapters\n   :maxdepth: 1\n\n"
+                      + "".join(f"   {d}\n" for d in new))
+
+
+def _reread_index(app, env, added, changed, removed):
+    # a page added or removed changes the index's toctree (incremental builds)
+    return [root_doc] if added or removed else []
+
+
 def setup(app):
+    app.connect("source-read", _new_chapters)
+    app.connect("env-get-outdated", _reread_index)
     # before numpydoc (priority 500): plain-text |x| and * are not reST markup
     app.connect("autodoc-process-docstring", _docstrings.process_docstring, priority=400)

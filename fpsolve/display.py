@@ -283,11 +283,16 @@ def _table(title: str, rows, notes=()) -> str:
     return out
 
 
-def _estimates(diag: dict) -> list:
-    """Error estimates a solve recorded (diagnostics keys naming an error/estimate)."""
-    return [(k.replace("_", " "), v) for k, v in diag.items()
-            if ("error" in k or "estimat" in k) and isinstance(v, numbers.Real)
-            and not isinstance(v, bool)]
+_OBSERVABLES = {"x2": "⟨x²⟩", "y2": "⟨y²⟩", "escape_rate": "μ", "L1": "P (L1 norm)"}
+
+
+def _estimates(sol) -> list:
+    """Rows of the estimated relative errors (``sol.error_estimate``) and the flag."""
+    est = getattr(sol, "error_estimate", None) or {}
+    rows = [(f"est. relative error of {_OBSERVABLES.get(k, k)}", v) for k, v in est.items()]
+    if "untrusted" in sol.diagnostics:
+        rows.append(("untrusted (estimate above the limit)", sol.diagnostics["untrusted"]))
+    return rows
 
 
 def solution_html(sol) -> str:
@@ -302,7 +307,7 @@ def solution_html(sol) -> str:
             ("escape rate μ", sol.escape_rate),
             ("negative mass", d["negative_mass"]), ("min P", d["min_P"]),
             ("residual", d["residual"])]
-    rows += _estimates(d)
+    rows += _estimates(sol)
     title = _plot.default_title(sol).replace(r"$\Delta_S$", "Δ_S").replace("$", "")
     return _table(f"Solution ({title})", rows,
                   d.get("warnings", ()))

@@ -89,17 +89,15 @@ def test_sweep_plot_shows_the_observables_against_delta_s():
 
 
 def test_solution_html_shows_the_key_numbers(sol):
-    sol.diagnostics["error_estimate"] = 1.2345e-4          # as an adaptive solve records
-    try:
-        h = sol._repr_html_()
-    finally:
-        del sol.diagnostics["error_estimate"]
+    h = sol._repr_html_()
     assert f"<td style='text-align:left'>{sol.diagnostics['dofs']}</td>" in h
     assert f"{sol.escape_rate:.6g}" in h
     assert f"{sol.diagnostics['negative_mass']:.6g}" in h
     assert f"{sol.expectation(lambda x, y: x * x):.6g}" in h and "⟨x²⟩" in h
-    assert "error estimate" in h and "0.00012345" in h
-    assert "error estimate" not in sol._repr_html_()
+    assert sol.error_estimate       # the solver's dual-weighted residual estimates
+    for k, v in sol.error_estimate.items():
+        assert f"<td style='text-align:left'>{v:.6g}</td>" in h
+    assert "est. relative error of ⟨x²⟩" in h and "untrusted" in h
 
 
 def test_flux_and_montecarlo_html(flux, mc):
