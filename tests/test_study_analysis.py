@@ -77,6 +77,21 @@ TINY = {
         fdn = false
         seed = 4
         """,
+    "ldc": """
+        [analysis]
+        kind = "ldc"
+        n_seeds = 2
+        hidden = [8]
+        iterations_1 = 200
+        window = 40
+        iterations_2 = 40
+        lambda_ewc = [1e3]
+        lambda_tilde = [1e6, 1e8]
+        psis = [3, 4]
+        n_c_scan = [3, 10]
+        lambda_tilde_scan = [1e7]
+        seed = 1
+        """,
 }
 
 #: result fields every tiny run must produce, per kind
@@ -85,12 +100,14 @@ FIELDS = {
     "transition": ("theory", "fe", "x_ss", "l_sgd", "mc"),
     "phase_diagram": ("grid", "cut", "theory_cut", "exponents", "paper"),
     "variance_flatness": ("2d", "seed", "skipped"),
+    "ldc": ("no_constraint", "ewc", "ldc", "cases", "verdicts"),
 }
 FIGURES = {
     "figS5": ["figS5.png"],
     "transition": ["transition_xss.png", "transition_lsgd.png"],
     "phase_diagram": ["fig2.png"],
     "variance_flatness": ["vf_2d.png"],
+    "ldc": ["ldc_S13.png", "ldc_S14.png"],
 }
 
 
@@ -119,7 +136,8 @@ def test_every_analysis_key_is_documented():
 
 def test_shipped_analysis_studies_validate(capsys):
     for name, kind in (("figS5", "figS5"), ("transition", "transition"),
-                       ("fig2", "phase_diagram"), ("variance_flatness", "variance_flatness")):
+                       ("fig2", "phase_diagram"), ("variance_flatness", "variance_flatness"),
+                       ("ldc", "ldc")):
         path = os.path.join(STUDIES, f"{name}.toml")
         study = load_study(path)
         assert study.analysis["kind"] == kind and study.cases == []
@@ -197,6 +215,21 @@ def test_bad_value_exit_2_names_the_key(tmp_path, capsys, kind, key, label):
      "< iterations"),
     ('[analysis]\nkind = "variance_flatness"\n[execution]\nscheduler = "tcp://h:1"\n',
      "execution.scheduler", "locally"),
+    ('[analysis]\nkind = "ldc"\nwindow = 5000\n', "analysis.window", "<= iterations_1"),
+    ('[analysis]\nkind = "ldc"\nwindow = 10\nsnapshot_every = 4\n', "analysis.snapshot_every",
+     "at least 3 snapshots"),
+    ('[analysis]\nkind = "ldc"\npsi = 6\n', "analysis.psi", "one of psis"),
+    ('[analysis]\nkind = "ldc"\nsplit = [[0, 1, 2], [2, 3, 4]]\n', "analysis.split",
+     "none in both"),
+    ('[analysis]\nkind = "ldc"\npair = [[0, 1], [2, 3, 4]]\n', "analysis.pair",
+     "equally many"),
+    ('[analysis]\nkind = "ldc"\ncases = ["split", "quad"]\n', "analysis.cases", '"split"'),
+    ('[analysis]\nkind = "ldc"\ndata = "no/such/mnist.npz"\n', "analysis.data", "not a file"),
+    ('[analysis]\nkind = "ldc"\nhidden = [30, 0]\n', "analysis.hidden", "integers from 1"),
+    ('[analysis]\nkind = "ldc"\nn_c_scan = [3, 3]\n', "analysis.n_c_scan", "distinct"),
+    ('[analysis]\nkind = "ldc"\nlambda_ewc = [-1.0]\n', "analysis.lambda_ewc", "positive"),
+    ('[analysis]\nkind = "ldc"\nn_seed = 5\n', "analysis.n_seed", "did you mean"),
+    ('[analysis]\nkind = "ldc"\n[landscape]\neps = 0.02\n', "landscape", "not used"),
 ])
 def test_invalid_analysis_studies(tmp_path, capsys, text, label, message):
     path = write(tmp_path, text)
@@ -297,6 +330,23 @@ def test_quiet_prints_nothing(tmp_path, capsys):
     path = write(tmp_path, TINY["variance_flatness"])
     code, stdout, err = run_cli(["run", path, "--out", str(tmp_path / "o"), "--quiet"], capsys)
     assert code == 0 and stdout == "" and err == ""
+
+
+def test_ldc_reads_a_local_mnist_file_relative_to_the_study(tmp_path, capsys):
+    import numpy as np
+    rng = np.random.default_rng(0)
+    y = np.arange(300) % 10
+    x = (rng.uniform(0, 80, (300, 6, 6)) + 150 * (y[:, None, None] == np.arange(6)[None, :, None])
+         ).astype(np.uint8)                     # digit k lights up row k: learnable
+    (tmp_path / "data").mkdir()
+    np.savez(tmp_path / "data" / "mnist.npz", x_train=x, y_train=y, x_test=x[:100],
+             y_test=y[:100])
+    text = TINY["ldc"] + 'cases = ["pair"]\ndata = "data/mnist.npz"\n'
+    out, s, _ = _run(tmp_path, capsys, "ldc", text=text)
+    r = s["results"]
+    assert r["params"]["data"] == str(tmp_path / "data" / "mnist.npz")
+    assert list(r["cases"]) == ["pair"] and r["cases"]["pair"]["runs"][0]["n_directions"] == 19
+    assert s["analysis"]["parameters"]["data"] == str(tmp_path / "data" / "mnist.npz")
 
 
 @pytest.mark.slow

@@ -25,6 +25,11 @@ Trainers:
 Experiments (what ``bench/variance_flatness.py`` runs; seeded, JSON-able dicts):
 :func:`experiment_2d`, :func:`experiment_digits`, :func:`experiment_fdn`.
 
+Catastrophic forgetting (SI S8–S9): :mod:`.ldc` — landscape-dependent constraints
+from the PCA of the task-1 weight fluctuations, EWC, sequential tasks of digits
+(:func:`make_task`, :func:`learn_task1`, :class:`Constraint`, :func:`learn_task2`,
+:func:`load_mnist` for a local MNIST file); :func:`experiment_ldc` (the study ``ldc``).
+
 This subpackage imports the models and the Monte Carlo module, never FE code.
 (``fpsolve.variance_flatness`` is the same package.)
 """
@@ -39,6 +44,8 @@ from .analysis import (CorrelationResult, Flatness1D, FlatnessResult,
                           power_law_fit, quadratic_flatness, transition_time,
                           variance_flatness)
 from .experiments import experiment_2d, experiment_digits, experiment_fdn
+from .forgetting import experiment_ldc
+from .ldc import Anchor, Constraint, Task, learn_task1, learn_task2, load_mnist, make_task
 from .network import MLP
 from .trainers import (METHODS, DigitsData, Trajectories2D, TrainingRun,
                           gd_noise, load_digits_data, sharpness, train_digits,
@@ -52,4 +59,6 @@ __all__ = ["CorrelationResult", "Flatness1D", "FlatnessResult", "GradientOrderPa
            "power_law_fit", "quadratic_flatness", "transition_time", "variance_flatness",
            "MLP", "METHODS", "DigitsData", "Trajectories2D", "TrainingRun",
            "load_digits_data", "sharpness", "train_digits", "walkers_2d", "gd_noise",
-           "experiment_2d", "experiment_digits", "experiment_fdn"]
+           "experiment_2d", "experiment_digits", "experiment_fdn", "experiment_ldc",
+           "Anchor", "Constraint", "Task", "learn_task1", "learn_task2", "load_mnist",
+           "make_task"]

@@ -8,7 +8,7 @@ library, and the library never imports this package.
 
 Kinds: ``figS5`` (:mod:`.figs5`), ``transition`` (:mod:`.transition`),
 ``phase_diagram`` (:mod:`.phase_diagram`), ``variance_flatness``
-(:mod:`.variance_flatness`).
+(:mod:`.variance_flatness`), ``ldc`` (:mod:`.ldc`).
 """
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ __all__ = ["Context", "driver", "MODULES"]
 
 #: analysis kind -> module (relative to this package)
 MODULES = {"figS5": "figs5", "transition": "transition", "phase_diagram": "phase_diagram",
-           "variance_flatness": "variance_flatness"}
+           "variance_flatness": "variance_flatness", "ldc": "ldc"}
 
 
 def driver(kind: str):

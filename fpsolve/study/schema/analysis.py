@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 
 from .analysis_keys import _ADEF, _ANALYSES, _ANALYSIS_KIND, _ANALYSIS_LANDSCAPES, ANALYSIS_KINDS
 from .resolved import Study
@@ -52,8 +53,9 @@ def _parse_analysis(ld: _Loader, raw: dict, name: str, description: str,
             ld.fail("landscape.kind", f"analysis {kind!r} needs the paper landscape "
                     f'(kind = "paper", Eq. 9), got {landscape["kind"]!r}')
     elif "landscape" in raw:
-        ld.fail("landscape", f"[landscape] is not used by analysis {kind!r} (its 2-D part "
-                "draws random quadratics and the paper landscape itself); remove it")
+        why = (" (its 2-D part draws random quadratics and the paper landscape itself)"
+               if kind == "variance_flatness" else "")
+        ld.fail("landscape", f"[landscape] is not used by analysis {kind!r}{why}; remove it")
     params["landscape"] = landscape
 
     execution = {"workers": 1, "scheduler": "local"}
@@ -105,3 +107,21 @@ def _check_analysis(ld: _Loader, kind: str, p: dict, given: dict) -> None:
              f"{p['steps_2d']}, got {p['window_2d']!r}")
         need(p["window"] < p["iterations"], "window", f"expected window < iterations = "
              f"{p['iterations']}, got {p['window']!r}")
+    elif kind == "ldc":
+        _check_ldc(ld, p, need)
+
+
+def _check_ldc(ld: _Loader, p: dict, need) -> None:
+    """[analysis] kind = "ldc": window vs iterations, ψ among psis, the local data file."""
+    need(p["window"] <= p["iterations_1"], "window", f"expected window <= iterations_1 = "
+         f"{p['iterations_1']}, got {p['window']!r}")
+    need(p["window"] // p["snapshot_every"] >= 3, "snapshot_every",
+         f"expected at least 3 snapshots in the window ({p['window']}), got "
+         f"snapshot_every = {p['snapshot_every']!r}")
+    need(p["psi"] in p["psis"], "psi", f"expected one of psis = {p['psis']}, got {p['psi']!r}")
+    if p["data"] != "digits":
+        path = p["data"] if os.path.isabs(p["data"]) else \
+            os.path.join(os.path.dirname(os.path.abspath(ld.path)), p["data"])
+        need(os.path.isfile(path), "data", f'expected "digits" or an existing local MNIST .npz '
+             f"file, got {p['data']!r} (not a file: {path})")
+        p["data"] = path

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import json
 
-from .values import (REQUIRED, Key, _bool, _bool_list, _choice, _int_range, _interval, _k,
-                     _positive, _positive_list, _seed)
+from .values import (REQUIRED, Key, _Bad, _bool, _bool_list, _choice, _int_range, _interval,
+                     _k, _positive, _positive_list, _seed, _show)
 
 #: Resolved default value of every analysis key: (kind, key) -> value.
 _ADEF: dict = {}
@@ -20,6 +20,47 @@ def _a(kind, name, check, type_, default, doc):
     _ADEF[(kind, name)] = default
     shown = "required" if default is REQUIRED else json.dumps(default, ensure_ascii=False)
     return name, Key(check, type_, shown, doc)
+
+
+def _int_list(lo, hi, distinct=True):
+    """A non-empty list of (distinct) integers from lo to hi (numbers of constraints, widths)."""
+    def check(v):
+        if not (isinstance(v, list) and v and all(isinstance(a, int) and not isinstance(a, bool)
+                                                  and lo <= a <= hi for a in v)
+                and (len(set(v)) == len(v) or not distinct)):
+            what = "distinct integers" if distinct else "integers"
+            raise _Bad(f"expected a non-empty list of {what} from {lo} to {hi}, got {_show(v)}")
+        return list(v)
+    return check
+
+
+def _digit_tasks(v):
+    """Two disjoint lists of equally many distinct digits 0–9: [[task 1], [task 2]]."""
+    ok = (isinstance(v, list) and len(v) == 2
+          and all(isinstance(t, list) and len(t) >= 2 for t in v)
+          and all(isinstance(a, int) and not isinstance(a, bool) and 0 <= a <= 9
+                  for t in v for a in t))
+    if ok:
+        flat = v[0] + v[1]
+        ok = len(v[0]) == len(v[1]) and len(set(flat)) == len(flat)
+    if not ok:
+        raise _Bad("expected [[task-1 digits], [task-2 digits]]: two lists of equally many "
+                   f"distinct digits 0–9, none in both, got {_show(v)}")
+    return [list(v[0]), list(v[1])]
+
+
+def _list_of_cases(v):
+    if not (isinstance(v, list) and v and all(c in ("split", "pair") for c in v)
+            and len(set(v)) == len(v)):
+        raise _Bad(f'expected a non-empty list of distinct "split", "pair", got {_show(v)}')
+    return list(v)
+
+
+def _data_source(v):
+    if not isinstance(v, str) or not v.strip():
+        raise _Bad('expected "digits" (scikit-learn, offline) or the path of a local MNIST '
+                   f".npz file, got {_show(v)}")
+    return v
 
 
 def _spec(*items):
@@ -171,6 +212,49 @@ _ANALYSES = {
         _a("variance_flatness", "fdn_strong", _bool, "boolean", True,
            "Repeat FDN vs isotropic noise at 8× SGD's noise strength."),
     ),
+    "ldc": _spec(
+        _a("ldc", "seed", _seed, "integer ≥ 0", 0,
+           "First seed; the runs use seed, seed + 1, … (data split, initialisation, minibatches)."),
+        _a("ldc", "n_seeds", _int_range(1, 100), "integer 1–100", 5,
+           "Seeds per case: every reported error has its spread over these."),
+        _a("ldc", "cases", _list_of_cases, 'list of "split", "pair"', ["split", "pair"],
+           "Which task pairs to run: split (5 + 5 digits, the SI's harder case) and pair."),
+        _a("ldc", "split", _digit_tasks, "[[digits], [digits]]", [[0, 1, 2, 3, 4], [5, 6, 7, 8, 9]],
+           "Task-1 and task-2 digits of the split case (shared output head)."),
+        _a("ldc", "pair", _digit_tasks, "[[digits], [digits]]", [[0, 1], [2, 3]],
+           "Task-1 and task-2 digits of the pair case (like the main text's two-digit tasks)."),
+        _a("ldc", "data", _data_source, "string", "digits",
+           '"digits": scikit-learn\'s 8×8 digits (offline, split by seed); otherwise the path '
+           "(relative to the study file) of a local MNIST .npz (x_train, y_train, x_test, "
+           "y_test). Nothing is downloaded."),
+        _a("ldc", "hidden", _int_list(1, 10000, distinct=False), "list of integers", [30, 30],
+           "Hidden-layer widths of the network (inputs–hidden–digits per task)."),
+        _a("ldc", "lr", _positive, "number > 0", 0.05, "SGD learning rate α (both tasks)."),
+        _a("ldc", "batch_size", _int_range(1, 100000), "integer ≥ 1", 32, "SGD minibatch size."),
+        _a("ldc", "iterations_1", _int_range(10, 10 ** 7), "integer ≥ 10", 4000,
+           "SGD updates on task 1."),
+        _a("ldc", "window", _int_range(6, 10 ** 7), "integer ≥ 6", 2000,
+           "PCA window: the last task-1 iterations (≤ iterations_1)."),
+        _a("ldc", "snapshot_every", _int_range(1, 10 ** 6), "integer ≥ 1", 2,
+           "Iterations between snapshots of all weights in the window (≥ 3 snapshots)."),
+        _a("ldc", "iterations_2", _int_range(1, 10 ** 7), "integer ≥ 1", 1000,
+           "SGD updates on task 2 (each followed by the constraint's exact proximal step)."),
+        _a("ldc", "lambda_ewc", _positive_list(1), "list of numbers > 0",
+           [10.0 ** k for k in range(0, 9)], "EWC strengths λ."),
+        _a("ldc", "lambda_tilde", _positive_list(1), "list of numbers > 0",
+           [10.0 ** k for k in range(4, 13)], "LDC strengths λ̃ = 10^ψ λ (Fig. S13, S14A)."),
+        _a("ldc", "psis", _positive_list(1, 10), "list of numbers > 0", [3.0, 4.0, 5.0],
+           "Exponents ψ of F_i ∝ σ_i^(−2/ψ) compared in Fig. S13."),
+        _a("ldc", "psi", _positive, "number > 0", 4.0,
+           "ψ of the main LDC result and of the N_c scan (the SI's choice: 4)."),
+        _a("ldc", "n_c", _int_range(0, 10 ** 6), "integer ≥ 0", 0,
+           "Constrained directions N_c of the ψ comparison; 0: all directions of the window."),
+        _a("ldc", "n_c_scan", _int_list(1, 10 ** 6), "list of integers ≥ 1",
+           [3, 10, 30, 100, 300, 1000],
+           "N_c values of the minimum-⟨ε⟩ scan (Fig. S14B); capped at the window's directions."),
+        _a("ldc", "lambda_tilde_scan", _positive_list(1), "list of numbers > 0",
+           [10.0 ** k for k in range(6, 12)], "λ̃ grid of the N_c scan."),
+    ),
 }
 ANALYSIS_KINDS = tuple(_ANALYSES)
 _ANALYSIS_KIND = _k(_choice(*ANALYSIS_KINDS), "string", "required",
@@ -179,7 +263,8 @@ _ANALYSIS_KIND = _k(_choice(*ANALYSIS_KINDS), "string", "required",
                     "[mesh], [solver], [[case]], [sweep], [output].")
 #: The landscape kinds each analysis accepts (an empty tuple: no [landscape]).
 _ANALYSIS_LANDSCAPES = {"figS5": ("paper",), "transition": ("paper",),
-                        "phase_diagram": ("paper",), "variance_flatness": ()}
+                        "phase_diagram": ("paper",), "variance_flatness": (),
+                        "ldc": ()}
 
 #: Every key of [analysis]: ``(kind, key) -> Key`` (``(None, "kind")`` for the kind itself).
 ANALYSIS_KEYS = {(None, "kind"): _ANALYSIS_KIND,
