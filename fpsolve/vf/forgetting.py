@@ -69,7 +69,8 @@ def _one_run(job):
                               snapshot_every=p["snapshot_every"], seed=s1)
     t1 = time.perf_counter()
     K = anchor.pca.variances.size
-    pp = dict(p, n_c=min(p["n_c"] or K, K), n_c_scan=tuple(sorted({min(n, K) for n in p["n_c_scan"]})))
+    pp = dict(p, n_c=min(p["n_c"] or K, K),
+              n_c_scan=tuple(sorted({min(n, K) for n in p["n_c_scan"]})))
     C, where = _constraints(pp)
     E = _ldc.learn_task2(anchor, task2, C, tasks_test=(task1, task2), lr=p["lr"],
                          batch_size=p["batch_size"], iterations=p["iterations_2"], seed=s2)
@@ -136,7 +137,7 @@ def _summary(runs, p):
     compare = {"ldc_minus_ewc": None if main is None else _ldc.error_summary(
                    np.subtract(main["per_seed"], ewc["per_seed"])),
                "psi_range": _ldc.error_summary(per_psi.max(axis=0) - per_psi.min(axis=0))}
-    return {"paired": compare,
+    return {
         "no_constraint": {"eps1": _ldc.error_summary(E0[:, 0]),
                           "eps2": _ldc.error_summary(E0[:, 1]),
                           "avg_error": _ldc.error_summary(avg0)},
@@ -149,6 +150,7 @@ def _summary(runs, p):
                 "psi": p["psi"], "n_c": runs[0]["n_c"], "Nc_star": nc_star,
                 "Nc_star_is_largest": nc_star == n_c_list[-1],   # the scan did not saturate
                 "by_psi": by_psi, "by_nc": by_nc},
+        "paired": compare,
     }
 
 
