@@ -112,16 +112,18 @@ def test_ou_current_is_the_exact_rotating_flux():
 
 
 # ------------------------------------------------------------------ Itô convention
-def test_position_dependent_diffusion_has_no_spurious_divergence_drift():
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
+def test_position_dependent_diffusion_has_no_spurious_divergence_drift(backend):
     """L = |θ|²/2, D11 = (1 + x²)/4: P(x) ∝ (1 + x²)^-3, so <x²> = 1/3 exactly.
 
-    With a spurious −∇·D drift <x²> would be 1/5, with +∇·D it would be 1.
+    With a spurious −∇·D drift <x²> would be 1/5, with +∇·D it would be 1.  The
+    expression tensor runs compiled (numba) and in the generic numpy path.
     """
     L = fp.landscapes.quadratic(np.eye(2))
     D = fp.diffusion.expression("0.25*(1 + x**2)", "0.1")
     mc = mcm.langevin(L, D, dt=0.01, n_walkers=2048, n_steps=2000, n_burn=400,
-                      radius=None, seed=7)
-    assert mc.backend == "numpy"
+                      radius=None, seed=7, backend=backend)
+    assert mc.backend == backend
     m = mc.moments()
     x2, se = m["cov"][0, 0] + m["mean"][0] ** 2, m["cov_se"][0, 0]
     assert abs(x2 - 1 / 3) < 4 * se + 0.01            # 0.01: O(dt) EM bias allowance
@@ -375,7 +377,7 @@ def test_generic_numpy_path_agrees_statistically_with_the_compiled_model():
     generic = mcm.sgd(_PaperSubclass(**PAPER), 0.01, 0.5, **kw)
     expr = fp.landscapes.expression(
         "0.5*eps*lam0*x**2 + 0.5*(lam0 + lam1*x**2 + lam2*x**4)*y**2", **PAPER)
-    generic2 = mcm.sgd(expr, 0.01, 0.5, cross_diffusion=False, **kw)
+    generic2 = mcm.sgd(expr, 0.01, 0.5, cross_diffusion=False, backend="numpy", **kw)
     fast2 = mcm.sgd(fp.landscapes.paper(**PAPER), 0.01, 0.5, cross_diffusion=False, **kw)
     for f, g in ((fast, generic), (fast2, generic2)):
         assert g.backend == "numpy"
@@ -384,6 +386,11 @@ def test_generic_numpy_path_agrees_statistically_with_the_compiled_model():
         assert np.all(np.abs(z) < 4), z
     # same law and same normals: trajectories agree closely, not bitwise
     assert np.nanmax(np.abs(fast.positions - generic.positions)) < 1e-6
+    # the expression landscape compiled (sympy-printed ∇L and H): the same walk again
+    compiled2 = mcm.sgd(expr, 0.01, 0.5, cross_diffusion=False, **kw)
+    assert compiled2.backend == "numba"
+    assert np.nanmax(np.abs(compiled2.positions - fast2.positions)) < 1e-6
+    assert np.nanmax(np.abs(compiled2.positions - generic2.positions)) < 1e-6
 
 
 def test_custom_tensor_runs_through_its_noise_factor():

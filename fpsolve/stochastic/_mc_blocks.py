@@ -11,15 +11,15 @@ _KERNELS = None
 
 
 def kernels():
-    """The numba kernel module, or None if numba cannot be imported (lazy, cached)."""
+    """The numba module, or None if numba cannot be imported (lazy, cached)."""
     global _KERNELS
     if _KERNELS is None:
         try:
-            from . import _mc_kernels
+            import numba
         except ImportError:
             _KERNELS = False
         else:
-            _KERNELS = _mc_kernels
+            _KERNELS = numba
     return _KERNELS or None
 
 
@@ -29,8 +29,8 @@ def numba_available() -> bool:
 
 
 def numba_task(run: Run, blocks: list[Block]) -> list[BlockOut]:
-    K = kernels()
-    lk, lp, nk, bm = run.fast
+    K = run.fast.kernel()
+    lp, bm = run.fast.lp, run.fast.bm
     gnx, gny = run.gshape
     mnx, mny = run.mshape
     outs = []
@@ -46,7 +46,7 @@ def numba_task(run: Run, blocks: list[Block]) -> list[BlockOut]:
         if rec_len(run):
             rec[0, :, 0] = X[:b.n_rec]
             rec[0, :, 1] = Y[:b.n_rec]
-        K.run_block(b.rng, X, Y, status, lk, nk, lp, bm, run.a, run.c, run.R2, run.blow2,
+        K(b.rng, X, Y, status, lp, bm, run.a, run.c, run.R2, run.blow2,
                     run.absorbing, run.reinsert, run.k, run.n_chunks, run.n_burn_chunks,
                     run.n_batches, run.grid, run.mgrid, run.shift, hist, margx, margy, cur,
                     mom, counters, rec, run.rec_every)

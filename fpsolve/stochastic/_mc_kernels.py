@@ -1,30 +1,33 @@
-"""numba kernels of :mod:`fpsolve.montecarlo` (imported lazily; numba is optional).
+"""Source of the numba walker kernel of :mod:`fpsolve.stochastic.montecarlo`.
 
-One kernel, :func:`run_block`, advances one block of walkers with that block's own
+One kernel, ``run_block``, advances one block of walkers with that block's own
 ``np.random.Generator`` through the whole run.  It is walker-major inside a chunk of
 ``k`` steps (one walker's state stays in registers for ``k`` steps, normals are drawn
 inline from the generator), and samples the accumulators at the end of every chunk.
 
-The kernel is the compiled twin of ``montecarlo._numpy_task``: both draw the normals in
+The kernel is specialised per model: :data:`TEMPLATE` is filled with a *prologue*
+(coefficients read from the arrays ``lp`` — landscape — and ``bm`` — noise) and a
+*step* that sets ``gx, gy`` (∇L) and ``nx, ny`` (B z) from ``x, y, z1, z2``;
+:mod:`._mc_codegen` writes the module, caches it and compiles it.  The built-in models
+use the fixed texts below; expression models get code printed by sympy.
+
+The kernel is the compiled twin of ``_mc_numpy.numpy_task``: both draw the normals in
 the same order (per chunk, walker by walker, step by step, z1 then z2 — also for walkers
 that are no longer alive, so the stream never depends on the population), evaluate the
-step with the same floating-point operations in the same order, add to the float
-accumulators in walker order and draw Fleming–Viot donors the same way.  The two
-backends are therefore bit-identical on the models this kernel supports.
+step with the same floating-point operations in the same order (built-in models), add
+to the float accumulators in walker order and draw Fleming–Viot donors the same way.
 
-Model codes (kept in sync with ``montecarlo``):
+Built-in coefficients (kept in sync with ``_mc_models``):
 
-* landscape ``lk``: 0 = paper family, ``lp = (ε λ0, λ0, λ1, λ2, 2 λ1, 4 λ2, 12 λ2, 0)``;
-  1 = quadratic, ``lp = (A00, A01, A11, c0, c1, 0, 0, 0)``.
-* noise ``nk``: 0 = constant factor ``bm = (B00, B01, B10, B11)``; 1 = B = H(θ) (paper
-  landscape, SGD with cross-diffusion); 2 = B = diag(√(H²)11, √(H²)22) (paper landscape,
-  SGD without cross-diffusion).
+* paper family: ``lp = (ε λ0, λ0, λ1, λ2, 2 λ1, 4 λ2, 12 λ2, 0)``;
+* quadratic: ``lp = (A00, A01, A11, c0, c1, 0, 0, 0)``;
+* constant noise factor ``bm = (B00, B01, B10, B11)``; B = H(θ) (SGD with
+  cross-diffusion) or B = diag(√(H²)11, √(H²)22) (without) from the landscape's H.
 
 Step: θ ← (θ − a ∇L(θ)) + c B(θ) z.
 """
-from __future__ import annotations
 
-import math
+HEADER = """import math
 
 import numpy as np
 from numba import njit
@@ -35,21 +38,14 @@ ALIVE, EXITED, DIVERGED, REMOVED = 0, 1, 2, 3
 C_EXITS_BURN, C_EXITS, C_DIVERGED, C_STEPS_BURN, C_STEPS, C_REMOVED = range(6)
 
 
-@njit(nogil=True, cache=True)
-def run_block(rng, X, Y, status, lk, nk, lp, bm, a, c, R2, blow2, absorbing, reinsert,
+"""
+
+#: run_block with ``{prologue}`` (4-space indent) and ``{step}`` (16-space indent)
+TEMPLATE = HEADER + """@njit(nogil=True, cache=True)
+def run_block(rng, X, Y, status, lp, bm, a, c, R2, blow2, absorbing, reinsert,
               k, n_chunks, n_burn_chunks, n_batches, grid, mgrid, shift,
               hist, margx, margy, cur, mom, counters, rec, rec_every):  # pragma: no cover
-    p0 = lp[0]
-    p1 = lp[1]
-    p2 = lp[2]
-    p3 = lp[3]
-    p4 = lp[4]
-    p5 = lp[5]
-    p6 = lp[6]
-    b00 = bm[0]
-    b01 = bm[1]
-    b10 = bm[2]
-    b11 = bm[3]
+{prologue}
     gx0 = grid[0]
     gsx = grid[1]
     gy0 = grid[2]
@@ -90,32 +86,7 @@ def run_block(rng, X, Y, status, lk, nk, lp, bm, a, c, R2, blow2, absorbing, rei
                 z2 = rng.standard_normal()
                 xp = x
                 yp = y
-                if lk == 0:
-                    x2 = x * x
-                    y2 = y * y
-                    lam = (p1 + p2 * x2) + p3 * (x2 * x2)
-                    dlam = p4 * x + p5 * (x * x2)
-                    gx = p0 * x + 0.5 * (dlam * y2)
-                    gy = lam * y
-                    if nk == 0:
-                        nx = b00 * z1 + b01 * z2
-                        ny = b10 * z1 + b11 * z2
-                    else:
-                        hxx = p0 + 0.5 * ((p4 + p6 * x2) * y2)
-                        hxy = dlam * y
-                        if nk == 1:
-                            nx = hxx * z1 + hxy * z2
-                            ny = hxy * z1 + lam * z2
-                        else:
-                            nx = math.sqrt(hxx * hxx + hxy * hxy) * z1
-                            ny = math.sqrt(hxy * hxy + lam * lam) * z2
-                else:
-                    u = x - p3
-                    v = y - p4
-                    gx = p0 * u + p1 * v
-                    gy = p1 * u + p2 * v
-                    nx = b00 * z1 + b01 * z2
-                    ny = b10 * z1 + b11 * z2
+{step}
                 x = (x - a * gx) + c * nx
                 y = (y - a * gy) + c * ny
                 s += 1
@@ -200,3 +171,27 @@ def run_block(rng, X, Y, status, lk, nk, lp, bm, a, c, R2, blow2, absorbing, rei
                 else:
                     rec[r, w, 0] = np.nan
                     rec[r, w, 1] = np.nan
+"""
+
+PAPER_PROLOGUE = ("p0 = lp[0]", "p1 = lp[1]", "p2 = lp[2]", "p3 = lp[3]", "p4 = lp[4]",
+                  "p5 = lp[5]", "p6 = lp[6]")
+QUADRATIC_PROLOGUE = ("p0 = lp[0]", "p1 = lp[1]", "p2 = lp[2]", "p3 = lp[3]", "p4 = lp[4]")
+CONST_PROLOGUE = ("b00 = bm[0]", "b01 = bm[1]", "b10 = bm[2]", "b11 = bm[3]")
+
+#: the paper family: ∇L, and H = [[hxx, hxy], [hxy, hyy]] when the noise needs it
+PAPER_GRADIENT = ("x2 = x * x", "y2 = y * y", "lam = (p1 + p2 * x2) + p3 * (x2 * x2)",
+                  "dlam = p4 * x + p5 * (x * x2)", "gx = p0 * x + 0.5 * (dlam * y2)",
+                  "gy = lam * y")
+PAPER_HESSIAN = ("hxx = p0 + 0.5 * ((p4 + p6 * x2) * y2)", "hxy = dlam * y", "hyy = lam")
+QUADRATIC_GRADIENT = ("u = x - p3", "v = y - p4", "gx = p0 * u + p1 * v", "gy = p1 * u + p2 * v")
+
+NOISE_CONST = ("nx = b00 * z1 + b01 * z2", "ny = b10 * z1 + b11 * z2")
+NOISE_HESS = ("nx = hxx * z1 + hxy * z2", "ny = hxy * z1 + hyy * z2")
+NOISE_HESS_DIAG = ("nx = math.sqrt(hxx * hxx + hxy * hxy) * z1",
+                   "ny = math.sqrt(hxy * hxy + hyy * hyy) * z2")
+#: B = √D (closed-form symmetric root of [[d11, d12], [d12, d22]], as diffusion.sqrt_psd)
+NOISE_SQRT_PSD = ("rs = math.sqrt(max(d11 * d22 - d12 * d12, 0.0))",
+                  "rt = math.sqrt(max(d11 + d22 + 2.0 * rs, 0.0))",
+                  "ri = 1.0 / rt if rt > 0.0 else 0.0",
+                  "nx = ((d11 + rs) * ri) * z1 + (d12 * ri) * z2",
+                  "ny = (d12 * ri) * z1 + ((d22 + rs) * ri) * z2")

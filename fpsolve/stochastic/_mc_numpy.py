@@ -27,10 +27,10 @@ class NumpyStepper:
     def __init__(self, run: Run, n: int):
         self.run = run
         self.a, self.c = run.a, run.c
-        if run.fast is not None:
-            self.lk, lp, self.nk, bm = run.fast
-            self.lp = [float(v) for v in lp]
-            self.bm = [float(v) for v in bm]
+        if run.fast is not None and run.fast.lk is not None:
+            self.lk, self.nk = run.fast.lk, run.fast.nk
+            self.lp = [float(v) for v in run.fast.lp]
+            self.bm = [float(v) for v in run.fast.bm]
             self.buf = np.empty((10, n))
             self.step = self._paper if self.lk == LK_PAPER else self._quadratic
         else:

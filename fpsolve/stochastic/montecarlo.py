@@ -34,6 +34,7 @@ kernel supports — for either backend.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 import numbers
 import time
@@ -56,23 +57,28 @@ from ._tasks import as_client, client_workers, run_ordered
 __all__ = ["sgd", "langevin", "MonteCarloResult", "MonteCarloWarning", "numba_available",
            "BLOCK_SIZE", "ALIVE", "EXITED", "DIVERGED", "REMOVED"]
 
+logger = logging.getLogger(__name__)
+
 _NUMPY_WALKERS_PER_TASK = 16384      # numpy pays per ufunc call: vectorise over many blocks
 _NUMPY_NORMALS_PER_TASK = 1 << 22    # ... but keep a task's (walkers, k, 2) normals <= 32 MB
 
 
 # ------------------------------------------------------------------- the engine
-def _backend(fn, backend, fast):
+def _backend(fn, backend, fast, why):
     """"numba" or "numpy" for the requested backend and model."""
     if backend == "numba":
         if _kernels() is None:
             raise ImportError(f"{fn}: backend='numba' needs numba, which cannot be imported; "
                               f"install it or use backend='numpy'")
         if fast is None:
-            raise ValueError(f"{fn}: backend='numba' supports the paper and quadratic landscapes "
-                             f"with sgd/isotropic/constant noise and no drift; use backend='numpy' "
-                             f"or 'auto' for this model")
+            raise ValueError(f"{fn}: backend='numba' cannot compile this model: {why}; use "
+                             f"backend='numpy' or 'auto'")
         return "numba"
-    if backend == "numpy" or fast is None or _kernels() is None:
+    if backend == "numpy":
+        return "numpy"
+    if fast is None or _kernels() is None:
+        logger.info("%s: numpy path (8-10x slower than the compiled kernel): %s", fn,
+                    why if fast is None else "numba cannot be imported")
         return "numpy"
     return "numba"
 
@@ -95,13 +101,13 @@ def _tasks(fn, run, blocks, use, blocks_per_task, block_size):
     return task_fn, [(run, blocks[i:i + per_task]) for i in range(0, len(blocks), per_task)]
 
 
-def _simulate(fn, *, simulator, L, dt, a, c, fast, noise, model, drift, x0, backend,
+def _simulate(fn, *, simulator, L, dt, a, c, fast, why, noise, model, drift, x0, backend,
               blocks_per_task, params, client, **kw):
     s = _setup.settings(fn, backend=backend, **kw)
     shift, blocks = _setup.blocks(fn, s, x0)
     run = _setup.make_run(s, shift, simulator=simulator, landscape=L, dt=dt, a=a, c=c,
                           fast=fast, noise=noise, model=model, drift=drift)
-    use = _backend(fn, backend, fast)
+    use = _backend(fn, backend, fast, why)
     task_fn, tasks = _tasks(fn, run, blocks, use, blocks_per_task, s.block_size)
     client = as_client(fn, client)
     workers = min(s.workers, len(tasks)) if client is None else client_workers(client)
@@ -205,10 +211,10 @@ def sgd(L: _landscapes.Landscape, eta: float, sigma: float, *, n_walkers: int = 
     sigma = _float(fn, "sigma", sigma, nonneg=True)
     cross = _bool(fn, "cross_diffusion", cross_diffusion)
     c = eta * math.sqrt(2.0 * sigma)
-    fast = _models.sgd_fast(L, cross)
+    fast, why = _models.sgd_model(L, cross)
     params = {"landscape": L.kind, **L.params, "eta": eta, "sigma": sigma,
               "delta_s": eta * sigma, "cross_diffusion": cross}
-    return _simulate(fn, simulator="sgd", L=L, dt=eta, a=eta, c=c, fast=fast,
+    return _simulate(fn, simulator="sgd", L=L, dt=eta, a=eta, c=c, fast=fast, why=why,
                      noise="sgd" if cross else "sgd-nocross", model=None, drift=None,
                      n_walkers=n_walkers, n_steps=n_steps, n_burn=n_burn,
                      sample_every=sample_every, seed=seed, radius=radius, x0=x0, bins=bins,
@@ -296,12 +302,12 @@ def langevin(L: _landscapes.Landscape, D, dt: float = 1e-3, *, drift: Callable |
         if b.shape != (2, 3):
             raise ValueError(f"{fn}: drift(x, y) must return shape (2, *x.shape) = (2, 3), "
                              f"got {b.shape}")
-    fast, s = _models.langevin_fast(L, D, drift)
+    fast, s, why = _models.langevin_model(L, D, drift)
     c = math.sqrt(2.0 * dt * s)
     params = {"landscape": L.kind, **L.params, "diffusion": D.kind, **D.params,
               "dt": dt, "drift": getattr(drift, "__name__", "drift") if drift else None}
-    return _simulate(fn, simulator="langevin", L=L, dt=dt, a=dt, c=c, fast=fast, noise="model",
-                     model=D, drift=drift, n_walkers=n_walkers, n_steps=n_steps,
+    return _simulate(fn, simulator="langevin", L=L, dt=dt, a=dt, c=c, fast=fast, why=why,
+                     noise="model", model=D, drift=drift, n_walkers=n_walkers, n_steps=n_steps,
                      n_burn=n_burn, sample_every=sample_every, seed=seed, radius=radius,
                      x0=x0, bins=bins, extent=extent, marginal_bins=marginal_bins,
                      n_batches=n_batches, reinsert=reinsert, blowup_radius=blowup_radius,
