@@ -213,8 +213,8 @@ def test_bad_value_exit_2_names_the_key(tmp_path, capsys, kind, key, label):
      "not used"),
     ('[analysis]\nkind = "variance_flatness"\nwindow = 20000\n', "analysis.window",
      "< iterations"),
-    ('[analysis]\nkind = "variance_flatness"\n[execution]\nscheduler = "tcp://h:1"\n',
-     "execution.scheduler", "locally"),
+    ('[analysis]\nkind = "variance_flatness"\n[execution]\nscheduler = "h:1"\n',
+     "execution.scheduler", "tcp://host:port"),
     ('[analysis]\nkind = "ldc"\nwindow = 5000\n', "analysis.window", "<= iterations_1"),
     ('[analysis]\nkind = "ldc"\nwindow = 10\nsnapshot_every = 4\n', "analysis.snapshot_every",
      "at least 3 snapshots"),
@@ -311,6 +311,25 @@ def test_same_seed_gives_identical_results(tmp_path, capsys, kind):
     _, a, _ = _run(tmp_path, capsys, kind, "a")
     _, b, _ = _run(tmp_path, capsys, kind, "b", extra=("--workers", "2"))
     assert a["results"] == b["results"]
+
+
+@pytest.fixture(scope="module")
+def dask_cluster():
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
+                                  protocol="tcp://", dashboard_address=None) as cluster:
+        yield cluster
+
+
+@pytest.mark.parametrize("kind", ["figS5", "transition", "phase_diagram", "variance_flatness"])
+def test_analysis_on_a_dask_cluster_gives_identical_results(tmp_path, capsys, kind,
+                                                           dask_cluster):
+    text = TINY[kind] + f'\n[execution]\nscheduler = "{dask_cluster.scheduler_address}"\n'
+    _, local, _ = _run(tmp_path, capsys, kind, "local", extra=("--workers", "2"))
+    out, dask, _ = _run(tmp_path, capsys, kind, "dask", text=text)
+    assert dask["results"] == local["results"]
+    prov = json.loads((out / "provenance.json").read_text(encoding="utf-8"))
+    assert prov["execution"]["scheduler"] == dask_cluster.scheduler_address
 
 
 def test_runtime_failure_exits_1(tmp_path, capsys, monkeypatch):

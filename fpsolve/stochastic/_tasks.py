@@ -73,28 +73,42 @@ def run_unordered(fn, tasks, workers: int, consume, client=None) -> None:
         for args in tasks:
             consume(args, fn(*args))
         return
-    window = 4 * (client_workers(client) if client is not None else workers)
-    with _pool(client, workers) as pool:
+    if client is not None:
+        _dask_unordered(fn, tasks, consume, client)
+        return
+    with ThreadPoolExecutor(max_workers=workers) as pool:
         it = iter(tasks)
         running = {}
         for args in it:
-            running[_submit(pool, client, fn, args)] = args
-            if len(running) >= window:
+            running[pool.submit(fn, *args)] = args
+            if len(running) >= 4 * workers:
                 break
         while running:
-            for fut in _wait_any(client, running):
+            for fut in wait(running, return_when=FIRST_COMPLETED)[0]:
                 args = running.pop(fut)
                 consume(args, fut.result())
                 nxt = next(it, None)
                 if nxt is not None:
-                    running[_submit(pool, client, fn, nxt)] = nxt
+                    running[pool.submit(fn, *nxt)] = nxt
 
 
-def _wait_any(client, running):
-    if client is None:
-        return wait(running, return_when=FIRST_COMPLETED)[0]
-    from distributed import wait as dask_wait
-    return dask_wait(list(running), return_when="FIRST_COMPLETED").done
+def _dask_unordered(fn, tasks, consume, client) -> None:
+    from distributed import as_completed
+    it = iter(tasks)
+    running = {}
+    for args in it:
+        running[client.submit(fn, *args, pure=False)] = args
+        if len(running) >= 4 * client_workers(client):
+            break
+    done = as_completed(list(running), loop=client.loop)
+    for fut in done:
+        args = running.pop(fut)
+        consume(args, fut.result())
+        nxt = next(it, None)
+        if nxt is not None:
+            new = client.submit(fn, *nxt, pure=False)
+            running[new] = nxt
+            done.add(new)
 
 
 class _NoPool:

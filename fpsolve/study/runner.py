@@ -441,9 +441,13 @@ def _run_analysis(study: Study, out: str, force: bool, workers: int, reporter: R
     for sub in ("figures",):
         remove_stale_temporaries(os.path.join(out, sub))
     atomic_write(os.path.join(out, os.path.basename(study.path)), study.text)
-    ctx = Context(out, workers, getattr(reporter, "step", None))
+    scheduler = study.execution["scheduler"]
+    client = _connect(scheduler) if scheduler != "local" else None
+    if client is not None:
+        workers = max(1, sum(client.nthreads().values()))
+    ctx = Context(out, workers, getattr(reporter, "step", None), client)
     ctx.progress(f"{study.name}: analysis {kind!r} on {workers} worker"
-                 f"{'s' * (workers != 1)} -> {out}/")
+                 f"{'s' * (workers != 1)} ({scheduler}) -> {out}/")
     params = {k: v for k, v in study.analysis.items() if k != "kind"}
     cpu0 = _cpu(resource.RUSAGE_SELF) if resource is not None else None
     try:
@@ -453,6 +457,9 @@ def _run_analysis(study: Study, out: str, force: bool, workers: int, reporter: R
     except Exception as exc:        # numerical or runtime failure of the library
         logger.debug("analysis %s failed", kind, exc_info=True)
         raise StudyRunError(f"analysis {kind!r} failed: {type(exc).__name__}: {exc}") from exc
+    finally:
+        if client is not None:
+            client.close()
     for msg in ctx.warnings:
         reporter.warning("analysis", msg)
     total = time.perf_counter() - t_start
@@ -470,7 +477,7 @@ def _run_analysis(study: Study, out: str, force: bool, workers: int, reporter: R
         "runtime_s": total,
         "timings_s": ctx.timings,
     })
-    execution = {"workers": workers, "scheduler": "local", "tasks": 1,
+    execution = {"workers": workers, "scheduler": scheduler, "tasks": 1,
                  "wall_s": {"total": total}}
     if resource is not None:
         execution["cpu_s"] = {"main": _cpu(resource.RUSAGE_SELF) - cpu0,

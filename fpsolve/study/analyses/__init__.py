@@ -34,7 +34,7 @@ def driver(kind: str):
 
 class Context:
     """What an analysis driver may touch: its output directory (atomic writes only),
-    the number of workers, a progress sink and a clock.
+    the number of workers or a Dask client, a progress sink and a clock.
 
     Attributes
     ----------
@@ -42,6 +42,10 @@ class Context:
         Output directory (exists).
     workers : int
         Worker threads for the Monte Carlo kernels.
+    client : distributed.Client or None
+        With ``[execution] scheduler = "tcp://..."``: the Monte Carlo blocks (walker
+        blocks, grid-point blocks, independent experiments) run on this cluster; the
+        results are identical to a local run.
     files : list of str
         Files written so far, relative to ``out`` (recorded in summary.json).
     timings : dict
@@ -50,9 +54,10 @@ class Context:
         Distinct warning messages of the library calls (``ctx.step`` records them).
     """
 
-    def __init__(self, out: str, workers: int, progress=None):
+    def __init__(self, out: str, workers: int, progress=None, client=None):
         self.out = out
         self.workers = int(workers)
+        self.client = client
         self.files: list[str] = []
         self.timings: dict[str, float] = {}
         self.warnings: list[str] = []

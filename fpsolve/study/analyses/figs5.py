@@ -99,7 +99,7 @@ def run(p: dict, ctx) -> dict:
                                    n_walkers=p["n_walkers"], n_steps=n_steps, n_burn=n_burn,
                                    seed=p["seed"] + k, radius=R, bins=p["bins"],
                                    extent=(-ext, ext, -ext, ext), marginal_bins=2 * p["bins"],
-                                   workers=ctx.workers)
+                                   workers=ctx.workers, client=ctx.client)
         P, xe, ye = mc.density
         area = float(np.diff(xe)[0] * np.diff(ye)[0])
         F = bin_average(sol, xe, ye)

@@ -100,11 +100,12 @@ def run(p: dict, ctx) -> dict:
     sigma = np.geomspace(*p["sigma"], p["n_sigma"])
     with ctx.step(f"grid {eta.size} η × {sigma.size} σ"):
         grid = ph.run_grid(sigma, eta, landscape=L, T=p["T"], n_walkers=p["n_walkers"],
-                           tol=p["tol"], seed=seed, workers=W)
+                           tol=p["tol"], seed=seed, workers=W, client=ctx.client)
     with ctx.step("cut"):
         cut = ph.run_grid(_cut_sigmas(p, L), [p["cut_eta"]], landscape=L, T=p["cut_T"],
                           n_walkers=p["cut_n_walkers"], tol=p["tol"], seed=seed + 1, workers=W,
-                          keep_walkers=p["exponents"], keep_hits=p["exponents"])
+                          keep_walkers=p["exponents"], keep_hits=p["exponents"],
+                          client=ctx.client)
     with ctx.step("theory along the cut"):
         ce = p["cut_eta"]
         ts = np.geomspace(1e-3, min(0.3, float(cut.sigma.max())), 40)

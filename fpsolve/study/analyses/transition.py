@@ -178,7 +178,8 @@ def _monte_carlo(p, L, finest, ctx):
                                        n_walkers=p["mc_n_walkers"], n_steps=n_steps,
                                        n_burn=n_burn, seed=p["seed"] + k, radius=p["radius"],
                                        bins=24, extent=(-half, half, -half, half),
-                                       marginal_bins=nb, workers=ctx.workers)
+                                       marginal_bins=nb, workers=ctx.workers,
+                                       client=ctx.client)
                 xm, pm, se = mc.marginal("x", return_se=True)
                 pf, sf = _fold(xm, pm, se)
                 curv, curv_se = _even_fit(xm, pf, sf, p["mc_fit_width"])

@@ -33,16 +33,40 @@ def fmt_fit(fit):
     return (f"{fit['exponent']:.2f} [{fit['ci'][0]:.2f}, {fit['ci'][1]:.2f}]" if fit else "—")
 
 
-def run(p: dict, ctx) -> dict:
+def experiment(name: str, kwargs: dict, one_blas_thread: bool) -> dict:
+    """Run ``fpsolve.vf.experiments.<name>(**kwargs)`` (a Dask task or a local call)."""
     from fpsolve.vf import experiments as X
     from fpsolve.vf.network import blas_threads
+    if not one_blas_thread:
+        return getattr(X, name)(**kwargs)
+    with blas_threads(1):           # tiny matrices: one BLAS thread is fastest and reproducible
+        return getattr(X, name)(**kwargs)
 
+
+def _jobs(p: dict, have: bool) -> list:
+    """(part, step name, experiment, kwargs, one BLAS thread) of every requested part."""
     seed = p["seed"]
-    out = {"seed": seed}
-    with ctx.step("2-D experiment"):
-        out["2d"] = X.experiment_2d(seed=seed, n_landscapes=p["landscapes_2d"],
-                                    n_walkers=p["walkers_2d"], n_steps=p["steps_2d"],
-                                    window=p["window_2d"])
+    jobs = [("2d", "2-D experiment", "experiment_2d",
+             dict(seed=seed, n_landscapes=p["landscapes_2d"], n_walkers=p["walkers_2d"],
+                  n_steps=p["steps_2d"], window=p["window_2d"]), False)]
+    seeds = tuple(seed + k for k in range(p["fdn_seeds"]))
+    if p["digits"] and have:
+        jobs.append(("digits", "digits variance-flatness", "experiment_digits",
+                     dict(seed=seed, iterations=p["iterations"], window=p["window"],
+                          n_directions=p["n_directions"], n_boot=p["n_boot"],
+                          sub_windows=tuple(w for w in (p["window"] // 4,) if w >= 10)), True))
+    if p["fdn"] and have:
+        jobs.append(("fdn", "FDN comparison", "experiment_fdn",
+                     dict(seeds=seeds, iterations=p["fdn_iterations"]), True))
+        if p["fdn_strong"]:
+            jobs.append(("fdn_strong", "FDN comparison, 8× noise", "experiment_fdn",
+                         dict(seeds=seeds, methods=("fdn", "isotropic"), noise_scale=8 / 32,
+                              iterations=p["fdn_iterations"]), True))
+    return jobs
+
+
+def run(p: dict, ctx) -> dict:
+    out = {"seed": p["seed"]}
     try:
         import sklearn  # noqa: F401
         have = True
@@ -53,22 +77,17 @@ def run(p: dict, ctx) -> dict:
         ctx.progress("note: scikit-learn is not installed: the digits parts are skipped "
                      "(pip install 'fpsolve[digits]')")
     out["skipped"] = [] if have else [k for k in ("digits", "fdn") if p[k]]
-    seeds = tuple(seed + k for k in range(p["fdn_seeds"]))
-    with blas_threads(1):           # tiny matrices: one BLAS thread is fastest and reproducible
-        if p["digits"] and have:
-            with ctx.step("digits variance-flatness"):
-                out["digits"] = X.experiment_digits(
-                    seed=seed, iterations=p["iterations"], window=p["window"],
-                    n_directions=p["n_directions"], n_boot=p["n_boot"],
-                    sub_windows=tuple(w for w in (p["window"] // 4,) if w >= 10))
-        if p["fdn"] and have:
-            with ctx.step("FDN comparison"):
-                out["fdn"] = X.experiment_fdn(seeds=seeds, iterations=p["fdn_iterations"])
-            if p["fdn_strong"]:
-                with ctx.step("FDN comparison, 8× noise"):
-                    out["fdn_strong"] = X.experiment_fdn(seeds=seeds, methods=("fdn", "isotropic"),
-                                                         noise_scale=8 / 32,
-                                                         iterations=p["fdn_iterations"])
+    jobs = _jobs(p, have)
+    if ctx.client is None:
+        for part, step, name, kw, one in jobs:
+            with ctx.step(step):
+                out[part] = experiment(name, kw, one)
+    else:                           # independent seeded experiments: one task each
+        with ctx.step(f"{len(jobs)} experiments on the cluster"):
+            futures = [ctx.client.submit(experiment, name, kw, one, pure=False)
+                       for _, _, name, kw, one in jobs]
+            for (part, *_), fut in zip(jobs, futures):
+                out[part] = fut.result()
     for part in ("2d", "digits", "fdn", "fdn_strong"):     # wall times are not results
         if part in out:
             out[part], times = strip_times(out[part], part)
