@@ -215,6 +215,8 @@ def test_bad_value_exit_2_names_the_key(tmp_path, capsys, kind, key, label):
      "< iterations"),
     ('[analysis]\nkind = "variance_flatness"\n[execution]\nscheduler = "h:1"\n',
      "execution.scheduler", "tcp://host:port"),
+    ('[analysis]\nkind = "ldc"\n[execution]\nscheduler = "tcp://h:1"\n',
+     "execution.scheduler", "runs locally"),
     ('[analysis]\nkind = "ldc"\nwindow = 5000\n', "analysis.window", "<= iterations_1"),
     ('[analysis]\nkind = "ldc"\nwindow = 10\nsnapshot_every = 4\n', "analysis.snapshot_every",
      "at least 3 snapshots"),

@@ -10,6 +10,10 @@ from .resolved import Study
 from .sections import _Loader, _flatten, _suggest
 
 
+#: analysis kinds whose Monte Carlo blocks can run on a Dask cluster
+_DASK_KINDS = ("figS5", "transition", "phase_diagram", "variance_flatness")
+
+
 def _parse_analysis(ld: _Loader, raw: dict, name: str, description: str,
                     raw_bytes: bytes) -> Study:
     """A study with [analysis]: validate the analysis kind, its keys and [landscape]."""
@@ -60,6 +64,10 @@ def _parse_analysis(ld: _Loader, raw: dict, name: str, description: str,
 
     execution = {"workers": 1, "scheduler": "local"}
     execution.update(ld.plain_section(raw, "execution"))
+    if execution["scheduler"] != "local" and kind not in _DASK_KINDS:
+        ld.fail("execution.scheduler", f"analysis {kind!r} runs locally: expected \"local\" "
+                f"(a Dask scheduler serves {', '.join(_DASK_KINDS)}), got "
+                f"{execution['scheduler']!r}")
     if execution["scheduler"] != "local":      # Monte Carlo blocks go to the cluster
         try:
             import distributed  # noqa: F401
