@@ -235,11 +235,7 @@ def plot_sweep(sols, values=None, parameter="Δ_S", title=None):
     a.plot(xs, y2, "s-", ms=4, label="⟨y²⟩")
     a.set_ylabel("second moments")
     a.legend(fontsize=8)
-    if all(m > 0 for m in mu):
-        b.semilogy(xs, mu, "o-", ms=4, color="C3")
-    else:
-        b.plot(xs, mu, "o-", ms=4, color="C3")
-    b.set_ylabel("escape rate μ")
+    _escape_panel(b, xs, mu, [bool(s.diagnostics.get("untrusted")) for s in sols])
     c.plot(xs, mode, "o-", ms=4, color="C2")
     c.set_ylabel("|x| of the x-marginal maximum")
     for ax in (a, b, c):
@@ -248,6 +244,25 @@ def plot_sweep(sols, values=None, parameter="Δ_S", title=None):
     if title is not None:
         fig.suptitle(str(title))
     return fig
+
+
+def _escape_panel(ax, xs, mu, untrusted):
+    """μ on a log axis; values the solver flagged untrusted as open markers, and
+    values ≤ 0 (no escape resolved) named in the legend instead of being hidden."""
+    xs, mu, bad = np.asarray(xs), np.asarray(mu, dtype=float), np.asarray(untrusted)
+    pos = mu > 0
+    if np.any(pos):
+        ax.semilogy(xs[pos], mu[pos], "-", color="C3", lw=1)
+        ok, flag = pos & ~bad, pos & bad
+        ax.plot(xs[ok], mu[ok], "o", ms=4, color="C3", label="μ")
+        if np.any(flag):
+            ax.plot(xs[flag], mu[flag], "o", ms=6, mfc="none", mec="C3",
+                    label="μ untrusted (estimated error too large)")
+    if np.any(~pos):
+        ax.plot([], [], " ", label=f"{int(np.sum(~pos))} value(s) μ ≤ 0 not shown")
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7)
+    ax.set_ylabel("escape rate μ")
 
 
 _FIGURES = {"solution": plot_solution, "flux": plot_flux, "montecarlo": plot_montecarlo,

@@ -79,6 +79,7 @@ def test_sweep_plot_shows_the_observables_against_delta_s():
     assert [ax.get_xlabel() for ax in axes] == ["Δ_S"] * 3
     assert [ax.get_ylabel() for ax in axes] == ["second moments", "escape rate μ",
                                                 "|x| of the x-marginal maximum"]
+    assert axes[1].get_yscale() == "log"
     x, y = axes[0].lines[0].get_data()
     assert np.allclose(x, [0.009, 0.012])
     assert np.allclose(y, [s.expectation(lambda a, b: a * a) for s in sols])
@@ -113,3 +114,15 @@ def test_html_escapes_text(sol):
     assert "<script>" not in display._table("<script>", [("a", "<b>")])
     with pytest.raises(ValueError, match="kind: expected one of"):
         display.figure("nope", sol)
+
+
+def test_sweep_plot_flags_untrusted_and_nonpositive_escape_rates():
+    from matplotlib.figure import Figure
+    ax = Figure().subplots()
+    display._escape_panel(ax, [1, 2, 3, 4], [-1e-9, 1e-8, 1e-6, 1e-5], [True, True, False, False])
+    labels = ax.get_legend_handles_labels()[1]
+    assert "1 value(s) μ ≤ 0 not shown" in labels
+    assert "μ untrusted (estimated error too large)" in labels
+    flagged = [ln for ln in ax.lines if ln.get_label().startswith("μ untrusted")][0]
+    assert list(flagged.get_xdata()) == [2]
+    assert ax.get_yscale() == "log"
