@@ -4,12 +4,16 @@
   (``ExpressionError``, ``parse``): user text becomes sympy, never ``eval``.
 * :mod:`~fpsolve.models.landscapes` — losses L with ∇L, H and ∂H: the paper's family
   (Eq. 9), quadratics, user expressions.
+* :mod:`~fpsolve.models.validity` — ``ModelError``: L, ∇L, D and ∇·D must be finite
+  (and D a PSD tensor) at the points the solver uses; the error names the model and
+  the first bad point.
 * :mod:`~fpsolve.models.diffusion` — diffusion tensors D and ∇·D: SGD (D = Δ_S H²,
   with or without cross-diffusion), isotropic, constant, expression, custom callables,
   flatness-detecting noise.
 
 This layer imports numpy and sympy only; every other layer builds on it.
 """
-from . import diffusion, expressions, landscapes
+from . import diffusion, expressions, landscapes, validity
+from .validity import ModelError
 
-__all__ = ["diffusion", "expressions", "landscapes"]
+__all__ = ["diffusion", "expressions", "landscapes", "validity", "ModelError"]

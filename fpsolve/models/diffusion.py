@@ -17,6 +17,7 @@ import sympy as sp
 
 from . import expressions
 from .landscapes import Landscape, _xy
+from .validity import ModelError
 
 __all__ = ["DiffusionModel", "SGD", "Isotropic", "Constant", "Custom", "Expression",
            "sgd", "isotropic", "constant", "anisotropic", "custom", "expression",
@@ -300,7 +301,8 @@ def sqrt_psd(D):
 
 
 def check_tensor(D, points, what: str, rtol: float = 1e-10) -> None:
-    """Raise ValueError naming the first point where D is not finite, symmetric or PSD.
+    """Raise :class:`~fpsolve.models.validity.ModelError` (a ValueError) naming the
+    first point where D is not finite, symmetric or PSD.
 
     ``D`` has shape (2, 2, n) and ``points`` shape (2, n) (flattened by the caller).
     """
@@ -310,7 +312,7 @@ def check_tensor(D, points, what: str, rtol: float = 1e-10) -> None:
 
     def fail(mask, why):
         k = int(np.flatnonzero(mask)[0])
-        raise ValueError(f"{what}: D is {why} at (x, y) = ({pts[0, k]:.6g}, {pts[1, k]:.6g}): "
+        raise ModelError(f"{what}: D is {why} at (x, y) = ({pts[0, k]:.6g}, {pts[1, k]:.6g}): "
                          f"D = {np.round(D[:, :, k], 12).tolist()}")
 
     bad = ~np.all(np.isfinite(D), axis=(0, 1))

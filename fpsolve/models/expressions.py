@@ -249,9 +249,18 @@ _MATH = {"exp": math.exp, "log": math.log, "sqrt": math.sqrt, "abs": abs,
          "tanh": math.tanh}
 
 
+def _dirac_delta(x, *order):
+    # derivatives of abs() and sign() contain DiracDelta: zero except on a null set,
+    # which quadrature never sees (like the kink of the fdn tensor)
+    return np.zeros_like(np.asarray(x, dtype=float))
+
+
+_POINTWISE = {"DiracDelta": _dirac_delta}
+
+
 def vectorise(expr: sp.Expr) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
     """Return ``f(x, y)`` evaluating ``expr`` elementwise, always with x's shape."""
-    f = sp.lambdify(COORDS, expr, modules="numpy")
+    f = sp.lambdify(COORDS, expr, modules=[_POINTWISE, "numpy"])
 
     def evaluate(x, y):
         x = np.asarray(x, dtype=float)
