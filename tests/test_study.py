@@ -133,6 +133,8 @@ VALID = {
         delta = 0.2
         [mesh]
         h = 0.3
+        [solver]
+        max_dofs = 100000
         [sweep]
         parameter = "noise.delta"
         range = { start = 0.2, stop = 0.4, num = 3 }
@@ -250,6 +252,32 @@ def test_did_you_mean_suggestions(tmp_path):
     with pytest.raises(StudyError, match=r"did you mean 'reflecting'"):
         parse_study("[noise]\ndelta_s = 0.01\n[mesh]\nh = 0.2\n[solver]\nboundary = 'reflect'\n",
                     str(tmp_path / "s.toml"))
+
+
+def test_budget_is_checked_per_case_before_any_meshing(tmp_path, monkeypatch):
+    from fpsolve.fe import mesh as fe_mesh
+    monkeypatch.setattr(fe_mesh, "Delaunay", None)       # validation must never mesh a disk
+    base = "[noise]\ndelta_s = 0.01\n[mesh]\nh = 0.2\n[solver]\norder = 3\nmax_dofs = 5000\n"
+    study = parse_study(base, str(tmp_path / "s.toml"))
+    assert study.cases[0].config["solver"]["max_dofs"] == 5000
+    # a sweep over h: the finest value is beyond the budget, and named with its case
+    with pytest.raises(StudyError, match=r'sweep.values\[1\]|h=0.05": mesh\.h: .* exceed max_dofs '
+                                         r"= 5,000"):
+        parse_study(base + '[sweep]\nparameter = "mesh.h"\nvalues = [0.2, 0.05]\n',
+                    str(tmp_path / "s.toml"))
+    with pytest.raises(StudyError, match=r"solver\.max_dofs: expected an integer >= 100"):
+        parse_study(base.replace("5000", "2500.5"), str(tmp_path / "s.toml"))
+    assert parse_study(base.replace("5000", "1e4"), str(tmp_path / "s.toml")).cases[0] \
+        .config["solver"]["max_dofs"] == 10000
+    # without max_dofs the resolved solver section (and so every case hash) is unchanged
+    plain = parse_study(base.replace("max_dofs = 5000\n", ""), str(tmp_path / "s.toml"))
+    assert "max_dofs" not in plain.cases[0].config["solver"]
+
+
+def test_budget_of_a_mesh_file_counts_its_dofs(tmp_path):
+    text = f'[noise]\ndelta_s = 0.01\n[mesh]\nfile = "{MESH}"\n[solver]\nmax_dofs = 100\n'
+    with pytest.raises(StudyError, match=r"mesh\.file: mesh file .* P2 dofs exceed max_dofs"):
+        parse_study(text, str(tmp_path / "s.toml"))
 
 
 def test_case_overrides_and_kind_restart(tmp_path):

@@ -147,7 +147,8 @@ def run_task(task: dict, on_case=None, keep: bool = False) -> list[dict]:
             mesh = build_mesh(cfg["mesh"])
             stab = None if cfg["solver"]["stabilisation"] == "none" else cfg["solver"]["stabilisation"]
             prob = Problem(L, D, mesh, boundary=cfg["solver"]["boundary"],
-                           order=cfg["solver"]["order"], stabilisation=stab)
+                           order=cfg["solver"]["order"], stabilisation=stab,
+                           max_dofs=cfg["solver"].get("max_dofs"))
         setup_warnings = _capture(rec)
     except Exception as exc:   # every case of the group fails with the same reason
         msg = f"{type(exc).__name__}: {exc}"

@@ -12,39 +12,77 @@ from .values import Key, _is_number, _number, _show
 
 
 def _build_check(ld: _Loader, case_label: str, cfg: dict) -> None:
-    """Construct the models once: catches non-symmetric A, non-PSD matrices, bad expressions."""
+    """Construct the models once and evaluate them on sample points of the domain.
+
+    Catches non-symmetric A, non-PSD matrices, bad expressions, and models that are
+    not finite inside the domain (L, ∇L, D, ∇·D; e.g. ``log(x)`` on a disk around 0).
+    """
     from ..build import build_landscape, build_noise, sample_points
-    from ...models.diffusion import check_tensor
     from ...models.expressions import ExpressionError
+    from ...models.validity import ModelError, check_diffusion, check_landscape
     lcfg, ncfg = cfg["landscape"], cfg["noise"]
+    lkey = f"{case_label}landscape." + {"quadratic": "A", "expression": "expr"}.get(
+        lcfg["kind"], "kind")
     try:
         L = build_landscape(lcfg)
     except (ValueError, TypeError, ExpressionError) as exc:
-        key = {"quadratic": "A", "expression": "expr"}.get(lcfg["kind"], "kind")
         if lcfg["kind"] == "quadratic" and "center" in str(exc):
-            key = "center"
-        ld.fail(f"{case_label}landscape.{key}", str(exc))
+            lkey = f"{case_label}landscape.center"
+        ld.fail(lkey, str(exc))
     try:
         D = build_noise(ncfg, L)
     except (ValueError, TypeError, ExpressionError) as exc:
-        key = {"constant": "matrix", "sgd": "delta_s", "isotropic": "delta"}.get(ncfg["kind"])
-        if ncfg["kind"] == "expression":
-            key = next((k for k in ("D11", "D12", "D22") if repr(ncfg[k]) in str(exc)), "D11")
-        ld.fail(f"{case_label}noise.{key}", str(exc))
-    if ncfg["kind"] == "expression":
-        x, y = sample_points(cfg["mesh"])
-        try:
-            check_tensor(D.tensor(x, y), np.stack([x, y]), "expression diffusion")
-            if not np.all(np.isfinite(D.divergence(x, y))):
-                raise ValueError("expression diffusion: ∇·D is not finite inside the domain")
-        except ValueError as exc:
-            ld.fail(f"{case_label}noise", str(exc))
+        ld.fail(_noise_key(case_label, ncfg, str(exc)), str(exc))
+    x, y = sample_points(cfg["mesh"])
     try:
-        g = L.gradient(*sample_points(cfg["mesh"]))
-        if not np.all(np.isfinite(g)):
-            raise ValueError("the gradient of the loss is not finite inside the domain")
-    except (ValueError, FloatingPointError, ZeroDivisionError) as exc:
-        ld.fail(f"{case_label}landscape", str(exc))
+        check_landscape(L, x, y)
+    except (ModelError, FloatingPointError, ZeroDivisionError) as exc:
+        ld.fail(lkey, f"{exc} (checked at {x.size} points of the domain)")
+    try:
+        check_diffusion(D, x, y)
+    except (ModelError, FloatingPointError, ZeroDivisionError) as exc:
+        # SGD noise is Δ_S H²: a bad tensor is the landscape's (its Hessian's) fault
+        key = lkey if ncfg["kind"] == "sgd" else _noise_key(case_label, ncfg, str(exc), D, x, y)
+        ld.fail(key, f"{exc} (checked at {x.size} points of the domain)")
+
+
+def _budget_check(ld: _Loader, case_label: str, cfg: dict, flux: bool) -> None:
+    """Dofs and peak memory of the case within ``solver.max_dofs`` and the memory.
+
+    Estimated from radius, h and the band for a generated disk (nothing is meshed),
+    counted on the mesh of a mesh file.
+    """
+    from ...fe import budget
+    mcfg, scfg = cfg["mesh"], cfg["solver"]
+    order, max_dofs = scfg["order"], scfg.get("max_dofs")
+    try:
+        if "file" in mcfg:
+            from ..build import build_mesh
+            budget.check(budget.mesh_dofs(build_mesh(mcfg), order), order, max_dofs,
+                         f"mesh file {mcfg['file']!r}, order {order}", flux)
+        else:
+            budget.check_disk(mcfg["radius"], mcfg["h"], order, mcfg["band"],
+                              mcfg["band_levels"], max_dofs, flux=flux)
+    except budget.BudgetError as exc:
+        ld.fail(f"{case_label}mesh.{'file' if 'file' in mcfg else 'h'}", str(exc))
+
+
+def _noise_key(case_label: str, ncfg: dict, message: str, D=None, x=None, y=None) -> str:
+    """The [noise] key to blame: the expression component that is not finite, if any."""
+    kind = ncfg["kind"]
+    if kind != "expression":
+        key = {"constant": "matrix", "sgd": "delta_s", "isotropic": "delta"}.get(kind)
+        return f"{case_label}noise.{key}"
+    comps = ("D11", "D12", "D22")
+    if D is not None and "not finite" in message:
+        with np.errstate(all="ignore"):
+            T = D.unit_tensor(x, y)
+        for k, (i, j) in zip(comps, ((0, 0), (0, 1), (1, 1))):
+            if not np.all(np.isfinite(T[i, j])):
+                return f"{case_label}noise.{k}"
+    if D is not None:
+        return f"{case_label}noise"
+    return f"{case_label}noise." + next((k for k in comps if repr(ncfg[k]) in message), "D11")
 
 
 def _format_value(v: float) -> str:
@@ -171,12 +209,16 @@ def _check_cases(ld: _Loader, cases: list, plain: bool, output: dict) -> None:
     if dup:
         ld.fail("case", f"case names collide after the sweep: {sorted(dup)}")
 
-    checked = set()
+    checked, budgeted = set(), set()
     for c in cases:
+        label = "" if plain else f'case "{c.name}": '
+        key = _canonical({k: c.config[k] for k in ("mesh", "solver")})
+        if key not in budgeted:
+            budgeted.add(key)
+            _budget_check(ld, label, c.config, output["flux"])
         key = _canonical({k: c.config[k] for k in ("landscape", "noise", "mesh")})
         if key not in checked:
             checked.add(key)
-            label = "" if plain else f'case "{c.name}": '
             _build_check(ld, label, c.config)
         c.hash = case_hash(c.config, output["flux"])
 

@@ -9,8 +9,8 @@ default, into :data:`_DEFAULTS` or the section's resolver in ``sections.py``).
 from __future__ import annotations
 
 from .values import (Key, _bool, _choice, _expression, _fraction, _int_range, _k, _matrix,
-                     _name, _number, _panel, _params, _path, _positive, _positive_list,
-                     _scheduler, _string, _vector2, _workers)
+                     _max_dofs, _name, _number, _panel, _params, _path, _positive,
+                     _positive_list, _scheduler, _string, _vector2, _workers)
 
 LANDSCAPE_KINDS = ("paper", "quadratic", "expression")
 NOISE_KINDS = ("sgd", "isotropic", "constant", "expression")
@@ -48,6 +48,11 @@ _PLAIN = {
         "stabilisation": _k(_choice("none", "supg"), "string", '"none"',
                             '"none" (Galerkin) or "supg" (streamline upwinding; a sweep then '
                             "re-assembles for each value)."),
+        "max_dofs": _k(_max_dofs, "integer ≥ 100", "from the available memory",
+                       "Budget of unknowns per solve. The dofs and the peak memory of every "
+                       "case are estimated when the study is validated; a case beyond the "
+                       "budget or the available memory is an error before anything is "
+                       "written (the default budget is what the available memory allows)."),
     },
     "output": {
         "vtk": _k(_bool, "boolean", "true", "Write `vtk/<case>.vtu` per case and `vtk/<series>.pvd` "

@@ -149,6 +149,15 @@ def _workers(v):
     return v
 
 
+def _max_dofs(v):
+    from ...fe.budget import MIN_DOFS
+    if isinstance(v, float) and math.isfinite(v) and v.is_integer():
+        v = int(v)                                  # 1e6 in TOML is a float
+    if not isinstance(v, int) or isinstance(v, bool) or v < MIN_DOFS:
+        raise _Bad(f"expected an integer >= {MIN_DOFS} (a budget of unknowns), got {_show(v)}")
+    return v
+
+
 def _scheduler(v):
     if not isinstance(v, str) or not (v == "local" or re.match(r"^(tcp|tls)://\S+$", v)):
         raise _Bad(f'expected "local" or a Dask scheduler address "tcp://host:port", got {_show(v)}')
