@@ -175,13 +175,19 @@ class ExpressionLandscape(Landscape):
         self._params = {k: float(v) for k, v in (params or {}).items()}
         self.expr = expressions.parse(text, self._params)
         X, Y = expressions.COORDS
+        # only the distinct partial derivatives (3 second, 4 third): symbolic
+        # differentiation dominates the set-up, and mixed partials commute
         grad = [sp.diff(self.expr, s) for s in (X, Y)]
-        hess = [[sp.diff(g, s) for s in (X, Y)] for g in grad]
+        second = [sp.diff(grad[0], X), sp.diff(grad[0], Y), sp.diff(grad[1], Y)]
+        third = [sp.diff(second[0], X), sp.diff(second[0], Y), sp.diff(second[1], Y),
+                 sp.diff(second[2], Y)]                       # xxx, xxy, xyy, yyy
         self._f = expressions.vectorise(self.expr)
         self._g = [expressions.vectorise(e) for e in grad]
-        self._h = [[expressions.vectorise(e) for e in row] for row in hess]
-        self._dh = [[[expressions.vectorise(sp.diff(hess[i][j], s)) for j in range(2)]
-                     for i in range(2)] for s in (X, Y)]
+        h = [expressions.vectorise(e) for e in second]
+        d = [expressions.vectorise(e) for e in third]
+        self._h = [[h[i + j] for j in range(2)] for i in range(2)]
+        # ∂_k H_ij is the third derivative with k + i + j derivatives in y
+        self._dh = [[[d[k + i + j] for j in range(2)] for i in range(2)] for k in range(2)]
 
     @property
     def params(self):
