@@ -1,4 +1,4 @@
-"""Verification ladder of the FE solver (DESIGN.md): exact solutions, rates, invariants."""
+"""Verification ladder of the FE solver (docs/theory.md): exact solutions, rates, invariants."""
 import warnings
 
 import numpy as np
