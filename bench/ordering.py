@@ -12,7 +12,7 @@ factorised with
 * ``metis``  — METIS nested dissection (``pymetis``) applied symmetrically, ``A[p][:, p]``,
   then ``splu(..., permc_spec="NATURAL", SymmetricMode)``;
 * ``geo``    — a pure numpy geometric nested dissection on the dof coordinates
-  (``fpsolve._ordering.geometric_nd_order``, leaves of 16 dofs) the same way;
+  (``fpsolve.fe.ordering.geometric_nd_order``, leaves of 16 dofs) the same way;
 
 and the same (without ``colamd``/``mmd_ata``) for the SPD matrices of
 ``fpsolve.flux`` (Dirichlet Laplacian K_II and mass M, ``diag_pivot_thresh=0``).
@@ -64,7 +64,7 @@ NOTES = """## Conclusion
 * **COLAMD and MMD_ATA** fill in 2–3.3× as much as MMD and are slower everywhere (as found before, [performance.md](performance.md)).
 * **Accuracy**: all scaled residuals are ~1e-17 (SPD: ~5e-16). The FP solutions by different orderings differ by ≤ 8e-7 relative, within the conditioning of the nearly singular interior block (COLAMD against MMD: up to 4e-6); the SPD solutions agree to ≤ 6e-13.
 
-**What the solver does now** (`fpsolve/_ordering.py`): `solve._splu` and `flux._spd_lu` permute by a METIS nested-dissection order and factorise with `permc_spec="NATURAL"` in symmetric mode (pivoting unchanged) when `pymetis` is installed (extra `fpsolve[metis]`, also in `[test]`), the matrix has ≥ 20000 rows and ≥ 14 nonzeros per row (P3 and denser stencils); otherwise SuperLU's MMD on Aᵀ+A as before. The order is cached per sparsity pattern (digest of the CSC structure, the 16 most recent patterns), so all Δ_S values and all cases on one mesh share one METIS call. `flux._mesh_operators` orders the mass matrix once and uses the induced order for the Dirichlet and pinned Laplacian sub-blocks.
+**What the solver does now** (`fpsolve/fe/ordering.py`): `solver._splu` and `flux._spd_lu` permute by a METIS nested-dissection order and factorise with `permc_spec="NATURAL"` in symmetric mode (pivoting unchanged) when `pymetis` is installed (extra `fpsolve[metis]`, also in `[test]`), the matrix has ≥ 20000 rows and ≥ 14 nonzeros per row (P3 and denser stencils); otherwise SuperLU's MMD on Aᵀ+A as before. The order is cached per sparsity pattern (digest of the CSC structure, the 16 most recent patterns), so all Δ_S values and all cases on one mesh share one METIS call. `flux._mesh_operators` orders the mass matrix once and uses the induced order for the Dirichlet and pinned Laplacian sub-blocks.
 
 ## End-to-end effect
 
@@ -199,7 +199,7 @@ Problem: the Fig. 3 problem of [performance.md](performance.md) (paper landscape
 * **mmd** — `splu(A, permc_spec="MMD_AT_PLUS_A", options={{"SymmetricMode": True}})`, the solver's ordering before this study;
 * **colamd** — SuperLU's default (COLAMD on AᵀA); **mmd_ata** — `permc_spec="MMD_ATA"` (both only up to 170k dofs);
 * **metis** — METIS multilevel nested dissection (`pymetis.nested_dissection` on the pattern of A + Aᵀ), applied symmetrically `A[p][:, p]`, then `splu(..., permc_spec="NATURAL", options={{"SymmetricMode": True}})` (SuperLU still post-orders the elimination tree and keeps partial pivoting);
-* **geo** — pure numpy geometric nested dissection on the dof coordinates (`fpsolve._ordering.geometric_nd_order`: median bisection of the longer extent, separator = the vertices of one side adjacent to the other, leaves of ≤ 16 dofs, separators last), applied the same way.
+* **geo** — pure numpy geometric nested dissection on the dof coordinates (`fpsolve.fe.ordering.geometric_nd_order`: median bisection of the longer extent, separator = the vertices of one side adjacent to the other, leaves of ≤ 16 dofs, separators last), applied the same way.
 
 Columns: *order s* = symmetrised graph + ordering (paid once per mesh; the solver caches it), *factor s* = symmetric permutation + `splu`, *total s* = both, *vs MMD* = MMD's total / this total, *fill vs MMD* = nnz(L+U) / MMD's, *rel. diff vs MMD* = ‖x − x_MMD‖ / ‖x_MMD‖ for A x = M·1 (the matrix is nearly singular — μ ≈ 1e-8 — so solutions by different orderings differ at the 1e-7…1e-6 level; COLAMD shows the round-off scale), *residual* = max|Ax − b| / (‖A‖∞ max|x|).
 """

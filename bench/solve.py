@@ -256,7 +256,7 @@ def render(data):
     cmp_rows = [r for r in levels if r.get("t_lu_colamd")]
     if cmp_rows:
         L += ["", "## LU ordering", "",
-              "`fpsolve/solve.py` factorises with `splu(A, permc_spec=\"MMD_AT_PLUS_A\", "
+              "`fpsolve/fe/solver.py` factorises with `splu(A, permc_spec=\"MMD_AT_PLUS_A\", "
               "options={\"SymmetricMode\": True})` (minimum degree on Aᵀ+A; partial pivoting unchanged; "
               "for P3 from 20k dofs a cached METIS nested-dissection order when `pymetis` is installed, "
               "so the P3 rows of the first column are METIS) "

@@ -1,4 +1,4 @@
-"""Nested-dissection orderings for the sparse LU (fpsolve._ordering)."""
+"""Nested-dissection orderings for the sparse LU (fpsolve.fe.ordering)."""
 import sys
 
 import numpy as np

@@ -1,4 +1,4 @@
-"""Numerical Δ_S* of the 2-D FE solution and the FE ↔ theory helpers (fpsolve.transition)."""
+"""Numerical Δ_S* of the 2-D FE solution and the FE ↔ theory helpers (fpsolve.fe.transition)."""
 import warnings
 
 import numpy as np

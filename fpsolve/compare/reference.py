@@ -17,9 +17,9 @@ _GAUSS_PER_BIN = 4
 def _inside_eval(f, X, Y, R, ncomp=None):
     """f(points) on the points strictly inside the disk, 0 elsewhere.
 
-    Points on or just outside the curved boundary are skipped: fpsolve.fem.locate's
-    isoparametric Newton inversion raises for some of them (and the FE functions vanish
-    or are not defined there anyway).
+    Points on or just outside the curved boundary are skipped: the FE functions vanish
+    or are not defined there, and fpsolve.fe.assembly.locate's isoparametric inversion
+    is slow for them (it used to raise; docs/crosscheck.md).
     """
     pts = np.stack([X.ravel(), Y.ravel()], axis=1)
     inside = np.hypot(pts[:, 0], pts[:, 1]) < R * (1 - 1e-4)

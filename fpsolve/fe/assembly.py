@@ -73,7 +73,7 @@ class Operator:
     the strength (then ``A1`` is None and ``A_fixed`` holds A at ``strength``).
     ``M`` is the mass matrix (``M_stab`` its SUPG-consistent variant for the
     eigenproblem).  Column sums of A vanish (v = 1 is a test function), which is
-    what makes the boundary outflow computable from A (see solve.py).
+    what makes the boundary outflow computable from A (see fpsolve/fe/solver.py).
     """
 
     basis: Basis
@@ -262,7 +262,7 @@ def assemble(landscape: Landscape | None, diffusion: DiffusionModel, mesh: Mesh,
     diffusion
         Diffusion model (D = strength × unit tensor).
     mesh
-        :class:`fpsolve.mesh.Mesh`; P2/P3 on a disk use curved boundary elements.
+        :class:`fpsolve.fe.mesh.Mesh`; P2/P3 on a disk use curved boundary elements.
     order
         1, 2 or 3 (Lagrange P1 / P2 / P3).  Orders 2 and 3 use the curved
         (quadratic) disk boundary.

@@ -3,7 +3,7 @@ theory, the full 2-D FE solution (with and without cross-diffusion, on several m
 levels) and Monte Carlo SGD — plus the curve x_ss(Δ_S) and L_SGD(x).
 
 Library calls: ``fpsolve.theory.critical_delta_s`` / ``adiabatic``,
-``fpsolve.transition.locate_transition`` / ``x_ss_curve`` / ``l_sgd_profiles``,
+``fpsolve.fe.transition.locate_transition`` / ``x_ss_curve`` / ``l_sgd_profiles``,
 ``fpsolve.montecarlo.sgd``.  Writes ``table.md``, ``transition_xss.png`` and
 ``transition_lsgd.png``.
 
