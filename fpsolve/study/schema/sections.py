@@ -55,16 +55,19 @@ class _Loader:
             self.fail(name, f"expected a table [{name}], got {_show(v)}")
         return v
 
-    def plain_section(self, raw: dict, sec: str, prefix: str = "") -> dict:
+    def plain_keys(self, given: dict, sec: str, label: str = "") -> dict:
+        """Check every key of ``given`` against the kind-independent section ``sec``."""
         spec = _PLAIN[sec]
-        given = self.table(raw, sec)
         out = {}
         for k, v in given.items():
             if k not in spec:
-                self.fail(f"{prefix}{sec}.{k}", f"unknown key{_suggest(k, spec)}; "
+                self.fail(f"{label}{sec}.{k}", f"unknown key{_suggest(k, spec)}; "
                           f"[{sec}] accepts {', '.join(spec)}")
-            out[k] = self.check(f"{prefix}{sec}.{k}", spec[k], v)
+            out[k] = self.check(f"{label}{sec}.{k}", spec[k], v)
         return out
+
+    def plain_section(self, raw: dict, sec: str, prefix: str = "") -> dict:
+        return self.plain_keys(self.table(raw, sec), sec, prefix)
 
     def kind_section(self, flat: dict, sec: str, label: str) -> dict:
         """Validate the flat ``{key: value}`` of [landscape] or [noise]; fill defaults."""
@@ -105,13 +108,7 @@ class _Loader:
         return out
 
     def mesh_section(self, flat: dict, label: str) -> dict:
-        spec = _PLAIN["mesh"]
-        vals = {}
-        for k, v in flat.items():
-            if k not in spec:
-                self.fail(f"{label}mesh.{k}", f"unknown key{_suggest(k, spec)}; "
-                          f"[mesh] accepts {', '.join(spec)}")
-            vals[k] = self.check(f"{label}mesh.{k}", spec[k], v)
+        vals = self.plain_keys(flat, "mesh", label)
         if "file" in vals:
             extra = [k for k in vals if k != "file"]
             if extra:
@@ -142,13 +139,8 @@ class _Loader:
         return out
 
     def solver_section(self, flat: dict, label: str) -> dict:
-        spec = _PLAIN["solver"]
         out = {"order": 2, "boundary": "absorbing", "stabilisation": "none"}
-        for k, v in flat.items():
-            if k not in spec:
-                self.fail(f"{label}solver.{k}", f"unknown key{_suggest(k, spec)}; "
-                          f"[solver] accepts {', '.join(spec)}")
-            out[k] = self.check(f"{label}solver.{k}", spec[k], v)
+        out.update(self.plain_keys(flat, "solver", label))
         return out
 
 
