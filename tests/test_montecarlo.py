@@ -230,7 +230,8 @@ def test_sgd_converges_to_langevin_as_eta_shrinks_at_fixed_delta_s():
 
 
 def test_sgd_matches_mc_notes_reference_value():
-    """MC_NOTES: Δ_S = 0.012, η = 0.01, 3000 steps: E x² ≈ 0.094 ± 0.001."""
+    """Reference of three independent implementations (docs/montecarlo.md): Δ_S = 0.012,
+    η = 0.01, 3000 steps: E x² ≈ 0.094 ± 0.001."""
     L = fp.landscapes.paper(**PAPER)
     n = 20000
     x0 = np.random.default_rng(0).normal(0, 0.2, (n, 2))

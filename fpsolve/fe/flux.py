@@ -1,6 +1,6 @@
 """Probability flux J, its Helmholtz decomposition, flux cycles and entropy production.
 
-The flux of the Fokker–Planck equation (Itô, DESIGN.md) is
+The flux of the Fokker–Planck equation (Itô, docs/theory.md) is
 
     J = −∇L P − ∇·(D P) = −D∇P − βP,     β = ∇L + ∇·D,
 

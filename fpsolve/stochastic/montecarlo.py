@@ -15,7 +15,7 @@ per step unless ``record_every`` asks for it):
   2σ·diag((H²)₁₁, (H²)₂₂) (H² with its off-diagonal dropped), the discrete model of the
   FPE without D12 (Fig. S5).
 * :func:`langevin` — Euler–Maruyama for the Itô SDE dθ = (−∇L + b) dt + √(2 dt) B ξ with
-  B Bᵀ = D, whose Fokker–Planck flux is J = (−∇L + b) P − ∇·(D P) (DESIGN.md).  No
+  B Bᵀ = D, whose Fokker–Planck flux is J = (−∇L + b) P − ∇·(D P) (docs/theory.md).  No
   ∇·D drift is added: see ``docs/montecarlo.md``.
 
 Both are the same kernel, θ ← (θ − a ∇L) + c B z: SGD with (η, σ) is Euler–Maruyama
