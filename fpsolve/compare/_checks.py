@@ -20,9 +20,7 @@ def _positive_floats(name, values, minimum_count=1):
     return tuple(out)
 
 
-def _positive(name, v, allow_none=False):
-    if v is None and allow_none:
-        return None
+def _positive(name, v):
     if isinstance(v, bool) or not isinstance(v, Real) or not math.isfinite(v) or v <= 0:
         raise ValueError(f"{name}: expected a positive number, got {v!r}")
     return float(v)
