@@ -68,6 +68,25 @@ numpydoc_validation_checks = set()
 viewcode_follow_imported_members = False
 
 # -- sphinx-gallery --------------------------------------------------------------------
+def _gallery_mode_changed(gallery: str) -> None:
+    """Re-run every example when FPSOLVE_DOCS_SMALL differs from the last build's.
+
+    sphinx-gallery re-runs an example only when its source changed (MD5), so the
+    figures of a small-mesh build would otherwise survive a full build, and vice versa.
+    """
+    mode = "small" if os.environ.get("FPSOLVE_DOCS_SMALL") == "1" else "full"
+    stamp = os.path.join(gallery, ".fpsolve_mode")
+    old = open(stamp).read() if os.path.exists(stamp) else None
+    if old != mode and os.path.isdir(gallery):
+        for f in os.listdir(gallery):
+            if f.endswith(".md5"):
+                os.remove(os.path.join(gallery, f))
+    os.makedirs(gallery, exist_ok=True)
+    with open(stamp, "w") as f:
+        f.write(mode)
+
+
+_gallery_mode_changed(os.path.join(HERE, "auto_examples"))
 sphinx_gallery_conf = {
     "examples_dirs": os.path.join(ROOT, "examples"),
     "gallery_dirs": "auto_examples",
@@ -81,7 +100,7 @@ sphinx_gallery_conf = {
     "matplotlib_animations": False,
     # pyplot figures, and the Figures that sol.plot() & co. return (docs/_gallery.py)
     "image_scrapers": ("matplotlib", "_gallery.figure_scraper"),
-    "ignore_repr_types": r"matplotlib\.figure\.Figure",
+    "ignore_repr_types": r"matplotlib\.",      # figures, legends, artists: not text output
     "reset_modules": ("matplotlib",),
     "min_reported_time": 1,
     "write_computation_times": False,
