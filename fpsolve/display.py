@@ -320,8 +320,11 @@ def solution_html(sol) -> str:
             ("⟨x²⟩", sol.expectation(lambda x, y: x * x)),
             ("⟨y²⟩", sol.expectation(lambda x, y: y * y)),
             ("escape rate μ", sol.escape_rate),
-            ("negative mass", d["negative_mass"]), ("min P", d["min_P"]),
-            ("residual", d["residual"])]
+            ("negative mass", d.get("negative_mass", "n/a")), ("min P", d.get("min_P", "n/a")),
+            ("residual", d.get("residual", "n/a"))]
+    # a snapshot of fp.evolve: its time and the survival probability it is conditioned on
+    rows += [(label, d[k]) for k, label in (("time", "time t"), ("survival", "survival S(t)"))
+             if k in d]
     rows += _estimates(sol)
     title = _plot.default_title(sol).replace(r"$\Delta_S$", "Δ_S").replace("$", "")
     return _table(f"Solution ({title})", rows,

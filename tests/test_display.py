@@ -126,3 +126,11 @@ def test_sweep_plot_flags_untrusted_and_nonpositive_escape_rates():
     flagged = [ln for ln in ax.lines if ln.get_label().startswith("μ untrusted")][0]
     assert list(flagged.get_xdata()) == [2]
     assert ax.get_yscale() == "log"
+
+
+def test_html_of_an_evolve_snapshot_shows_time_and_survival():
+    L = fp.landscapes.quadratic(0.5 * np.eye(2))
+    ev = fp.evolve(L, fp.diffusion.isotropic(0.15), fp.disk_mesh(1.0, 0.2),
+                   fp.gaussian([0.0, 0.0], 0.01 * np.eye(2)), [0.0, 1.0])
+    h = ev[1]._repr_html_()
+    assert "time t" in h and f"{ev.mass[1]:.6g}" in h and "survival S(t)" in h
