@@ -21,7 +21,8 @@ import os
 import pkgutil
 import types
 
-#: top-level sections of the reference, in the order of the layers (README "Layout")
+#: sections of the reference, in the order of the layers (docs/architecture.md); a
+#: module goes to the section of the package it is in (the facade: ``fpsolve`` alone)
 SECTIONS = [
     ("The ``fpsolve`` facade", ["fpsolve"]),
     ("Models", ["fpsolve.models"]),
@@ -29,7 +30,8 @@ SECTIONS = [
     ("Finite elements", ["fpsolve.fe"]),
     ("Stochastic simulation", ["fpsolve.stochastic"]),
     ("Variance–flatness and the cross-check", ["fpsolve.vf", "fpsolve.compare"]),
-    ("Input/output and figures", ["fpsolve.io", "fpsolve.plot"]),
+    ("Input/output, figures and notebook display",
+     ["fpsolve.io", "fpsolve.plot", "fpsolve.display"]),
     ("Studies and the command line", ["fpsolve.study", "fpsolve.cli"]),
 ]
 
@@ -146,13 +148,14 @@ def _role(kind: str) -> str:
 
 def index_page(modules: list[str]) -> str:
     lines = _title("API reference")
-    lines += ["Every name of every public ``__all__``, one page per module, generated from ",
+    lines += ["Every name of every public ``__all__``, one page per module, generated from",
               "the docstrings (numpydoc).  Objects are documented in full where they are",
               "defined; the facade ``fpsolve`` and the subpackages list what they re-export.",
               ""]
     placed = set()
     for title, roots in SECTIONS:
-        mods = [m for m in modules if any(m == r or m.startswith(r + ".") for r in roots)]
+        mods = [m for m in modules if m not in placed and any(
+            m == r or (r != "fpsolve" and m.startswith(r + ".")) for r in roots)]
         placed.update(mods)
         lines += _title(title, "-")
         lines += [".. toctree::", "   :maxdepth: 1", ""]
