@@ -61,9 +61,11 @@ def _paired_verdict(d, better: str, worse: str) -> str:
         return "not decided (fewer than 2 seeds)"
     se = d["std"] / math.sqrt(d["n"])
     if d["mean"] < -2 * se:
-        return f"supported: {better} lower by {-100 * d['mean']:.1f} ± {100 * se:.1f} points"
+        return (f"supported: {better} lower by {-100 * d['mean']:.1f} ± {100 * se:.1f} points "
+                "(paired over seeds, ± standard error)")
     if d["mean"] > 2 * se:
-        return f"not supported: {worse} lower by {100 * d['mean']:.1f} ± {100 * se:.1f} points"
+        return (f"not supported: {worse} lower by {100 * d['mean']:.1f} ± {100 * se:.1f} "
+                "points (paired over seeds, ± standard error)")
     return (f"not resolved: difference {100 * d['mean']:+.1f} ± {100 * se:.1f} points is "
             f"within 2 standard errors ({d['n']} seeds)")
 
@@ -93,13 +95,14 @@ def verdicts(res) -> dict:
             res["cases"]["pair"]["summary"]["ldc"]["Nc_star"]
         out["nc_star_grows_with_difficulty"] = (
             ("supported" if grows else "not supported") +
-            f": N_c* = {ns} (split, 5 + 5 digits) vs {npair} (pair)")
+            f": N_c* {ns} (split, 5 + 5 digits) vs N_c* {npair} (pair)")
     return out
 
 
 def _nc_star(s) -> str:
-    """N_c*, with "≥" when the scan had not levelled off at its largest N_c."""
-    return f"≥ {s['Nc_star']} (largest scanned)" if s["Nc_star_is_largest"] else str(s["Nc_star"])
+    """"= N_c*", or "≥ N_c*" when the scan had not levelled off at its largest N_c."""
+    return f"≥ {s['Nc_star']} (largest scanned)" if s["Nc_star_is_largest"] else \
+        f"= {s['Nc_star']}"
 
 
 def table(res, v) -> str:
@@ -126,7 +129,7 @@ def table(res, v) -> str:
     if "nc_star_grows_with_difficulty" in v:
         rows.append(["N_c* grows with task difficulty (MNIST: 600 for 5 + 5 digits vs 200 "
                      "for two digits, SI S9)",
-                     ", ".join(f"{k}: N_c* = {_nc_star(c['summary']['ldc'])}"
+                     ", ".join(f"{k}: N_c* {_nc_star(c['summary']['ldc'])}"
                                for k, c in res["cases"].items()),
                      v["nc_star_grows_with_difficulty"]])
     lines = md_table(["paper claim", "measured (mean ± std over seeds, test errors in %)",
@@ -134,7 +137,7 @@ def table(res, v) -> str:
     for name, c in res["cases"].items():
         s = c["summary"]
         lines += ["", f"Minimum ⟨ε⟩ (%) against N_c, {name} (ψ = {s['ldc']['psi']:g}; "
-                  f"N_c* = {_nc_star(s['ldc'])}):", ""]
+                  f"N_c* {_nc_star(s['ldc'])}):", ""]
         lines += md_table(["N_c", "min ⟨ε⟩ (%)", "at λ̃"],
                           [[k, _ms(b["avg_error"]), f"{b['value']:.0e}"]
                            for k, b in s["ldc"]["by_nc"].items()])
@@ -191,7 +194,7 @@ def figure_s14(res):
         sd = np.array([b["avg_error"]["std"] for b in s["ldc"]["by_nc"].values()], float) * 100
         axB.errorbar(ncs, m, yerr=sd, fmt="o-", capsize=3, label=f"LDC, ψ = {s['ldc']['psi']:g}")
         axB.axvline(s["ldc"]["Nc_star"], color="C3", ls="--",
-                    label=f"$N_c^*$ = {s['ldc']['Nc_star']}")
+                    label=f"$N_c^*$ {_nc_star(s['ldc'])}")
         axB.axhline(100 * s["ewc"]["best_avg_error"]["mean"], color="0.4", ls="--",
                     label="EWC, best λ")
         axB.set_xscale("log")
