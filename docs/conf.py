@@ -25,6 +25,7 @@ sys.path.insert(0, HERE)
 import fpsolve  # noqa: E402
 import _apigen  # noqa: E402
 import _docstrings  # noqa: E402
+import _mdlinks  # noqa: E402
 
 _apigen.generate(os.path.join(HERE, "api"))
 
@@ -118,6 +119,12 @@ html_static_path = []
 html_show_sourcelink = False
 
 
+def _repo_links(app, docname, source):
+    """Links of the Markdown chapters to README.md or directories (docs/_mdlinks.py)."""
+    if app.env.doc2path(docname).suffix == ".md":
+        source[0] = _mdlinks.rewrite(source[0], HERE)
+
+
 def _new_chapters(app, docname, source):
     """Append the Markdown pages that index.rst does not list to its toctree."""
     if docname != root_doc:
@@ -136,6 +143,7 @@ def _reread_index(app, env, added, changed, removed):
 
 def setup(app):
     app.connect("source-read", _new_chapters)
+    app.connect("source-read", _repo_links)
     app.connect("env-get-outdated", _reread_index)
     # before numpydoc (priority 500): plain-text |x| and * are not reST markup
     app.connect("autodoc-process-docstring", _docstrings.process_docstring, priority=400)

@@ -101,3 +101,15 @@ def test_relative_references_resolve_to_the_sibling_module():
         "not :mod:`.nothing`"]
     assert _docstrings.resolve_relative([":mod:`.spectrum`"], "fpsolve.fe") == [
         ":mod:`~fpsolve.fe.spectrum`"]
+
+
+def test_markdown_links_outside_docs_keep_their_target():
+    import _mdlinks
+    docdir = str(DOCS)
+    text = ("[readme](../README.md) [studies](../studies/) [`studies/`](../studies/) "
+            "[solve](../bench/solve.py#L3) [page](theory.md) ![img](../docs/figures/fig2.png)\n"
+            "```\n[in code](../README.md)\n```\n")
+    assert _mdlinks.rewrite(text, docdir) == (
+        "[readme](path:../README.md) studies (`studies/`) `studies/` "
+        "[solve](../bench/solve.py#L3) [page](theory.md) ![img](../docs/figures/fig2.png)\n"
+        "```\n[in code](../README.md)\n```\n")
