@@ -7,9 +7,10 @@ process after minutes of meshing.  The estimates here are cheap (no mesh is buil
   hexagonal lattice density 2/(√3 h²), plus the boundary ring, plus the band
   refinement (each level quadruples the density in the band);
 * dofs of P1–P3 from vertices, edges (3V − B − 3) and triangles (2V − B − 2);
-* peak resident memory of assembly + sparse LU (+ flux post-processing) per dof,
-  measured with the current solver (SuperLU, METIS order for P3; ``bench/budget.py``
-  re-measures it) and multiplied by a safety margin.
+* peak resident memory of assembly + sparse LU + error estimate (+ flux
+  post-processing) per dof, measured with the current solver (SuperLU, METIS order for
+  P3, the P_{k+1} dual-weighted residual estimate; ``bench/budget.py`` re-measures it,
+  docs/budget.md) and multiplied by a safety margin.
 
 :func:`check` compares a dof count with a ``max_dofs`` budget, whose default is the
 largest problem whose estimated peak memory fits in a fraction of the available
@@ -31,8 +32,8 @@ __all__ = ["BudgetError", "MIN_DOFS", "BYTES_PER_DOF", "available_memory", "disk
 MIN_DOFS = 100
 #: Peak resident memory (bytes per dof) of one assembly + solve, by element order,
 #: and the extra of the flux post-processing of a study case (bench/budget.py).
-BYTES_PER_DOF = {1: 3500.0, 2: 3650.0, 3: 4400.0}
-FLUX_BYTES_PER_DOF = {1: 4800.0, 2: 3750.0, 3: 3200.0}
+BYTES_PER_DOF = {1: 9800.0, 2: 7600.0, 3: 8100.0}
+FLUX_BYTES_PER_DOF = {1: 1700.0, 2: 3000.0, 3: 2000.0}
 #: Peak memory of disk_mesh per vertex (lattice, Delaunay, smoothing).
 MESH_BYTES_PER_VERTEX = 950.0
 #: Multiplies every estimate: the measured fill grows slowly (N log N) with the size.
