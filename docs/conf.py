@@ -121,7 +121,7 @@ html_show_sourcelink = False
 
 def _repo_links(app, docname, source):
     """Links of the Markdown chapters to README.md or directories (docs/_mdlinks.py)."""
-    if app.env.doc2path(docname).suffix == ".md":
+    if str(app.env.doc2path(docname)).endswith(".md"):
         source[0] = _mdlinks.rewrite(source[0], HERE)
 
 
