@@ -197,6 +197,27 @@ def test_experiment_is_seeded_and_independent_of_workers(digits):
     assert c["cases"]["split"]["runs"][1] != a["cases"]["split"]["runs"][1]
 
 
+def test_verdicts_follow_the_documented_rules():
+    from fpsolve.study.analyses.ldc import table, verdicts
+    one = forgetting.experiment_ldc(**dict(TINY, seeds=(0,)))
+    v = verdicts(one)
+    assert v["split"]["ldc_better_than_ewc"].startswith("not decided")
+    assert v["split"]["insensitive_to_psi"].startswith("not decided")
+    assert "| verdict |" in table(one, v)
+    res = forgetting.experiment_ldc(**TINY)
+    s = res["cases"]["split"]["summary"]
+    d = s["paired"]["ldc_minus_ewc"]
+    for mean, std, word in ((-0.05, 0.01, "supported"), (0.05, 0.01, "not supported"),
+                            (-0.01, 0.05, "not resolved")):
+        d.update(mean=mean, std=std, n=5)
+        assert verdicts(res)["split"]["ldc_better_than_ewc"].startswith(word + ":")
+    s["no_constraint"]["eps1"].update(mean=s["after_task1"]["eps1"]["mean"] + 0.01)
+    assert verdicts(res)["split"]["forgetting"] == "not shown"
+    s["ldc"]["Nc_star"], s["ldc"]["Nc_star_is_largest"] = 10, True
+    res["cases"]["pair"]["summary"]["ldc"]["Nc_star"] = 3
+    assert verdicts(res)["nc_star_grows_with_difficulty"].startswith("supported: N_c* ≥ 10")
+
+
 @pytest.mark.parametrize("kw, message", [
     (dict(seeds=(1, 1)), "seeds must be distinct"),
     (dict(cases={"x": ((0, 1), (1, 2))}), "share none"),

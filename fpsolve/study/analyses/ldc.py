@@ -55,6 +55,10 @@ def _ms(s, scale=100.0, f="{:.1f}"):
                                           else " ± " + f.format(sd * scale))
 
 
+def _finite(x) -> bool:
+    return x is not None and math.isfinite(x)
+
+
 def _paired_verdict(d, better: str, worse: str) -> str:
     """Verdict on a paired per-seed difference (negative: ``better`` wins)."""
     if d is None or d["n"] < 2 or not math.isfinite(d["std"]):
@@ -76,17 +80,22 @@ def verdicts(res) -> dict:
     for name, c in res["cases"].items():
         s = c["summary"]
         e_after, e_nc = s["after_task1"]["eps1"], s["no_constraint"]["eps1"]
-        forgot = e_nc["mean"] - e_after["mean"] > 2 * (e_nc["std"] or 0) + 0.05
+        sd = e_nc["std"] if _finite(e_nc["std"]) else 0.0
+        forgot = e_nc["mean"] - e_after["mean"] > 2 * sd + 0.05
         psi_best = [b["avg_error"]["mean"] for b in s["ldc"]["by_psi"].values()]
-        rng = s["paired"]["psi_range"]
-        spread = max(b["avg_error"]["std"] or 0 for b in s["ldc"]["by_psi"].values())
+        stds = [b["avg_error"]["std"] for b in s["ldc"]["by_psi"].values()]
+        span = max(psi_best) - min(psi_best)
+        if all(_finite(x) for x in stds):
+            spread = max(stds)
+            psi = (("supported" if span <= spread else "not supported") +
+                   f": best ⟨ε⟩ over ψ spans {100 * span:.1f} points (per-seed range "
+                   f"{_ms(s['paired']['psi_range'])}), seed spread {100 * spread:.1f} points")
+        else:
+            psi = f"not decided (fewer than 2 seeds): best ⟨ε⟩ over ψ spans {100 * span:.1f} points"
         out[name] = {
             "forgetting": "shown" if forgot else "not shown",
             "ldc_better_than_ewc": _paired_verdict(s["paired"]["ldc_minus_ewc"], "LDC", "EWC"),
-            "insensitive_to_psi": ("supported" if max(psi_best) - min(psi_best) <= spread
-                                   else "not supported") +
-            f": best ⟨ε⟩ over ψ spans {100 * (max(psi_best) - min(psi_best)):.1f} points "
-            f"(per-seed range {_ms(rng)}), seed spread {100 * spread:.1f} points",
+            "insensitive_to_psi": psi,
         }
     names = list(res["cases"])
     if {"split", "pair"} <= set(names):
