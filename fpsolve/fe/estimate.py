@@ -75,14 +75,13 @@ class Estimate:
 
 
 def enriched_basis(basis: Basis, cache: dict):
-    """(P_{k+1} basis, P_k basis on its quadrature) on the same scikit-fem mesh, cached."""
+    """(P_{k+1} basis, recovery/embedding of V_k) on the same scikit-fem mesh, cached."""
     k = _order(basis)
     key = ("enriched", k)
     if key not in cache:
         m = basis.mesh
         bp = Basis(m, _ELEMENTS[k + 1](), intorder=2 * (k + 1) + 1)
-        bk = Basis(m, basis.elem, quadrature=bp.quadrature)
-        cache[key] = (bp, bk, _Recovery(basis, bp))
+        cache[key] = (bp, _Recovery(basis, bp))
     return cache[key]
 
 
@@ -100,7 +99,7 @@ class _Recovery:
         m = basis.mesh
         self.k = _order(basis)
         self.ek, self.ep = basis.element_dofs, bp.element_dofs
-        self.Np, self.ne = bp.N, self.ek.shape[1]
+        self.Np, self.Nk, self.ne = bp.N, basis.N, self.ek.shape[1]
         X = bp.elem.doflocs.T                                        # reference P_{k+1} nodes
         self.Phi = np.array([basis.elem.lbasis(X, j)[0] for j in range(basis.Nbfun)])
         nb = m.f2t[:, m.t2f]                                         # (2, 3, ne)
@@ -110,7 +109,6 @@ class _Recovery:
         self.xk, self.xp = basis.doflocs, bp.doflocs
         count = np.bincount(self.ep.ravel(), minlength=self.Np)
         self.inv_count = 1.0 / np.maximum(count, 1)
-        self._ops = None
 
     def prolong(self, z: np.ndarray) -> np.ndarray:
         """Exact embedding of V_k functions (columns of z (N_k, n)) into V_{k+1}."""
@@ -119,48 +117,46 @@ class _Recovery:
         out[self.ep.ravel()] = loc.reshape(-1, z.shape[1])
         return out
 
-    def _operators(self, sl):
-        """Per-element maps from the patch values (4·Nb) to the P_{k+1} nodes of the element."""
-        q = self.k + 1
-        pw = [(a, d - a) for d in range(q + 1) for a in range(d, -1, -1)]
-        dofs = self.ek[:, self.patch[:, sl]].reshape(-1, sl.stop - sl.start)   # (4Nb, nel)
-        xe = self.xk[:, self.ek[:, sl]]
-        c = xe.mean(axis=1)                                                  # (2, nel)
-        hK = np.ptp(xe[0], axis=0) + np.ptp(xe[1], axis=0)
-        V = _monomials((self.xk[:, dofs] - c[:, None]) / hK, pw)            # (nel, npts, nm)
-        W = _monomials((self.xp[:, self.ep[:, sl]] - c[:, None]) / hK, pw)
-        # normal equations (a tiny ridge: a P1 boundary patch has 5 points for 6 terms)
-        Vt = V.transpose(0, 2, 1)
-        G = Vt @ V
-        G += 1e-10 * np.trace(G, axis1=1, axis2=2)[:, None, None] * np.eye(G.shape[1])
-        return dofs, W @ np.linalg.solve(G, Vt)                              # (nel, Nb+, npts)
-
     def recover(self, z: np.ndarray) -> np.ndarray:
         """Degree-(k+1) least-squares patch fits of z (N_k, n), averaged at P_{k+1} nodes.
 
-        The fit operators depend on the mesh only and are kept (sweeps re-use them).
+        Each element's patch is itself and its edge neighbours (4·Nb values, shared
+        nodes counted once per element); coordinates are centred and scaled per element.
         """
+        q = self.k + 1
+        pw = [(a, d - a) for d in range(q + 1) for a in range(d, -1, -1)]
         out = np.zeros((self.Np, z.shape[1]))
-        if self._ops is None:
-            self._ops = [self._operators(slice(s, min(s + _BLOCK, self.ne)))
-                         for s in range(0, self.ne, _BLOCK)]
-        for s, (dofs, R) in zip(range(0, self.ne, _BLOCK), self._ops):
-            vals = R @ z[dofs].transpose(1, 0, 2)                            # (nel, Nb+, n)
-            ep = self.ep[:, s:s + R.shape[0]]
+        for s in range(0, self.ne, _BLOCK):
+            sl = slice(s, min(s + _BLOCK, self.ne))
+            dofs = self.ek[:, self.patch[:, sl]].reshape(-1, sl.stop - s)     # (4Nb, nel)
+            xe = self.xk[:, self.ek[:, sl]]
+            c = xe.mean(axis=1)                                              # (2, nel)
+            hK = np.ptp(xe[0], axis=0) + np.ptp(xe[1], axis=0)
+            Vt = _monomials((self.xk[:, dofs] - c[:, None]) / hK, pw)       # (nel, nm, npts)
+            G = Vt @ Vt.transpose(0, 2, 1)
+            # a tiny ridge: a P1 boundary patch has 5 points for 6 terms
+            G += 1e-10 * np.trace(G, axis1=1, axis2=2)[:, None, None] * np.eye(G.shape[1])
+            coef = np.linalg.solve(G, Vt @ z[dofs].transpose(1, 0, 2))      # (nel, nm, n)
+            Wt = _monomials((self.xp[:, self.ep[:, sl]] - c[:, None]) / hK, pw)
+            vals = Wt.transpose(0, 2, 1) @ coef                              # (nel, Nb+, n)
+            idx = self.ep[:, sl].T.ravel()
             for j in range(z.shape[1]):
-                out[:, j] += np.bincount(ep.T.ravel(), weights=vals[:, :, j].ravel(),
-                                         minlength=self.Np)
+                out[:, j] += np.bincount(idx, weights=vals[:, :, j].ravel(), minlength=self.Np)
         return out * self.inv_count[:, None]
 
 
 def _monomials(X, powers):
-    x, y = X[0].T, X[1].T                                # (nel, npts)
+    """Monomials x^a y^b of the points X (2, npts, nel) as an array (nel, nm, npts)."""
+    x, y = np.ascontiguousarray(X[0].T), np.ascontiguousarray(X[1].T)    # (nel, npts)
     q = max(a for a, _ in powers)
     xp, yp = [np.ones_like(x)], [np.ones_like(y)]
     for _ in range(q):
         xp.append(xp[-1] * x)
         yp.append(yp[-1] * y)
-    return np.stack([xp[a] * yp[b] for a, b in powers], axis=-1)
+    out = np.empty((x.shape[0], len(powers), x.shape[1]))
+    for i, (a, b) in enumerate(powers):
+        np.multiply(xp[a], yp[b], out=out[:, i])
+    return out
 
 
 def _local_residual(bp, ph, mu, coeff):
@@ -185,11 +181,11 @@ def _coefficients(problem, bp, strength):
     return beta0 + strength * divhat, strength * Dhat
 
 
-def _load(bk, gq) -> np.ndarray:
-    """∫ g φ_j for the V_k basis functions (g given at bk's quadrature points)."""
-    w = gq * np.asarray(bk.dx)
-    loc = np.stack([np.sum(w * np.asarray(bk.basis[j][0]), axis=1) for j in range(bk.Nbfun)])
-    return np.bincount(bk.element_dofs.ravel(), weights=loc.ravel(), minlength=bk.N)
+def _load(bp, rec, gq) -> np.ndarray:
+    """∫ g φ_j for the V_k basis functions, through φ_j = Σ_i φ_j(x_i⁺) φ_i⁺ (exact)."""
+    w = gq * np.asarray(bp.dx)
+    loc = np.stack([np.sum(w * np.asarray(bp.basis[i][0]), axis=1) for i in range(bp.Nbfun)])
+    return np.bincount(rec.ek.ravel(), weights=(rec.Phi @ loc).ravel(), minlength=rec.Nk)
 
 
 def _left_eigenvector(dual: DualSolver, tol=1e-7, maxit=60) -> np.ndarray:
@@ -257,18 +253,18 @@ def estimate_errors(problem, diffusion, basis: Basis, cache: dict, P: np.ndarray
     M
         Mass matrix of ``basis``.
     """
-    bp, bk, rec = enriched_basis(basis, cache)
+    bp, rec = enriched_basis(basis, cache)
     absorbing = problem.boundary == "absorbing"
     coeff = _coefficients(problem, bp, diffusion.strength)
-    ph = bk.interpolate(P)
+    ph = bp.interpolate(rec.prolong(P[:, None])[:, 0])
     rho = _local_residual(bp, ph, mu if absorbing else 0.0, coeff)
     x, y = (np.asarray(c) for c in bp.global_coordinates())
-    F1 = _load(bk, np.ones_like(x))
+    F1 = _load(bp, rec, np.ones_like(x))
     mass = P @ F1
     phi = _left_eigenvector(dual) if absorbing else None
     names, rhs, values = list(MOMENTS), [], {}
     for name, g in MOMENTS.items():
-        Fg = _load(bk, g(x, y))
+        Fg = _load(bp, rec, g(x, y))
         values[name] = (P @ Fg) / mass
         rhs.append(Fg - values[name] * F1)
     Z = [_adjoint(dual, np.stack(rhs, axis=1), P, M, phi)]

@@ -99,6 +99,18 @@ class Problem:
         memory (:mod:`fpsolve.fe.budget`); a larger problem, or one whose estimated
         peak memory exceeds the available memory, raises
         :class:`~fpsolve.fe.budget.BudgetError` before anything is assembled.
+        The adaptive loop checks it before every level.
+    tol : float, optional
+        Requested relative accuracy (0 < tol < 1): the mesh is refined adaptively until
+        the estimated relative errors of ``goals`` are ≤ tol and the negative mass is
+        ≤ 1e-8 (docs/adaptivity.md).  None (default): one solve on ``mesh``.
+    goals : iterable of str, optional
+        Observables ``tol`` applies to: a subset of ("x2", "y2", "escape_rate", "L1")
+        (default all; escape_rate only for an absorbing boundary).
+    theta : float
+        Dörfler bulk fraction of the marking (0 < θ ≤ 1).
+    max_levels : int
+        Refinement levels at most.
 
     Examples
     --------
@@ -111,7 +123,12 @@ class Problem:
     def __init__(self, landscape: Landscape | None, diffusion: DiffusionModel, mesh: Mesh,
                  boundary: str = "absorbing", order: int = 2, drift: Callable | None = None,
                  stabilisation: str | None = None, intorder: int | None = None,
-                 max_dofs: int | None = None):
+                 max_dofs: int | None = None, tol: float | None = None,
+                 goals: Iterable[str] | None = None, theta: float = 0.6, max_levels: int = 40):
+        from .adapt import check_tol
+
+        self.tol, self.goals = check_tol(tol, goals)
+        self.theta, self.max_levels = float(theta), int(max_levels)
         if boundary not in BOUNDARIES:
             raise ValueError(f"boundary: expected one of {BOUNDARIES}, got {boundary!r}")
         if landscape is not None and not isinstance(landscape, Landscape):
@@ -150,8 +167,16 @@ class Problem:
     def solve(self, strength: float | None = None) -> Solution:
         """Solve at the diffusion strength ``strength`` (default: the model's).
 
-        For the SGD model ``strength`` is Δ_S.
+        For the SGD model ``strength`` is Δ_S.  With ``tol`` the mesh is refined
+        adaptively from this problem's mesh (:func:`fpsolve.fe.adapt.solve_adaptive`).
         """
+        if self.tol is not None:
+            from .adapt import solve_adaptive
+            return solve_adaptive(self, strength)
+        return self._solve_fixed(strength)
+
+    def _solve_fixed(self, strength: float | None = None) -> Solution:
+        """One solve on this problem's mesh (no adaptivity)."""
         diffusion = self.diffusion
         op = self.operator
         shared = self._assembly_used        # assembly time already reported by a solve
@@ -388,7 +413,8 @@ def _stationary_reflecting(A, M, k, reuse=False):
 def solve(landscape: Landscape | None, diffusion: DiffusionModel, mesh: Mesh,
           boundary: str = "absorbing", order: int = 2, drift: Callable | None = None,
           stabilisation: str | None = None, intorder: int | None = None,
-          max_dofs: int | None = None) -> Solution:
+          max_dofs: int | None = None, tol: float | None = None,
+          goals: Iterable[str] | None = None) -> Solution:
     """Solve the stationary Fokker–Planck equation once.
 
     See :class:`Problem` for the parameters; use a :class:`Problem` directly to
@@ -400,4 +426,4 @@ def solve(landscape: Landscape | None, diffusion: DiffusionModel, mesh: Mesh,
         ``escape_rate``, ``moments()``, ``marginal()``, ``diagnostics``, ...
     """
     return Problem(landscape, diffusion, mesh, boundary, order, drift, stabilisation,
-                   intorder, max_dofs=max_dofs).solve()
+                   intorder, max_dofs=max_dofs, tol=tol, goals=goals).solve()

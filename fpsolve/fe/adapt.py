@@ -1,0 +1,197 @@
+"""Accuracy on request: adaptive refinement until the estimated errors are ≤ tol.
+
+Loop (``fp.solve(..., tol=1e-6)``, ``Problem(..., tol=...)``): solve → estimate
+(:mod:`fpsolve.fe.estimate`: dual-weighted residuals of ⟨x²⟩, ⟨y²⟩ and μ, recovery for L1)
+→ stop when every requested goal is within ``tol`` and the negative mass is ≤
+:data:`NEGATIVE_MASS` → else mark (Dörfler on the sum of the indicators of the goals still
+open, each divided by its tolerance, plus the elements where P < 0) → refine
+(:mod:`fpsolve.fe.refine`, red–green–blue, boundary on the circle) → solve again.
+
+The dof budget (:mod:`fpsolve.fe.budget`) is checked before each level is assembled.
+If the tolerance is not met within the budget (or ``max_levels``), the last solution is
+returned with ``diagnostics["adapt_converged"] = False``, ``untrusted`` set, an
+:class:`FPSolveWarning` naming the goals that missed, and its honest estimates.
+"""
+from __future__ import annotations
+
+import time
+import warnings
+
+import numpy as np
+
+from . import budget as _budget
+from .refine import dorfler, refine
+
+__all__ = ["solve_adaptive", "GOALS", "NEGATIVE_MASS", "check_tol"]
+
+#: goals the tolerance applies to (escape_rate only with an absorbing boundary)
+GOALS = ("x2", "y2", "escape_rate", "L1")
+#: every adaptive result has at most this negative mass (relative to ∫|P|)
+NEGATIVE_MASS = 1e-8
+#: boundary elements whose cell Péclet number exceeds this are refined while μ is open
+#: (the layer must be resolved before its dual-weighted estimate can be trusted)
+PECLET_MAX = 2.0
+
+
+def check_tol(tol, goals=None):
+    """Validate ``tol`` (a number in (0, 1)) and ``goals`` (subset of :data:`GOALS`)."""
+    if tol is None:
+        return None, None
+    if isinstance(tol, bool) or not isinstance(tol, (int, float, np.floating, np.integer)):
+        raise ValueError(f"tol: expected a number 0 < tol < 1, got {tol!r}")
+    tol = float(tol)
+    if not (np.isfinite(tol) and 0 < tol < 1):
+        raise ValueError(f"tol: expected a number 0 < tol < 1, got {tol!r}")
+    goals = GOALS if goals is None else tuple(goals)
+    bad = [g for g in goals if g not in GOALS]
+    if bad or not goals:
+        raise ValueError(f"goals: expected a non-empty subset of {GOALS}, got {goals!r}")
+    return tol, goals
+
+
+def _open_goals(sol, tol, goals) -> list:
+    est = sol.error_estimate
+    return [g for g in goals if g in est and not est[g] <= tol]
+
+
+def _negative_indicator(sol) -> np.ndarray:
+    """∫_K max(−P, 0) / ∫|P| per element (the mesh elements of the solution)."""
+    Pq = np.asarray(sol.basis.interpolate(sol.P))
+    dx = np.asarray(sol.basis.dx)
+    return np.sum(np.maximum(-Pq, 0.0) * dx, axis=1) / np.sum(np.abs(Pq) * dx)
+
+
+def boundary_peclet(sol) -> tuple[np.ndarray, np.ndarray]:
+    """Cell Péclet numbers h|β·n|/(nᵀDn) of the boundary edges where the drift points inward.
+
+    An absorbing boundary against an inward drift carries a layer of width nᵀDn/(β·n)
+    (δ/R for the radial OU problem); the escape rate lives in it.  Returns the elements
+    owning the boundary edges and their Péclet numbers (0 where the drift points out).
+    """
+    mesh = sol.mesh
+    e, bnd = mesh.edges()
+    be = e[:, bnd]
+    a, b = mesh.p[:, be[0]], mesh.p[:, be[1]]
+    mid = 0.5 * (a + b)
+    n = mid - np.asarray(mesh.center, dtype=float)[:, None]
+    n /= np.linalg.norm(n, axis=0)
+    x, y = mid
+    from .assembly import _beta0
+    Dhat, divhat = sol.diffusion.unit_coefficients(x, y)
+    s = sol.diffusion.strength
+    beta = _beta0(sol.landscape, sol.drift, x, y) + s * np.asarray(divhat)
+    dnn = s * np.einsum("i...,ij...,j...->...", n, np.asarray(Dhat), n)
+    bn = np.maximum(np.einsum("i...,i...->...", beta, n), 0.0)
+    h = np.linalg.norm(b - a, axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        pe = np.where(bn > 0, h * bn / dnn, 0.0)
+    # the element owning each boundary edge
+    t, nv = mesh.t.astype(np.int64), mesh.nvertices
+    k = np.sort(np.concatenate([t[[0, 1]], t[[1, 2]], t[[0, 2]]], axis=1), axis=0)
+    keys = k[0] * nv + k[1]
+    order = np.argsort(keys)
+    bk = np.sort(be, axis=0).astype(np.int64)
+    pos = order[np.searchsorted(keys[order], bk[0] * nv + bk[1])]
+    return pos % t.shape[1], np.nan_to_num(pe, nan=np.inf, posinf=np.inf)
+
+
+def _mark(sol, tol, open_goals, theta) -> np.ndarray:
+    ind = sol._estimate.indicators
+    total = np.zeros(sol.mesh.nelements)
+    layer = np.zeros(0, dtype=np.int64)
+    if "escape_rate" in open_goals:
+        elems, pe = boundary_peclet(sol)
+        layer = elems[pe > PECLET_MAX]
+        if not sol.escape_rate > 0 or not sol.error_estimate["escape_rate"] <= 1.0:
+            open_goals = [g for g in open_goals if g != "escape_rate"]   # weights unreliable
+    for g in open_goals:
+        total += ind[g] / tol
+    if sol.diagnostics["negative_mass"] > NEGATIVE_MASS:
+        total += _negative_indicator(sol) / NEGATIVE_MASS
+    marked = np.union1d(dorfler(total, theta), layer)
+    if marked.size == 0:        # nothing to go on (μ unreliable, layer resolved): the μ weights
+        marked = dorfler(ind.get("escape_rate", np.ones(total.size)) + 0.0, theta)
+    return marked if marked.size else np.arange(total.size)
+
+
+def _level_record(level, sol, seconds) -> dict:
+    d = sol.diagnostics
+    return {"level": level, "dofs": int(d["dofs"]), "elements": int(d["nelements"]),
+            "estimate": {k: float(v) for k, v in sol.error_estimate.items()},
+            "escape_rate": float(sol.escape_rate), "negative_mass": float(d["negative_mass"]),
+            "time_s": float(seconds)}
+
+
+def _solve_level(problem, strength):
+    """One solve whose warnings are held back (only the final level's are shown)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        sol = problem._solve_fixed(strength)
+    return sol, caught
+
+
+def solve_adaptive(problem, strength=None):
+    """Refine ``problem.mesh`` until the estimated errors are ≤ ``problem.tol``.
+
+    Parameters
+    ----------
+    problem : Problem
+        Carries ``tol``, ``goals``, ``theta``, ``max_levels`` and ``max_dofs``; its own
+        (assembled) mesh is level 0.
+    strength : float, optional
+        Diffusion strength (Δ_S for the SGD model).
+
+    Returns
+    -------
+    Solution
+        The last level; ``diagnostics["adapt"]`` lists every level (dofs, elements,
+        estimates, μ, negative mass, seconds), ``diagnostics["adapt_converged"]`` says
+        whether ``tol`` was met.
+    """
+    from .solver import FPSolveWarning, Problem
+
+    tol, goals = problem.tol, problem.goals
+    if problem.boundary != "absorbing":
+        goals = tuple(g for g in goals if g != "escape_rate")
+    levels, level_problem, why = [], problem, None
+    t0 = time.perf_counter()
+    for level in range(problem.max_levels + 1):
+        t = time.perf_counter()
+        sol, caught = _solve_level(level_problem, strength if level == 0 else None)
+        levels.append(_level_record(level, sol, time.perf_counter() - t))
+        open_goals = _open_goals(sol, tol, goals)
+        if not open_goals and sol.diagnostics["negative_mass"] <= NEGATIVE_MASS:
+            break
+        if level == problem.max_levels:
+            why = f"max_levels = {problem.max_levels} reached"
+            break
+        mesh = refine(sol.mesh, _mark(sol, tol, open_goals, problem.theta))
+        dofs = _budget.mesh_dofs(mesh, problem.order)
+        try:
+            _budget.check(dofs, problem.order, problem.max_dofs, f"adaptive level {level + 1}")
+        except _budget.BudgetError as exc:
+            why = str(exc)
+            break
+        level_problem = Problem(problem.landscape, sol.diffusion, mesh, problem.boundary,
+                                problem.order, problem.drift, problem.stabilisation,
+                                problem.intorder, max_dofs=problem.max_dofs)
+    d = sol.diagnostics
+    d["adapt"] = levels
+    d["adapt_converged"] = why is None
+    d["adapt_tol"], d["adapt_goals"] = tol, list(goals)
+    d["timings"]["adapt_total_s"] = time.perf_counter() - t0
+    for w in caught:
+        if not issubclass(w.category, FPSolveWarning):
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    if why is not None:
+        d["untrusted"] = True
+        est = sol.error_estimate
+        missed = ", ".join(f"{g} {est.get(g, float('nan')):.1e}" for g in goals
+                           if not est.get(g, 0.0) <= tol)
+        if d["negative_mass"] > NEGATIVE_MASS:
+            missed += f"{', ' if missed else ''}negative mass {d['negative_mass']:.1e}"
+        d["warnings"].append(f"tol = {tol:g} not reached ({why}); estimated relative errors: "
+                             f"{missed}")
+    for w in d["warnings"]:
+        warnings.warn(w, FPSolveWarning, stacklevel=3)
+    return sol

@@ -1,0 +1,122 @@
+"""Adaptive refinement (fpsolve.fe.refine, fpsolve.fe.adapt): tol reached, exact answers."""
+import warnings
+
+import numpy as np
+import pytest
+
+import fpsolve as fp
+from fpsolve.fe.adapt import NEGATIVE_MASS
+from fpsolve.fe.refine import dorfler, refine
+from fpsolve.theory.exact import radial_ou_escape_rate
+
+RADIAL = fp.landscapes.quadratic([[1.0, 0.0], [0.0, 1.0]])
+
+
+def test_dorfler_marks_the_smallest_bulk_set():
+    np.testing.assert_array_equal(dorfler(np.array([1.0, 5.0, 3.0, 1.0]), 0.5), [1])
+    np.testing.assert_array_equal(dorfler(np.array([1.0, 5.0, 3.0, 1.0]), 0.6), [1, 2])
+    np.testing.assert_array_equal(dorfler(np.ones(4), 1.0), [0, 1, 2, 3])
+    assert dorfler(np.zeros(3)).size == 0
+    with pytest.raises(ValueError, match="theta"):
+        dorfler(np.ones(3), 0.0)
+    with pytest.raises(ValueError, match="indicators"):
+        dorfler(np.array([1.0, np.nan]))
+
+
+def test_refine_keeps_the_disk_and_curved_boundary():
+    mesh = fp.disk_mesh(1.5, 0.3)
+    for _ in range(3):
+        mid = mesh.p[:, mesh.t].mean(axis=1)
+        mesh = refine(mesh, np.flatnonzero(np.linalg.norm(mid, axis=0) > 1.0))
+    r = np.linalg.norm(mesh.p[:, mesh.boundary_vertices()], axis=0)
+    np.testing.assert_allclose(r, 1.5, rtol=1e-14)
+    assert mesh.radius == 1.5 and mesh.quality()["min_angle"] > 15
+    # conforming: every edge is shared by at most two triangles, boundary edges by one
+    e, bnd = mesh.edges()
+    assert e.shape[1] == (3 * mesh.nelements + bnd.sum()) // 2
+    # P2/P3 geometry: boundary edge midpoints on the circle, area of the disk
+    m2 = mesh.geometry(2)
+    dofs = m2.dofs.get_facet_dofs(m2.boundary_facets()).flatten()
+    np.testing.assert_allclose(np.linalg.norm(m2.doflocs[:, dofs], axis=0), 1.5, rtol=1e-14)
+    for order in (1, 2, 3):
+        sol = fp.solve(RADIAL, fp.diffusion.isotropic(0.2), mesh, order=order)
+        assert sol.mass == pytest.approx(1.0, abs=1e-12)
+    area = float(np.sum(np.asarray(sol.basis.dx)))       # curved P3 elements: the disk
+    assert area == pytest.approx(np.pi * 1.5 ** 2, rel=1e-6)
+
+
+def test_refine_rejects_bad_indices():
+    mesh = fp.disk_mesh(1.0, 0.5)
+    with pytest.raises(ValueError, match="marked"):
+        refine(mesh, [mesh.nelements])
+    assert refine(mesh, []) is mesh
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, "1e-4", float("nan"), True])
+def test_tol_is_validated(bad):
+    with pytest.raises(ValueError, match="tol"):
+        fp.Problem(RADIAL, fp.diffusion.isotropic(0.1), fp.disk_mesh(1.0, 0.5), tol=bad)
+
+
+def test_goals_are_validated():
+    with pytest.raises(ValueError, match="goals"):
+        fp.Problem(RADIAL, fp.diffusion.isotropic(0.1), fp.disk_mesh(1.0, 0.5), tol=1e-3,
+                   goals=["mean"])
+
+
+@pytest.mark.parametrize("order,tol,goals", [(1, 1e-2, ["x2", "escape_rate"]), (2, 1e-4, None),
+                                             (3, 1e-4, None)])
+def test_adaptive_reaches_tol_and_records_levels(order, tol, goals):
+    sol = fp.solve(RADIAL, fp.diffusion.isotropic(0.1), fp.disk_mesh(1.0, 0.3), order=order,
+                   tol=tol, goals=goals)
+    d = sol.diagnostics
+    assert d["adapt_converged"] and not d["untrusted"]
+    assert all(sol.error_estimate[g] <= tol for g in d["adapt_goals"])
+    assert d["negative_mass"] <= NEGATIVE_MASS
+    levels = d["adapt"]
+    assert levels[-1]["dofs"] == d["dofs"] and len(levels) >= 2
+    assert all(a["dofs"] < b["dofs"] for a, b in zip(levels, levels[1:]))
+    assert {"dofs", "estimate", "time_s", "escape_rate"} <= set(levels[0])
+    exact = radial_ou_escape_rate(0.1)
+    assert abs(sol.escape_rate - exact) <= tol * exact
+
+
+def test_adaptive_reflecting_ignores_the_escape_rate():
+    sol = fp.solve(RADIAL, fp.diffusion.isotropic(0.05), fp.disk_mesh(1.0, 0.3), order=2,
+                   boundary="reflecting", tol=1e-4)
+    assert sol.diagnostics["adapt_converged"]
+    assert "escape_rate" not in sol.diagnostics["adapt_goals"]
+    # exact: ⟨x²⟩ of exp(-r²/2δ) truncated at r = 1 (δ = 0.05: the truncation is e^-10)
+    z = 1.0 / (2 * 0.05)
+    x2 = 0.05 * (1 - z * np.exp(-z) / (1 - np.exp(-z)))
+    assert sol.expectation(lambda x, y: x * x) == pytest.approx(x2, rel=1e-4)
+
+
+def test_budget_exhausted_is_flagged_and_warned_never_silent():
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        sol = fp.solve(RADIAL, fp.diffusion.isotropic(0.02), fp.disk_mesh(1.0, 0.3), order=2,
+                       tol=1e-6, max_dofs=3000)
+    d = sol.diagnostics
+    assert not d["adapt_converged"] and d["untrusted"]
+    assert d["dofs"] <= 3000
+    msgs = [str(w.message) for w in rec if issubclass(w.category, fp.FPSolveWarning)]
+    assert any("tol = 1e-06 not reached" in m and "max_dofs" in m for m in msgs)
+    # the estimate stays honest: the error it reports is above the tolerance
+    assert max(sol.error_estimate.values()) > 1e-6
+
+
+@pytest.mark.parametrize("delta", [0.1, 0.05, 0.02,
+                                   pytest.param(0.01, marks=pytest.mark.slow),
+                                   pytest.param(0.005, marks=pytest.mark.slow)])
+def test_small_noise_escape_rate_from_a_coarse_mesh(delta):
+    """Issue #17: radial OU escape rates to 1e-3 relative with tol = 1e-4 (exact Kummer roots)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", fp.FPSolveWarning)
+        sol = fp.solve(RADIAL, fp.diffusion.isotropic(delta), fp.disk_mesh(1.0, 0.2), order=3,
+                       tol=1e-4, goals=["escape_rate"])
+    exact = radial_ou_escape_rate(delta)
+    assert sol.diagnostics["adapt_converged"]
+    assert sol.escape_rate > 0
+    assert abs(sol.escape_rate - exact) <= 1e-3 * exact
+    assert sol.diagnostics["negative_mass"] <= NEGATIVE_MASS
