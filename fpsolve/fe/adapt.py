@@ -108,10 +108,16 @@ def _mark(sol, tol, open_goals, theta) -> np.ndarray:
         total += ind[g] / tol
     if sol.diagnostics["negative_mass"] > NEGATIVE_MASS:
         total += _negative_indicator(sol) / NEGATIVE_MASS
-    marked = np.union1d(dorfler(total, theta), layer)
+    marked = np.union1d(_dorfler_finite(total, theta), layer)
     if marked.size == 0:        # nothing to go on (μ unreliable, layer resolved): the μ weights
-        marked = dorfler(ind.get("escape_rate", np.ones(total.size)) + 0.0, theta)
+        marked = _dorfler_finite(ind.get("escape_rate", np.ones(total.size)) + 0.0, theta)
     return marked if marked.size else np.arange(total.size)
+
+
+def _dorfler_finite(total, theta):
+    """Dörfler marking; elements with a non-finite indicator (μ = 0 weights) are marked too."""
+    bad = ~np.isfinite(total)
+    return np.union1d(dorfler(np.where(bad, 0.0, total), theta), np.flatnonzero(bad))
 
 
 def _level_record(level, sol, seconds) -> dict:
