@@ -370,3 +370,52 @@ def test_value_gradient_matrices_match_finite_differences(ou_flux):
     np.testing.assert_allclose(V @ sol.P, sol(pts.T), rtol=1e-12)
     np.testing.assert_allclose(Gx @ sol.P, fd([e, 0.0]), rtol=1e-6, atol=1e-8)
     np.testing.assert_allclose(Gy @ sol.P, fd([0.0, e]), rtol=1e-6, atol=1e-8)
+
+
+# -- mesh-only operators: cached per mesh, optionally prefetched in a thread ----------------
+
+def _ou_problem(mesh):
+    return fp.Problem(fp.landscapes.quadratic(OU_A), fp.diffusion.constant(OU_D), mesh,
+                      boundary="absorbing", order=2)
+
+
+def _same_flux(a, b):
+    for name in ("J", "psi", "phi"):
+        assert np.array_equal(getattr(a, name), getattr(b, name)), name
+    assert json.dumps(a.summary()) == json.dumps(b.summary())
+
+
+def test_cached_and_prefetched_operators_give_the_flux_of_fresh_ones():
+    """The operators are built once per mesh and reused; a prefetched build (background
+    thread) and a fresh one on a new mesh give bit-identical fluxes."""
+    from fpsolve.fe.flux import _mesh_operators, prefetch_operators
+
+    fresh_mesh, pre_mesh = fp.disk_mesh(1.5, 0.1), fp.disk_mesh(1.5, 0.1)
+    pre = _ou_problem(pre_mesh)
+    assert prefetch_operators(pre.basis) is True
+    assert prefetch_operators(pre.basis) is False          # already under way / built
+    fl_pre = quiet(fp.flux, quiet(pre.solve))
+    fl_fresh = quiet(fp.flux, quiet(_ou_problem(fresh_mesh).solve))
+    _same_flux(fl_pre, fl_fresh)
+    # a second solution on the same mesh shares the cached factorisations
+    sol2 = quiet(pre.solve)
+    assert _mesh_operators(sol2.basis) is _mesh_operators(pre.basis)
+    _same_flux(quiet(fp.flux, sol2), fl_pre)
+
+
+def test_a_failed_operator_build_is_raised_and_not_cached(monkeypatch):
+    from fpsolve.fe import flux as fluxmod
+
+    mesh = fp.disk_mesh(1.5, 0.2)
+    prob = _ou_problem(mesh)
+    sol = quiet(prob.solve)
+
+    def boom(basis):
+        raise MemoryError("no memory for the factorisation")
+
+    monkeypatch.setattr(fluxmod, "_build_operators", boom)
+    fluxmod.prefetch_operators(prob.basis)
+    with pytest.raises(MemoryError, match="factorisation"):
+        fp.flux(sol)
+    monkeypatch.undo()
+    assert isinstance(quiet(fp.flux, sol), Flux)             # the next call builds them
