@@ -46,7 +46,7 @@ import numpy as np
 
 from ._json import jsonable
 
-__all__ = ["export_vtk", "write_pvd"]
+__all__ = ["export_vtk", "write_pvd", "vtk_content", "vtu_bytes"]
 
 
 def _tmp_name(path: str) -> str:
@@ -166,15 +166,24 @@ def export_vtk(sol, path, flux=None) -> str:
     cubic Lagrange triangles (VTK type 69), both on the dof locations, so nothing is
     lost; see the module docstring for the full layout.
     """
-    import meshio
+    path = _check_target(path, ".vtu", "path")
+    _atomic_write_bytes(path, vtu_bytes(vtk_content(sol, flux)))
+    return path
 
+
+def vtk_content(sol, flux=None) -> dict:
+    """Everything :func:`export_vtk` writes, as plain arrays (picklable; no file I/O).
+
+    Returns a dict with ``points``, ``cell_type``, ``cells``, ``point_data``,
+    ``cell_data``, ``fields`` and ``params_json``, to be written by :func:`vtu_bytes`
+    (possibly in another process).  ``flux`` as for :func:`export_vtk`.
+    """
     from .fe.flux import Flux
     from .fe.flux import flux as compute_flux
     from .fe.solution import Solution
 
     if not isinstance(sol, Solution):
         raise TypeError(f"sol: expected a fpsolve Solution, got {type(sol).__name__}")
-    path = _check_target(path, ".vtu", "path")
     if flux is None:
         flux = compute_flux(sol)
     elif flux is not False:
@@ -186,70 +195,94 @@ def export_vtk(sol, path, flux=None) -> str:
     basis = sol.basis
     x, y = basis.doflocs
     cell_type, cells = _vtk_cells(basis, sol.order)
-    points = np.column_stack([x, y, np.zeros_like(x)])
-    D = np.asarray(sol.diffusion.tensor(x, y), dtype=float)
-    point_data = {"P": np.asarray(sol.P, dtype=float)}
-    _, _, Pq, dx = sol._quadrature()
-    cell_data = {"P_cell": [(Pq * dx).sum(-1) / dx.sum(-1)]}
+    point_data, tail, cell_data = _solution_arrays(sol)
     fields = {"escape_rate": sol.escape_rate, "strength": float(sol.diffusion.strength),
               "order": float(sol.order), "dofs": float(basis.N)}
-    params = {"boundary": sol.boundary, "order": sol.order,
-              "stabilisation": sol.stabilisation,
-              "escape_rate": sol.escape_rate,
-              "diffusion": {"kind": sol.diffusion.kind, **sol.diffusion.params},
-              "landscape": (None if sol.landscape is None else
-                            {"kind": type(sol.landscape).__name__, **sol.landscape.params}),
-              "user_drift": sol.drift is not None,
-              "mesh": {"radius": sol.mesh.radius, "center": list(sol.mesh.center),
-                       "h": sol.mesh.h, "source": sol.mesh.source},
-              "diagnostics": {k: v for k, v in sol.diagnostics.items()}}
+    params = _parameters(sol)
     if flux is not False:
-        zero = np.zeros(basis.N)
-        point_data["J"] = np.column_stack([flux.J[0], flux.J[1], zero])
-        point_data["J_magnitude"] = flux.magnitude
-        point_data["psi"] = flux.psi
-        point_data["phi"] = flux.phi
-        Jc = flux.cell_average()
-        cell_data["J_cell"] = [np.column_stack([Jc[0], Jc[1], np.zeros(Jc.shape[1])])]
-        cell_data["J_cell_magnitude"] = [np.hypot(Jc[0], Jc[1])]
-        fields["psi_max_abs"] = flux.diagnostics["psi_max_abs"]
-        if flux.entropy_production is not None:     # omitted where not defined
-            fields["entropy_production"] = flux.entropy_production
-        cyc = flux.cycles
-        fields["cycle_centers"] = (np.array([[*c["center"], 0.0] for c in cyc])
-                                   if cyc else np.zeros((0, 3)))
-        fields["cycle_circulations"] = np.array([c["circulation"] for c in cyc])
+        _add_flux(flux, point_data, cell_data, fields)
         params["flux"] = flux.summary()
-    if sol.landscape is not None:
-        point_data["L"] = np.asarray(sol.landscape.value(x, y), dtype=float)
-    point_data["D11"] = D[0, 0]
-    point_data["D12"] = D[0, 1]
-    point_data["D22"] = D[1, 1]
+    point_data.update(tail)       # the order of the arrays in the file as before
     # no 9-component tensor: ParaView's Tessellate filter passes at most 18 values per
     # point and would drop fields
-    for name, arr in list(point_data.items()) + [(k, v[0]) for k, v in cell_data.items()]:
+    for name, arr in list(point_data.items()) + list(cell_data.items()):
         if not np.all(np.isfinite(arr)):
             raise ValueError(f"sol: field {name!r} has non-finite values; refusing to export")
-    mesh = meshio.Mesh(points, [(cell_type, cells)], point_data=point_data,
-                       cell_data=cell_data)
     fields = {k: v for k, v in fields.items()
               if np.size(v) > 0 and np.all(np.isfinite(v))}
-    tmp = _tmp_name(path)
+    return {"points": np.column_stack([x, y, np.zeros_like(x)]), "cell_type": cell_type,
+            "cells": cells, "point_data": point_data, "cell_data": cell_data,
+            "fields": fields, "params_json": json.dumps(jsonable(params))}
+
+
+def _solution_arrays(sol):
+    """Point data P and L, D11, D12, D22 (written after the flux) and cell data P_cell."""
+    x, y = sol.basis.doflocs
+    D = np.asarray(sol.diffusion.tensor(x, y), dtype=float)
+    _, _, Pq, dx = sol._quadrature()
+    tail = {}
+    if sol.landscape is not None:
+        tail["L"] = np.asarray(sol.landscape.value(x, y), dtype=float)
+    tail.update(D11=D[0, 0], D12=D[0, 1], D22=D[1, 1])
+    return ({"P": np.asarray(sol.P, dtype=float)}, tail,
+            {"P_cell": (Pq * dx).sum(-1) / dx.sum(-1)})
+
+
+def _parameters(sol) -> dict:
+    return {"boundary": sol.boundary, "order": sol.order,
+            "stabilisation": sol.stabilisation,
+            "escape_rate": sol.escape_rate,
+            "diffusion": {"kind": sol.diffusion.kind, **sol.diffusion.params},
+            "landscape": (None if sol.landscape is None else
+                          {"kind": type(sol.landscape).__name__, **sol.landscape.params}),
+            "user_drift": sol.drift is not None,
+            "mesh": {"radius": sol.mesh.radius, "center": list(sol.mesh.center),
+                     "h": sol.mesh.h, "source": sol.mesh.source},
+            "diagnostics": {k: v for k, v in sol.diagnostics.items()}}
+
+
+def _add_flux(flux, point_data: dict, cell_data: dict, fields: dict) -> None:
+    """J, |J|, ψ, φ (points), element-averaged J (cells), ψ scale, entropy, cycles."""
+    n = flux.J.shape[1]
+    point_data["J"] = np.column_stack([flux.J[0], flux.J[1], np.zeros(n)])
+    point_data["J_magnitude"] = flux.magnitude
+    point_data["psi"] = flux.psi
+    point_data["phi"] = flux.phi
+    Jc = flux.cell_average()
+    cell_data["J_cell"] = np.column_stack([Jc[0], Jc[1], np.zeros(Jc.shape[1])])
+    cell_data["J_cell_magnitude"] = np.hypot(Jc[0], Jc[1])
+    fields["psi_max_abs"] = flux.diagnostics["psi_max_abs"]
+    if flux.entropy_production is not None:     # omitted where not defined
+        fields["entropy_production"] = flux.entropy_production
+    cyc = flux.cycles
+    fields["cycle_centers"] = (np.array([[*c["center"], 0.0] for c in cyc])
+                               if cyc else np.zeros((0, 3)))
+    fields["cycle_circulations"] = np.array([c["circulation"] for c in cyc])
+
+
+def vtu_bytes(content: dict) -> bytes:
+    """The ``.vtu`` file of :func:`vtk_content`'s ``content`` (meshio + field data)."""
+    import tempfile
+
+    import meshio
+
+    mesh = meshio.Mesh(content["points"], [(content["cell_type"], content["cells"])],
+                       point_data=content["point_data"],
+                       cell_data={k: [v] for k, v in content["cell_data"].items()})
+    fd, tmp = tempfile.mkstemp(suffix=".vtu", prefix="fpsolve-")
+    os.close(fd)
     try:
         meshio.write(tmp, mesh, file_format="vtu")
         with open(tmp, "rb") as f:
             text = f.read()
-        marker = b"<UnstructuredGrid>"
-        if text.count(marker) != 1:
-            raise RuntimeError("export_vtk: unexpected meshio VTU layout (no unique "
-                               "<UnstructuredGrid> element); cannot add field data")
-        block = _field_data_xml(fields, {"parameters_json": json.dumps(jsonable(params))})
-        text = text.replace(marker, marker + b"\n" + block.encode("utf-8"), 1)
     finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    _atomic_write_bytes(path, text)
-    return path
+        os.remove(tmp)
+    marker = b"<UnstructuredGrid>"
+    if text.count(marker) != 1:
+        raise RuntimeError("export_vtk: unexpected meshio VTU layout (no unique "
+                           "<UnstructuredGrid> element); cannot add field data")
+    block = _field_data_xml(content["fields"], {"parameters_json": content["params_json"]})
+    return text.replace(marker, marker + b"\n" + block.encode("utf-8"), 1)
 
 
 def write_pvd(path, entries) -> str:

@@ -18,7 +18,8 @@ import os
 
 import numpy as np
 
-__all__ = ["solution_figure", "panel_figure", "default_title", "auto_extent"]
+__all__ = ["solution_figure", "panel_figure", "default_title", "auto_extent", "PlotData",
+           "solution_fig_from", "panel_fig_from", "png_bytes"]
 
 _CCW, _CW = "\u21ba", "\u21bb"     # ↺ ↻
 _TOP_IN, _PAD_IN = 1.25, 0.1           # marginal panel height and gaps (inches)
@@ -72,21 +73,14 @@ def _union(extents):
 def _refined(basis, values, extent, nrefs):
     """Points, triangles and values of the FE function on subdivided elements in the
     window (disconnected triangulation: continuity is that of the FE function)."""
-    from skfem import MeshTri
     m = basis.mesh
     p = m.p[:2][:, m.t[:3]]                      # (2, 3, nel) corner coordinates
     lo, hi = p.min(axis=1), p.max(axis=1)
     x0, x1, y0, y1 = extent
     el = np.flatnonzero((hi[0] >= x0) & (lo[0] <= x1) & (hi[1] >= y0) & (lo[1] <= y1))
-    ref = MeshTri.init_refdom().refined(nrefs)
-    X = ref.p
-    xy = basis.mapping.F(X, tind=el)              # (2, nel, nref)
-    vals = np.zeros(xy.shape[1:])
-    for j in range(basis.Nbfun):
-        phi = np.asarray(basis.elem.gbasis(basis.mapping, X, j, tind=el)[0])
-        vals += values[basis.element_dofs[j, el]][:, None] * phi
-    nr = X.shape[1]
-    tri = (ref.t.T[None, :, :] + nr * np.arange(el.size)[:, None, None]).reshape(-1, 3)
+    xy, vals, ref_t, _, _ = _refined_elements(basis, values, el, nrefs)
+    nr = xy.shape[2]
+    tri = (ref_t[None, :, :] + nr * np.arange(el.size)[:, None, None]).reshape(-1, 3)
     return xy[0].ravel(), xy[1].ravel(), tri, vals.ravel()
 
 
@@ -109,32 +103,93 @@ def _subdivisions(sol) -> int:
     return 2 if n < 30000 else 1
 
 
-def _draw(fig, ax, sol, flux, extent, title, show_legend=True):
-    """Density, streamlines, cycles and the x-marginal on ``ax`` (+ appended axes)."""
-    from matplotlib.lines import Line2D
-    from matplotlib.patches import Circle
-    from matplotlib.ticker import MaxNLocator
-    from matplotlib.tri import Triangulation
-    from mpl_toolkits.axes_grid1 import make_axes_locatable
+class PlotData:
+    """What the figures of one solution draw, computed once and shared by its figures.
 
+    The refined values of the density on every element, the x-marginal at each line
+    position and the flux field on each streamline grid are cached, so a case figure
+    and the panel drawn from the same PlotData evaluate nothing twice.  Only ``J`` and
+    ``cycles`` of the flux are used, so the flux may be any object with these
+    attributes (a study's renderer process has no :class:`~fpsolve.flux.Flux`).
+
+    Parameters
+    ----------
+    sol : fpsolve.Solution
+    flux : Flux or object with ``J`` (2, N) and ``cycles``
+    """
+
+    def __init__(self, sol, flux):
+        self.sol = sol
+        self.J = np.asarray(flux.J)
+        self.cycles = list(flux.cycles)
+        self.vmax = float(np.max(sol.P))
+        self.extent = auto_extent(sol, flux)
+        self._nrefs = _subdivisions(sol)
+        self._elements = None
+        self._marginal: dict = {}
+        self._fields: dict = {}
+
+    def contour_data(self, extent):
+        """Points, triangles and values of the subdivided elements meeting ``extent``
+        (as :func:`_refined`, from values computed once for the whole mesh)."""
+        if self._elements is None:
+            m = self.sol.basis.mesh
+            self._elements = _refined_elements(self.sol.basis, self.sol.P,
+                                               np.arange(m.t.shape[1]), self._nrefs)
+        xy, vals, ref_t, lo, hi = self._elements
+        x0, x1, y0, y1 = extent
+        el = np.flatnonzero((hi[0] >= x0) & (lo[0] <= x1) & (hi[1] >= y0) & (lo[1] <= y1))
+        nr = xy.shape[2]
+        tri = (ref_t[None, :, :] + nr * np.arange(el.size)[:, None, None]).reshape(-1, 3)
+        return xy[0, el].ravel(), xy[1, el].ravel(), tri, vals[el].ravel()
+
+    def marginal(self, xs) -> np.ndarray:
+        """∫P dy at ``xs``; lines already computed for another window are reused."""
+        xs = np.asarray(xs, dtype=float)
+        new = np.array([x for x in xs if x not in self._marginal])
+        if new.size:
+            self._marginal.update(zip(new.tolist(), self.sol.marginal("x", new).tolist()))
+        return np.array([self._marginal[x] for x in xs.tolist()])
+
+    def stream_field(self, extent):
+        """Grid, projected flux (NaN where negligible or outside) and line widths."""
+        key = tuple(float(v) for v in extent)
+        if key not in self._fields:
+            self._fields[key] = _stream_field(self.sol.basis, self.J, extent)
+        return self._fields[key]
+
+
+def _refined_elements(basis, values, el, nrefs):
+    """Coordinates (2, nel, nref) and values (nel, nref) of the FE function at the
+    nodes of ``nrefs``-times subdivided elements ``el``, the sub-triangles of the
+    reference element and the corner bounding boxes of the elements."""
+    from skfem import MeshTri
+    m = basis.mesh
+    p = m.p[:2][:, m.t[:3, el]]                  # (2, 3, nel) corner coordinates
+    ref = MeshTri.init_refdom().refined(nrefs)
+    X = ref.p
+    xy = basis.mapping.F(X, tind=el)              # (2, nel, nref)
+    vals = np.zeros(xy.shape[1:])
+    for j in range(basis.Nbfun):
+        phi = np.asarray(basis.elem.gbasis(basis.mapping, X, j, tind=el)[0])
+        vals += values[basis.element_dofs[j, el]][:, None] * phi
+    return xy, vals, ref.t.T, p.min(axis=1), p.max(axis=1)
+
+
+def _stream_field(basis, J, extent):
+    """The projected flux on the regular streamline grid of ``extent``."""
     from .fe.flux import value_gradient_matrices
-
     x0, x1, y0, y1 = extent
-    px, py, tri, vals = _refined(sol.basis, sol.P, extent, _subdivisions(sol))
-    T = Triangulation(px, py, tri)
-    vmax = float(np.max(sol.P))
-    levels = MaxNLocator(nbins=24).tick_values(0.0, vmax)
-    cs = ax.tricontourf(T, np.clip(vals, 0.0, vmax), levels=levels, cmap="viridis")
-    # streamlines of the projected (continuous) flux on a regular grid
     nx = 180
     ny = max(int(round(nx * (y1 - y0) / (x1 - x0))), 20)
     gx, gy = np.linspace(x0, x1, nx), np.linspace(y0, y1, ny)
     GX, GY = np.meshgrid(gx, gy)
-    V, _, _, inside = value_gradient_matrices(sol.basis, np.stack([GX.ravel(), GY.ravel()]))
-    U = np.where(inside, V @ flux.J[0], np.nan).reshape(GX.shape)
-    W = np.where(inside, V @ flux.J[1], np.nan).reshape(GX.shape)
+    V, _, _, inside = value_gradient_matrices(basis, np.stack([GX.ravel(), GY.ravel()]))
+    U = np.where(inside, V @ J[0], np.nan).reshape(GX.shape)
+    W = np.where(inside, V @ J[1], np.nan).reshape(GX.shape)
     speed = np.hypot(U, W)
     smax = np.nanmax(speed) if np.any(np.isfinite(speed)) else 0.0
+    lw = None
     if smax > 0:
         # no streamlines where the current is negligible (there J_h is mostly noise);
         # NaN ends a streamline (plain arrays: masked ones make streamplot 5x slower)
@@ -142,12 +197,33 @@ def _draw(fig, ax, sol, flux, extent, title, show_legend=True):
         U[weak] = np.nan
         W[weak] = np.nan
         lw = 0.3 + 2.2 * np.nan_to_num(speed) / smax
+    return gx, gy, U, W, lw
+
+
+def _draw(fig, ax, data, extent, title, show_legend=True):
+    """Density, streamlines, cycles and the x-marginal of ``data`` (a PlotData) on
+    ``ax`` (+ appended axes)."""
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Circle
+    from matplotlib.ticker import MaxNLocator
+    from matplotlib.tri import Triangulation
+    from mpl_toolkits.axes_grid1 import make_axes_locatable
+
+    x0, x1, y0, y1 = extent
+    px, py, tri, vals = data.contour_data(extent)
+    T = Triangulation(px, py, tri)
+    vmax = data.vmax
+    levels = MaxNLocator(nbins=24).tick_values(0.0, vmax)
+    cs = ax.tricontourf(T, np.clip(vals, 0.0, vmax), levels=levels, cmap="viridis")
+    # streamlines of the projected (continuous) flux on a regular grid
+    gx, gy, U, W, lw = data.stream_field(extent)
+    if lw is not None:
         ax.streamplot(gx, gy, U, W, color="white", linewidth=lw, density=1.3,
                       arrowsize=0.9, minlength=0.2)
-    mesh = sol.mesh
+    mesh = data.sol.mesh
     if mesh.radius is not None:
         ax.add_patch(Circle(mesh.center, mesh.radius, fill=False, color="0.3", lw=1.0))
-    for c in flux.cycles:
+    for c in data.cycles:
         cx, cy = c["center"]
         if x0 <= cx <= x1 and y0 <= cy <= y1:
             col = "#ff5a36" if c["sense"] == "ccw" else "#36c2ff"
@@ -175,7 +251,7 @@ def _draw(fig, ax, sol, flux, extent, title, show_legend=True):
     cb = fig.colorbar(cs, cax=cax)
     cb.set_label("P(x, y)")
     xs = np.linspace(x0, x1, 301)
-    top.plot(xs, sol.marginal("x", xs), color="k", lw=1.3)
+    top.plot(xs, data.marginal(xs), color="k", lw=1.3)
     top.set_ylabel("∫P dy")
     top.set_ylim(bottom=0.0)
     top.tick_params(labelbottom=False)
@@ -210,6 +286,17 @@ def _save(fig, path, dpi) -> str:
         if os.path.exists(tmp):
             os.remove(tmp)
     return path
+
+
+def png_bytes(fig, dpi: int = 150) -> bytes:
+    """The PNG of a Figure made by this module, as bytes (what :func:`_save` writes)."""
+    import io
+
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    FigureCanvasAgg(fig)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    return buf.getvalue()
 
 
 def _flux_of(sol, fl):
@@ -262,20 +349,26 @@ def solution_figure(sol, path, flux=None, title=None, extent=None, dpi: int = 15
 
 def _solution_fig(sol, flux=None, title=None, extent=None):
     """The :func:`solution_figure` as a matplotlib Figure (not saved)."""
-    from matplotlib.figure import Figure
-
     from .fe.solution import Solution
     if not isinstance(sol, Solution):
         raise TypeError(f"sol: expected a fpsolve Solution, got {type(sol).__name__}")
-    fl = _flux_of(sol, flux)
-    extent = auto_extent(sol, fl) if extent is None else _check_extent(extent)
+    data = PlotData(sol, _flux_of(sol, flux))
+    return solution_fig_from(data, default_title(sol) if title is None else str(title),
+                             None if extent is None else _check_extent(extent))
+
+
+def solution_fig_from(data: PlotData, title: str, extent=None):
+    """The figure of :func:`solution_figure` from a :class:`PlotData` (not saved)."""
+    from matplotlib.figure import Figure
+
+    extent = data.extent if extent is None else extent
     W = 6.4
     H = _cell_height(W, extent, 0.72)
     fig = Figure(figsize=(W, H))
     # no constrained layout: it ignores the axes appended by make_axes_locatable
     fig.subplots_adjust(left=0.12, right=0.9, bottom=0.75 / H, top=1 - 0.5 / H)
     ax = fig.add_subplot(1, 1, 1)
-    _draw(fig, ax, sol, fl, extent, default_title(sol) if title is None else str(title))
+    _draw(fig, ax, data, extent, title)
     return fig
 
 
@@ -335,21 +428,33 @@ def _panel_fig(sols, titles=None, fluxes=None, extent=None):
         if g is not None and [len(r) for r in g] != [len(r) for r in rows]:
             raise ValueError(f"{name}: expected the same shape as sols "
                              f"({[len(r) for r in rows]}), got {[len(r) for r in g]}")
-    fls = [[_flux_of(s, None if frows is None else frows[i][j]) for j, s in enumerate(r)]
-           for i, r in enumerate(rows)]
+    data = [[PlotData(s, _flux_of(s, None if frows is None else frows[i][j]))
+             for j, s in enumerate(r)] for i, r in enumerate(rows)]
+    if trows is None:
+        trows = [[default_title(s) for s in r] for r in rows]
+    return panel_fig_from(data, [[str(t) for t in r] for r in trows],
+                          None if extent is None else _check_extent(extent))
+
+
+def panel_fig_from(data, titles, extent=None):
+    """The figure of :func:`panel_figure` from rows of :class:`PlotData` (not saved).
+
+    ``titles`` has the shape of ``data``; ``extent`` defaults to the union of the
+    data's windows.
+    """
+    from matplotlib.figure import Figure
+
+    ncols = max(len(r) for r in data)
     if extent is None:
-        extent = _union([auto_extent(s, f) for r, fr in zip(rows, fls) for s, f in zip(r, fr)])
-    else:
-        extent = _check_extent(extent)
+        extent = _union([d.extent for r in data for d in r])
     W = 5.0
     H = _cell_height(W, extent, 0.6)
-    fig = Figure(figsize=(W * ncols, H * len(rows)))
+    fig = Figure(figsize=(W * ncols, H * len(data)))
     fig.subplots_adjust(left=0.65 / (W * ncols), right=1 - 0.75 / (W * ncols),
-                        bottom=0.7 / (H * len(rows)), top=1 - 0.45 / (H * len(rows)),
+                        bottom=0.7 / (H * len(data)), top=1 - 0.45 / (H * len(data)),
                         wspace=0.5, hspace=1.0 / H)
-    for i, r in enumerate(rows):
-        for j, s in enumerate(r):
-            ax = fig.add_subplot(len(rows), ncols, i * ncols + j + 1)
-            title = default_title(s) if trows is None else str(trows[i][j])
-            _draw(fig, ax, s, fls[i][j], extent, title, show_legend=(i == 0 and j == 0))
+    for i, r in enumerate(data):
+        for j, d in enumerate(r):
+            ax = fig.add_subplot(len(data), ncols, i * ncols + j + 1)
+            _draw(fig, ax, d, extent, titles[i][j], show_legend=(i == 0 and j == 0))
     return fig

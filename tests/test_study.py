@@ -644,3 +644,68 @@ def test_stale_temporaries_of_dead_processes_are_removed(tmp_path):
     mine.write_text("{")
     assert remove_stale_temporaries(str(tmp_path)) == [dead.name]
     assert mine.exists() and not dead.exists()
+
+
+# -- background rendering (fpsolve.study.render) ------------------------------------------
+
+def _strip_times(obj):
+    """summary.json without its measurements of time."""
+    if isinstance(obj, dict):
+        return {k: _strip_times(v) for k, v in obj.items()
+                if k not in ("runtime_s", "timings_s") and not k.endswith("_s")}
+    if isinstance(obj, list):
+        return [_strip_times(v) for v in obj]
+    return obj
+
+
+def _vtu_without_run_data(path):
+    # parameters_json holds the solver's own timings, which differ from run to run
+    text = open(path, "rb").read()
+    return re.sub(rb'Name="parameters_json".*?</DataArray>', b"", text, flags=re.S)
+
+
+@pytest.mark.skipif(not (HAVE_PLOT and HAVE_IO and HAVE_FLUX), reason="plot/io/flux missing")
+def test_background_rendering_writes_the_same_files_and_summary(tmp_path):
+    """Figures, panel and .vtu drawn by the renderer process are the bytes drawn in
+    process; summary.json is the same apart from timings."""
+    path = write(tmp_path, FOUR.replace("h = 0.25", "h = 0.3") + """
+    [output]
+    panel = [["a", "b"], ["c", "d"]]
+    """, "four.toml")
+    runs = {}
+    for background in (False, True):
+        out = str(tmp_path / f"out-{background}")
+        res = run_study(load_study(path), out, background=background)
+        prov = json.loads(open(os.path.join(out, "provenance.json")).read())
+        assert ("render" in prov["execution"]) is background
+        runs[background] = (out, res)
+    (a, ra), (b, rb) = runs[False], runs[True]
+    assert _strip_times(ra.summary) == _strip_times(rb.summary)
+    files = _files(a)
+    assert files == _files(b) and "panel.png" in files
+    for f in files:
+        if f.endswith(".png"):
+            assert open(os.path.join(a, f), "rb").read() == open(os.path.join(b, f), "rb").read(), f
+        elif f.endswith(".vtu"):
+            assert _vtu_without_run_data(os.path.join(a, f)) == \
+                _vtu_without_run_data(os.path.join(b, f)), f
+
+
+def test_renderer_failure_is_a_run_error(tmp_path, monkeypatch):
+    """A renderer that dies fails the run with a one-line error; the cases it did not
+    deliver are not committed (a rerun recomputes them)."""
+    if not (HAVE_PLOT and HAVE_IO):
+        pytest.skip("plot/io missing")
+    import fpsolve.study.render as render
+
+    def dead(self, fut):
+        raise StudyRunError("renderer process failed: BrokenProcessPool: terminated")
+
+    monkeypatch.setattr(render.Renderer, "result", dead)
+    path = write(tmp_path, FOUR_FAST.replace("figures = false", "figures = true"), "four.toml")
+    out = str(tmp_path / "out")
+    with pytest.raises(StudyRunError, match="renderer process failed"):
+        run_study(load_study(path), out, background=True)
+    assert not os.path.exists(os.path.join(out, "cases", "a.json"))
+    monkeypatch.undo()
+    assert run_study(load_study(path), out).computed == ["a", "b", "c", "d"]

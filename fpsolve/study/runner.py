@@ -23,7 +23,6 @@ leaves either a complete case or none.
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import multiprocessing
@@ -45,7 +44,7 @@ from .build import build_landscape, build_mesh, build_noise
 from .outputs import (atomic_path, atomic_write, provenance, remove_stale_temporaries,
                       sweep_figure, write_json)
 from .schema import Case, Study, StudyError, _digest, case_hash
-from .tasks import THREAD_VARIABLES, _capture, component, jsonable, run_task
+from .tasks import _capture, component, jsonable, run_task, single_threaded_children
 
 __all__ = ["run_study", "plan_tasks", "Reporter", "RunResult", "StudyRunError"]
 
@@ -123,21 +122,6 @@ def _payload(task: list[Case], outputs: dict) -> dict:
             "outputs": outputs}
 
 
-@contextlib.contextmanager
-def _single_threaded_children():
-    """Child processes started inside inherit one-thread BLAS/OpenMP settings."""
-    saved = {k: os.environ.get(k) for k in THREAD_VARIABLES}
-    os.environ.update({k: "1" for k in THREAD_VARIABLES})
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-
-
 def _required_files(case: Case, outputs: dict) -> list[str]:
     files = [f"cases/{case.name}.npz"]
     if outputs["vtk"]:
@@ -204,7 +188,7 @@ def _case_entry(case: Case, rec: dict | None, error: str | None, reused: bool) -
 
 def run_study(study: Study, out: str | None = None, *, force: bool = False,
               workers: int | None = None, reporter: Reporter | None = None,
-              command: str | None = None) -> RunResult:
+              command: str | None = None, background: bool | None = None) -> RunResult:
     """Solve every case of ``study`` and write its outputs.
 
     Parameters
@@ -223,6 +207,11 @@ def run_study(study: Study, out: str | None = None, *, force: bool = False,
         Progress sink (the CLI's prints; default silent).
     command : str, optional
         Command line recorded in provenance.json.
+    background : bool, optional
+        Draw figures and encode ``.vtu`` files in a second process while this one
+        solves (:mod:`fpsolve.study.render`).  Default: for solutions of at least
+        ``render.MIN_DOFS`` unknowns when the run uses one local worker and the
+        machine has at least two cores.  The files are the same either way.
 
     Returns
     -------
@@ -246,161 +235,235 @@ def run_study(study: Study, out: str | None = None, *, force: bool = False,
         raise StudyError("--workers", None, f"expected a positive integer, got {workers!r}")
     if study.analysis is not None:
         return _run_analysis(study, out, force, int(workers), reporter, command, t_start)
-    scheduler = study.execution["scheduler"]
-
-    mods = {name: component(name) for name in ("flux", "io", "plot")}
-    missing = [f"fpsolve.{n}" for n, m in mods.items() if m is None]
-    o = study.output
-    outputs = {"vtk": o["vtk"] and mods["io"] is not None,
-               "figures": o["figures"] and mods["plot"] is not None,
-               "flux": o["flux"] and mods["flux"] is not None}
-    for opt, mod in (("vtk", "io"), ("figures", "plot"), ("flux", "flux")):
-        if o[opt] and mods[mod] is None:
-            reporter.note(f"fpsolve.{mod} is not available: output.{opt} is skipped")
-    panel_wanted = o["panel"] is not False and mods["plot"] is not None
-    if o["panel"] is not False and mods["plot"] is None:
-        reporter.note("fpsolve.plot is not available: no panel figure")
-    for c in study.cases:        # what is computed depends on what is available
-        c.hash = case_hash(c.config, outputs["flux"])
-
-    records = {}
-    if not force:
-        for c in study.cases:
-            rec = _valid_record(out, c, outputs)
-            if rec is not None:
-                records[c.name] = rec
+    run = _Run(study, out, force, reporter, t_start)
+    records = run.reusable_records()
     todo = [c for c in study.cases if c.name not in records]
-    logger.info("%s: %d of %d cases up to date in %s", study.name, len(records),
-                len(study.cases), out)
-
     os.makedirs(os.path.join(out, "cases"), exist_ok=True)
     for sub in ("", "cases", "vtk", "figures"):
         remove_stale_temporaries(os.path.join(out, sub))
     atomic_write(os.path.join(out, os.path.basename(study.path)), study.text)
 
+    scheduler = study.execution["scheduler"]
     client = _connect(scheduler) if scheduler != "local" and todo else None
+    renderer = None
     try:
         n_workers = workers if client is None else max(1, sum(client.nthreads().values()))
+        if _use_background(background, client, n_workers, todo, run.outputs):
+            from .render import MIN_DOFS, Renderer
+            renderer = Renderer(MIN_DOFS if background is None else 0)
         tasks = plan_tasks(todo, n_workers)
         logger.info("%d cases in %d tasks on %d workers (%s)", len(todo), len(tasks),
                     n_workers, scheduler)
-        live: dict = {}
-        computed, failed = _execute(study, out, tasks, outputs, records, n_workers, client,
-                                    reporter, live)
+        computed, failed = _execute(study, out, tasks, run.task_outputs(), records,
+                                    n_workers, client, reporter, run.live, renderer)
+        run.t_cases = time.perf_counter()
+        run.cpu_cases = _cpu(resource.RUSAGE_SELF) if resource is not None else None
+        sweeps, panel_file = run.study_products(records, renderer)
     finally:
         if client is not None:
             client.close()
-    t_cases = time.perf_counter()
-    cpu_cases = _cpu(resource.RUSAGE_SELF) if resource is not None else None
-    by_name = {c.name: c for c in study.cases}
-    # study-level products ------------------------------------------------------------
-    products_path = os.path.join(out, "cases", "_products.json")
-    try:
-        with open(products_path, encoding="utf-8") as fh:
-            products = json.load(fh)
-    except (OSError, ValueError):
-        products = {}
-    made = {}
+        if renderer is not None:
+            renderer.close()
+    if renderer is not None and renderer.started:
+        run.render = {"cpu_s": renderer.cpu_s, "wait_s": renderer.wait_s}
+    return run.finish(records, computed, failed, sweeps, panel_file, command,
+                      {"workers": n_workers, "scheduler": scheduler, "tasks": len(tasks)})
 
-    def up_to_date(rel, key):
-        return (not force and products.get(rel) == key
-                and os.path.isfile(os.path.join(out, rel)))
 
-    sweeps = []
-    if study.sweep is not None:
-        for series, members in study.sweep.series.items():
-            entry = {"series": series, "parameter": study.sweep.parameter,
-                     "values": [by_name[m].value for m in members], "cases": members}
-            ok = [m for m in members if m in records]
-            if outputs["vtk"] and ok:
-                rel = f"vtk/{series}.pvd"
-                key = _digest([records[m]["hash"] for m in ok] + ok)
-                if not up_to_date(rel, key):
-                    with atomic_path(os.path.join(out, rel)) as tmp:
-                        mods["io"].write_pvd(tmp, [(by_name[m].value, f"{m}.vtu") for m in ok])
-                made[rel] = key
-                entry["pvd"] = rel
-            if o["sweep_plot"] and ok:
-                rel = f"{series}.png"
-                key = _digest(["sweep-plot"] + [records[m]["hash"] for m in ok] + ok)
-                if not up_to_date(rel, key):
-                    rows = [dict(records[m]["summary"], value=by_name[m].value) for m in ok]
-                    title = (f"{study.name}: {study.sweep.parameter} sweep" if series == "sweep"
-                             else f"{study.name}: case {series[len('sweep-'):]}")
-                    sweep_figure(os.path.join(out, rel), study.sweep.parameter, rows, title)
-                made[rel] = key
-                entry["plot"] = rel
-            sweeps.append(entry)
+def _use_background(background, client, workers: int, todo, outputs: dict) -> bool:
+    if client is not None or workers != 1 or not todo:
+        return False
+    if not (outputs["vtk"] or outputs["figures"]):
+        return False
+    if background is None:
+        try:
+            cores = len(os.sched_getaffinity(0))
+        except AttributeError:          # not on Linux
+            cores = os.cpu_count() or 1
+        return cores >= 2
+    return bool(background)
 
-    panel_file = None
-    if panel_wanted:
-        layout = [[c.name for c in study.cases]] if o["panel"] is True else \
-            [r if isinstance(r, list) else [r] for r in o["panel"]]
-        if not isinstance(o["panel"], bool) and not any(isinstance(r, list) for r in o["panel"]):
-            layout = [list(o["panel"])]          # a flat list is one row
+
+class _Run:
+    """The bookkeeping of one run_study call (outputs, reuse, study-level products)."""
+
+    def __init__(self, study: Study, out: str, force: bool, reporter: Reporter, t_start):
+        self.study, self.out, self.force, self.reporter = study, out, force, reporter
+        self.t_start = t_start
+        self.t_cases = self.cpu_cases = None
+        self.live: dict = {}
+        self.render = None
+        self.mods = {name: component(name) for name in ("flux", "io", "plot")}
+        self.missing = [f"fpsolve.{n}" for n, m in self.mods.items() if m is None]
+        o = study.output
+        self.outputs = {"vtk": o["vtk"] and self.mods["io"] is not None,
+                        "figures": o["figures"] and self.mods["plot"] is not None,
+                        "flux": o["flux"] and self.mods["flux"] is not None}
+        for opt, mod in (("vtk", "io"), ("figures", "plot"), ("flux", "flux")):
+            if o[opt] and self.mods[mod] is None:
+                reporter.note(f"fpsolve.{mod} is not available: output.{opt} is skipped")
+        self.panel_wanted = o["panel"] is not False and self.mods["plot"] is not None
+        if o["panel"] is not False and self.mods["plot"] is None:
+            reporter.note("fpsolve.plot is not available: no panel figure")
+        self.layout = _panel_layout(o["panel"], study.cases) if self.panel_wanted else None
+        for c in study.cases:        # what is computed depends on what is available
+            c.hash = case_hash(c.config, self.outputs["flux"])
+
+    def task_outputs(self) -> dict:
+        """``outputs`` of the tasks, with the names the panel shows."""
+        names = [n for r in self.layout for n in r] if self.layout else []
+        return dict(self.outputs, panel=names)
+
+    def reusable_records(self) -> dict:
+        records = {}
+        if not self.force:
+            for c in self.study.cases:
+                rec = _valid_record(self.out, c, self.outputs)
+                if rec is not None:
+                    records[c.name] = rec
+        logger.info("%s: %d of %d cases up to date in %s", self.study.name, len(records),
+                    len(self.study.cases), self.out)
+        return records
+
+    def study_products(self, records: dict, renderer) -> tuple:
+        """The sweep files and the panel (each skipped when up to date)."""
+        path = os.path.join(self.out, "cases", "_products.json")
+        try:
+            with open(path, encoding="utf-8") as fh:
+                self.products = json.load(fh)
+        except (OSError, ValueError):
+            self.products = {}
+        self.made = {}
+        sweeps = []
+        if self.study.sweep is not None:
+            for series, members in self.study.sweep.series.items():
+                sweeps.append(self._sweep_entry(series, members, records))
+        panel_file = self._panel(records, renderer) if self.panel_wanted else None
+        write_json(path, self.made)
+        return sweeps, panel_file
+
+    def _up_to_date(self, rel: str, key: str) -> bool:
+        return (not self.force and self.products.get(rel) == key
+                and os.path.isfile(os.path.join(self.out, rel)))
+
+    def _sweep_entry(self, series: str, members: list, records: dict) -> dict:
+        study, out = self.study, self.out
+        by_name = {c.name: c for c in study.cases}
+        entry = {"series": series, "parameter": study.sweep.parameter,
+                 "values": [by_name[m].value for m in members], "cases": members}
+        ok = [m for m in members if m in records]
+        if self.outputs["vtk"] and ok:
+            rel = f"vtk/{series}.pvd"
+            key = _digest([records[m]["hash"] for m in ok] + ok)
+            if not self._up_to_date(rel, key):
+                with atomic_path(os.path.join(out, rel)) as tmp:
+                    self.mods["io"].write_pvd(tmp, [(by_name[m].value, f"{m}.vtu") for m in ok])
+            self.made[rel] = key
+            entry["pvd"] = rel
+        if study.output["sweep_plot"] and ok:
+            rel = f"{series}.png"
+            key = _digest(["sweep-plot"] + [records[m]["hash"] for m in ok] + ok)
+            if not self._up_to_date(rel, key):
+                rows = [dict(records[m]["summary"], value=by_name[m].value) for m in ok]
+                title = (f"{study.name}: {study.sweep.parameter} sweep" if series == "sweep"
+                         else f"{study.name}: case {series[len('sweep-'):]}")
+                sweep_figure(os.path.join(out, rel), study.sweep.parameter, rows, title)
+            self.made[rel] = key
+            entry["plot"] = rel
+        return entry
+
+    def _panel(self, records: dict, renderer):
+        by_name = {c.name: c for c in self.study.cases}
+        layout = self.layout
         names = [n for r in layout for n in r]
-        if all(n in records for n in names):
-            rel = "panel.png"
-            key = _digest(["panel", layout] + [records[n]["hash"] for n in names]
-                          + [by_name[n].title for n in names])
-            if not up_to_date(rel, key):
-                # solutions of this process are in memory; the others are rebuilt from
-                # their coefficients and panel_figure computes their flux
-                bases: dict = {}
-                sols, fluxes = [], []
-                for n in names:
-                    sol, fl = live.get(n) or (_rebuild_solution(out, by_name[n], records[n],
-                                                                bases), None)
-                    sols.append(sol)
-                    fluxes.append(fl)
-                shape = _reshape(layout)
-                with atomic_path(os.path.join(out, rel)) as tmp, \
-                        warnings.catch_warnings(record=True) as rec:
-                    warnings.simplefilter("always")
-                    mods["plot"].panel_figure(shape(sols), tmp,
-                                              titles=shape([by_name[n].title for n in names]),
-                                              fluxes=shape(fluxes))
-                for msg in dict.fromkeys(_capture(rec)):
-                    reporter.warning("panel", msg)
-            made[rel] = key
-            panel_file = rel
-        else:
-            reporter.note("panel figure skipped: some of its cases failed")
-    write_json(products_path, made)
+        if not all(n in records for n in names):
+            self.reporter.note("panel figure skipped: some of its cases failed")
+            return None
+        rel = "panel.png"
+        key = _digest(["panel", layout] + [records[n]["hash"] for n in names]
+                      + [by_name[n].title for n in names])
+        if not self._up_to_date(rel, key):
+            titles = _reshape(layout)([by_name[n].title for n in names])
+            if renderer is not None and set(names) <= renderer.kept:
+                # the renderer holds the plot data of every panel case
+                res = renderer.result(renderer.panel(layout, titles))
+                atomic_write(os.path.join(self.out, rel), res["files"][rel])
+                msgs = res["warnings"]
+            else:
+                msgs = self._panel_here(layout, names, titles, records, by_name, rel)
+            for msg in dict.fromkeys(msgs):
+                self.reporter.warning("panel", msg)
+        self.made[rel] = key
+        return rel
 
-    summary = {
-        "study": {"name": study.name, "description": study.description,
-                  "file": os.path.basename(study.path)},
-        "fpsolve": __version__,
-        "config_hash": study.hash,
-        "cases": [_case_entry(c, records.get(c.name), failed.get(c.name),
-                              c.name not in computed) for c in study.cases],
-        "sweeps": sweeps,
-        "panel": panel_file,
-        "failed": sorted(failed),
-    }
-    summary = jsonable(summary)
-    write_json(os.path.join(out, "summary.json"), summary)
-    reused = [c.name for c in study.cases if c.name in records and c.name not in computed]
-    t_end = time.perf_counter()
-    execution = {"workers": n_workers, "scheduler": scheduler, "tasks": len(tasks),
-                 "wall_s": {"total": t_end - t_start, "cases": t_cases - t_start,
-                            "study_outputs": t_end - t_cases}}
-    if resource is not None:   # CPU of this process and of its finished local workers
-        own = _cpu(resource.RUSAGE_SELF)
-        execution["cpu_s"] = {"main_cases": cpu_cases, "main_study_outputs": own - cpu_cases,
-                              "workers": _cpu(resource.RUSAGE_CHILDREN)}
-    write_json(os.path.join(out, "provenance.json"),
-               jsonable(provenance(study, command, computed, reused, sorted(failed), execution,
-                                   missing)))
-    result = RunResult(out, summary, computed, reused, failed, time.perf_counter() - t_start)
-    reporter.finish(result)
-    if failed:
-        first = next(c.name for c in study.cases if c.name in failed)
-        more = f" (and {len(failed) - 1} more; see {os.path.join(out, 'summary.json')})" \
-            if len(failed) > 1 else ""
-        raise StudyRunError(f'case "{first}" failed: {failed[first]}{more}')
-    return result
+    def _panel_here(self, layout, names, titles, records, by_name, rel) -> list:
+        """Draw the panel in this process; its warnings."""
+        # solutions of this process are in memory; the others are rebuilt from
+        # their coefficients and panel_figure computes their flux
+        bases: dict = {}
+        sols, fluxes = [], []
+        for n in names:
+            sol, fl = self.live.get(n) or (_rebuild_solution(self.out, by_name[n], records[n],
+                                                             bases), None)
+            sols.append(sol)
+            fluxes.append(fl)
+        shape = _reshape(layout)
+        with atomic_path(os.path.join(self.out, rel)) as tmp, \
+                warnings.catch_warnings(record=True) as rec:
+            warnings.simplefilter("always")
+            self.mods["plot"].panel_figure(shape(sols), tmp, titles=titles,
+                                           fluxes=shape(fluxes))
+        return _capture(rec)
+
+    def finish(self, records, computed, failed, sweeps, panel_file, command,
+               execution: dict) -> RunResult:
+        """Write summary.json and provenance.json; report; raise if cases failed."""
+        study, out = self.study, self.out
+        summary = jsonable({
+            "study": {"name": study.name, "description": study.description,
+                      "file": os.path.basename(study.path)},
+            "fpsolve": __version__,
+            "config_hash": study.hash,
+            "cases": [_case_entry(c, records.get(c.name), failed.get(c.name),
+                                  c.name not in computed) for c in study.cases],
+            "sweeps": sweeps,
+            "panel": panel_file,
+            "failed": sorted(failed),
+        })
+        write_json(os.path.join(out, "summary.json"), summary)
+        reused = [c.name for c in study.cases if c.name in records and c.name not in computed]
+        t_end = time.perf_counter()
+        execution["wall_s"] = {"total": t_end - self.t_start,
+                               "cases": self.t_cases - self.t_start,
+                               "study_outputs": t_end - self.t_cases}
+        if resource is not None:   # CPU of this process and of its finished local workers
+            own = _cpu(resource.RUSAGE_SELF)
+            execution["cpu_s"] = {"main_cases": self.cpu_cases,
+                                  "main_study_outputs": own - self.cpu_cases,
+                                  "workers": _cpu(resource.RUSAGE_CHILDREN)}
+        if self.render is not None:
+            execution["render"] = self.render
+        write_json(os.path.join(out, "provenance.json"),
+                   jsonable(provenance(study, command, computed, reused, sorted(failed),
+                                       execution, self.missing)))
+        result = RunResult(out, summary, computed, reused, failed,
+                           time.perf_counter() - self.t_start)
+        self.reporter.finish(result)
+        if failed:
+            first = next(c.name for c in study.cases if c.name in failed)
+            more = f" (and {len(failed) - 1} more; see {os.path.join(out, 'summary.json')})" \
+                if len(failed) > 1 else ""
+            raise StudyRunError(f'case "{first}" failed: {failed[first]}{more}')
+        return result
+
+
+def _panel_layout(panel, cases) -> list:
+    """Rows of case names of the ``[output] panel`` setting."""
+    if panel is True:
+        return [[c.name for c in cases]]
+    if not any(isinstance(r, list) for r in panel):
+        return [list(panel)]          # a flat list is one row
+    return [r if isinstance(r, list) else [r] for r in panel]
 
 
 def _analysis_up_to_date(out: str, study: Study):
@@ -490,32 +553,73 @@ def _run_analysis(study: Study, out: str, force: bool, workers: int, reporter: R
     return result
 
 
-def _execute(study, out, tasks, outputs, records, workers, client, reporter, live):
-    """Run ``tasks``; write each finished case as soon as it arrives.
+def _execute(study, out, tasks, outputs, records, workers, client, reporter, live,
+             renderer=None):
+    """Run ``tasks``; write each finished case as soon as it (and its files) arrive.
 
     Cases solved in this process leave (Solution, Flux) in ``live``.
     """
     payloads = [_payload(t, outputs) for t in tasks]
-    total = len(study.cases)
-    n_done = 0
-    failed: dict[str, str] = {}
-    computed: list[str] = []
-    reporter.start(study, total, len(records), len(tasks), workers)
+    cases = _Cases(study, out, records, reporter, live, renderer)
+    reporter.start(study, len(study.cases), len(records), len(tasks), workers)
     for c in study.cases:
         if c.name in records:
-            n_done += 1
-            reporter.case_finished({"name": c.name, "done": n_done, "total": total,
-                                    "reused": True, "summary": records[c.name]["summary"]})
+            cases.report({"name": c.name, "reused": True,
+                          "summary": records[c.name]["summary"]})
+    if client is not None:
+        _run_dask(client, payloads, cases.handle)
+    elif workers > 1 and len(payloads) > 1:
+        _run_pool(min(workers, len(payloads)), payloads, cases.handle)
+    else:
+        for p in payloads:
+            run_task(p, on_case=cases.handle, keep=True, renderer=renderer)
+    cases.poll(block=True)
+    return cases.computed, cases.failed
 
-    def handle(res: dict) -> None:
-        nonlocal n_done
-        n_done += 1
-        name = res["name"]
+
+class _Cases:
+    """Writes finished cases: files, coefficients, then the record (which commits it).
+
+    A case whose figure and ``.vtu`` are still with the renderer waits (in order) until
+    they arrive; meanwhile this process solves the next case.
+    """
+
+    def __init__(self, study, out, records, reporter, live, renderer):
+        self.out, self.records, self.reporter = out, records, reporter
+        self.live, self.renderer = live, renderer
+        self.total = len(study.cases)
+        self.done = 0
+        self.failed: dict[str, str] = {}
+        self.computed: list[str] = []
+        self.waiting: list[dict] = []
+
+    def report(self, outcome: dict) -> None:
+        self.done += 1
+        self.reporter.case_finished(dict(outcome, done=self.done, total=self.total))
+
+    def handle(self, res: dict) -> None:
         if "error" in res:
-            failed[name] = res["error"]
-            reporter.case_finished({"name": name, "done": n_done, "total": total,
-                                    "reused": False, "error": res["error"]})
-            return
+            self.failed[res["name"]] = res["error"]
+            self.report({"name": res["name"], "reused": False, "error": res["error"]})
+        elif "pending" in res:
+            self.waiting.append(res)
+        else:
+            self.commit(res)
+        self.poll()
+
+    def poll(self, block: bool = False) -> None:
+        """Commit the waiting cases whose files are ready (all of them if ``block``)."""
+        while self.waiting and (block or self.waiting[0]["pending"].done()):
+            res = self.waiting.pop(0)
+            got = self.renderer.result(res.pop("pending"))
+            res["files"].update(got["files"])
+            s = res["summary"]
+            s["warnings"] = list(dict.fromkeys(s["warnings"] + got["warnings"]))
+            s["timings_s"]["render_cpu"] = got["cpu_s"]
+            self.commit(res)
+
+    def commit(self, res: dict) -> None:
+        out, name = self.out, res["name"]
         for rel, data in res["files"].items():
             os.makedirs(os.path.dirname(os.path.join(out, rel)), exist_ok=True)
             atomic_write(os.path.join(out, rel), data)
@@ -524,23 +628,13 @@ def _execute(study, out, tasks, outputs, records, workers, client, reporter, liv
                "summary": res["summary"], "files": sorted(res["files"])}
         write_json(os.path.join(out, "cases", f"{name}.json"), rec)   # last: commits the case
         logger.info("case %s written (%.1f s)", name, res["summary"]["runtime_s"])
-        records[name] = rec
-        computed.append(name)
+        self.records[name] = rec
+        self.computed.append(name)
         if "live" in res:
-            live[name] = res["live"]
+            self.live[name] = res["live"]
         for w in res["summary"]["warnings"]:
-            reporter.warning(name, w)
-        reporter.case_finished({"name": name, "done": n_done, "total": total, "reused": False,
-                                "summary": res["summary"]})
-
-    if client is not None:
-        _run_dask(client, payloads, handle)
-    elif workers > 1 and len(payloads) > 1:
-        _run_pool(min(workers, len(payloads)), payloads, handle)
-    else:
-        for p in payloads:
-            run_task(p, on_case=handle, keep=True)
-    return computed, failed
+            self.reporter.warning(name, w)
+        self.report({"name": name, "reused": False, "summary": res["summary"]})
 
 
 def _cpu(who) -> float:
@@ -583,7 +677,7 @@ def _run_pool(workers: int, payloads: list[dict], handle) -> None:
             for res in results:
                 handle(res)
 
-    with _single_threaded_children():
+    with single_threaded_children():
         ex = ProcessPoolExecutor(max_workers=workers - 1, mp_context=ctx)
     try:
         while queue or pending:

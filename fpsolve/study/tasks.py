@@ -7,6 +7,7 @@ the only writer (atomic replaces, no shared file system needed on a cluster).
 """
 from __future__ import annotations
 
+import contextlib
 import importlib
 import io
 import logging
@@ -21,7 +22,8 @@ from ..io import jsonable
 from ..fe.solver import FPSolveWarning, Problem
 from .build import build_landscape, build_mesh, build_noise
 
-__all__ = ["run_task", "component", "case_observables", "jsonable", "THREAD_VARIABLES"]
+__all__ = ["run_task", "component", "case_observables", "jsonable", "THREAD_VARIABLES",
+           "single_threaded_children"]
 
 logger = logging.getLogger(__name__)
 
@@ -105,7 +107,22 @@ class _Clock:
         self.t = now
 
 
-def run_task(task: dict, on_case=None, keep: bool = False) -> list[dict]:
+@contextlib.contextmanager
+def single_threaded_children():
+    """Child processes started inside inherit one-thread BLAS/OpenMP settings."""
+    saved = {k: os.environ.get(k) for k in THREAD_VARIABLES}
+    os.environ.update({k: "1" for k in THREAD_VARIABLES})
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def run_task(task: dict, on_case=None, keep: bool = False, renderer=None) -> list[dict]:
     """Assemble once, solve every case of ``task``, return results (files as bytes).
 
     Parameters
@@ -113,12 +130,16 @@ def run_task(task: dict, on_case=None, keep: bool = False) -> list[dict]:
     task : dict
         ``cases``: list of ``{"name", "title", "config", "hash", "strength"}`` sharing
         everything but the diffusion strength; ``outputs``: ``{"vtk", "figures",
-        "flux"}`` booleans.
+        "flux"}`` booleans and optional ``panel``: names of the cases the panel shows.
     on_case : callable, optional
         Called with each result as soon as it is ready (in-process runs).
     keep : bool
         Add ``live`` = (Solution, Flux or None) to each result (in-process runs:
         the panel figure then needs neither a rebuild nor a second flux).
+    renderer : fpsolve.study.render.Renderer, optional
+        Draw the figure and encode the ``.vtu`` in this background process (if it
+        accepts the size of the solution): the result then has ``pending``, a Future
+        of the files, and ``files`` is empty.
 
     Returns
     -------
@@ -127,9 +148,9 @@ def run_task(task: dict, on_case=None, keep: bool = False) -> list[dict]:
         (relative path -> bytes), ``npz`` (coefficients) or ``error`` (one line).
     """
     cases, opts = task["cases"], task["outputs"]
-    fluxmod = component("flux") if opts["flux"] else None
-    iomod = component("io") if opts["vtk"] else None
-    plotmod = component("plot") if opts["figures"] else None
+    mods = {"flux": component("flux") if opts["flux"] else None,
+            "io": component("io") if opts["vtk"] else None,
+            "plot": component("plot") if opts["figures"] else None}
     results = []
 
     def done(res):
@@ -137,75 +158,116 @@ def run_task(task: dict, on_case=None, keep: bool = False) -> list[dict]:
         if on_case is not None:
             on_case(res)
 
-    cfg = cases[0]["config"]
     t0 = time.perf_counter()
     try:
-        with warnings.catch_warnings(record=True) as rec:
-            warnings.simplefilter("always")
-            L = build_landscape(cfg["landscape"])
-            D = build_noise(cfg["noise"], L)
-            mesh = build_mesh(cfg["mesh"])
-            stab = None if cfg["solver"]["stabilisation"] == "none" else cfg["solver"]["stabilisation"]
-            prob = Problem(L, D, mesh, boundary=cfg["solver"]["boundary"],
-                           order=cfg["solver"]["order"], stabilisation=stab,
-                           max_dofs=cfg["solver"].get("max_dofs"))
-        setup_warnings = _capture(rec)
+        prob, setup_warnings = _setup(cases[0]["config"])
     except Exception as exc:   # every case of the group fails with the same reason
         msg = f"{type(exc).__name__}: {exc}"
         for c in cases:
             done({"name": c["name"], "hash": c["hash"], "error": msg})
         return results
     assembly_share = (time.perf_counter() - t0) / len(cases)
-    if fluxmod is not None:     # mesh-only flux factorisations overlap the first solve
-        fluxmod.prefetch_operators(prob.basis)
+    if mods["flux"] is not None:   # mesh-only flux factorisations overlap the first solve
+        mods["flux"].prefetch_operators(prob.basis)
     prob.reuse_ordering = len(cases) >= 4    # a sweep group: share one LU ordering
-
+    panel = set(opts.get("panel", ()))
     for c in cases:
         t1 = time.perf_counter()
         try:
             with warnings.catch_warnings(record=True) as rec:
                 warnings.simplefilter("always")
-                clock = _Clock()
-                sol = prob.solve(c["strength"])
-                clock("solve")
-                fl = fluxmod.flux(sol) if fluxmod is not None else None
-                clock("flux")
-                summary = case_observables(sol, fl)
-                clock("observables")
-                files = {}
-                with tempfile.TemporaryDirectory(prefix="fpsolve-") as tmp:
-                    if iomod is not None:
-                        p = os.path.join(tmp, f"{c['name']}.vtu")
-                        # False, not None: io would compute the flux itself
-                        iomod.export_vtk(sol, p, flux=fl if fl is not None else False)
-                        files[f"vtk/{c['name']}.vtu"] = _read(p)
-                        clock("vtk")
-                    if plotmod is not None:
-                        p = os.path.join(tmp, f"{c['name']}.png")
-                        plotmod.solution_figure(sol, p, flux=fl, title=c["title"])
-                        files[f"figures/{c['name']}.png"] = _read(p)
-                        clock("figure")
-                    if "time" in c["config"]:       # [time]: spectrum and a transient
-                        from .dynamics import time_results
-                        extra, tfiles = time_results(prob, sol, c, c["config"]["time"], tmp,
-                                                     iomod)
-                        summary.update(extra)
-                        files.update(tfiles)
-                        clock("time")
-                buf = io.BytesIO()
-                np.savez_compressed(buf, P=sol.P)
+                res = _solve_case(prob, c, mods, renderer, c["name"] in panel)
             msgs = list(dict.fromkeys(setup_warnings + _capture(rec)))
         except Exception as exc:
             done({"name": c["name"], "hash": c["hash"], "error": f"{type(exc).__name__}: {exc}"})
             continue
+        sol, fl = res.pop("live")
+        summary = res["summary"]
         summary["runtime_s"] = time.perf_counter() - t1 + assembly_share
-        summary["timings_s"] = dict(clock.laps, assembly_share=assembly_share)
+        summary["timings_s"]["assembly_share"] = assembly_share
         summary["warnings"] = msgs
         summary["diagnostics"] = jsonable({k: v for k, v in sol.diagnostics.items()
                                            if k != "warnings"})
-        res = {"name": c["name"], "hash": c["hash"], "summary": summary, "files": files,
-               "npz": buf.getvalue()}
         if keep:
             res["live"] = (sol, fl)
         done(res)
     return results
+
+
+def _setup(cfg: dict):
+    """The Problem of a group (one assembly) and the warnings of building it."""
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        L = build_landscape(cfg["landscape"])
+        D = build_noise(cfg["noise"], L)
+        mesh = build_mesh(cfg["mesh"])
+        stab = cfg["solver"]["stabilisation"]
+        prob = Problem(L, D, mesh, boundary=cfg["solver"]["boundary"],
+                       order=cfg["solver"]["order"],
+                       stabilisation=None if stab == "none" else stab,
+                       max_dofs=cfg["solver"].get("max_dofs"))
+    return prob, _capture(rec)
+
+
+def _solve_case(prob, c: dict, mods: dict, renderer, in_panel: bool) -> dict:
+    """Solve one case, compute its flux and observables, make (or hand over) its files."""
+    clock = _Clock()
+    sol = prob.solve(c["strength"])
+    clock("solve")
+    fl = mods["flux"].flux(sol) if mods["flux"] is not None else None
+    clock("flux")
+    summary = case_observables(sol, fl)
+    clock("observables")
+    res = {"name": c["name"], "hash": c["hash"], "summary": summary, "live": (sol, fl)}
+    if renderer is None or not renderer.accepts(sol.basis.N):
+        res["files"] = _case_files(sol, fl, c, mods, clock)
+    else:
+        res["files"] = {}
+        res["pending"] = _hand_over(sol, fl, c, mods, renderer, in_panel, clock)
+    if "time" in c["config"]:       # [time]: spectrum and a transient
+        from .dynamics import time_results
+        with tempfile.TemporaryDirectory(prefix="fpsolve-") as tmp:
+            extra, tfiles = time_results(prob, sol, c, c["config"]["time"], tmp, mods["io"])
+        summary.update(extra)
+        res["files"].update(tfiles)
+        clock("time")
+    buf = io.BytesIO()
+    np.savez_compressed(buf, P=sol.P)
+    res["npz"] = buf.getvalue()
+    summary["timings_s"] = dict(clock.laps)
+    return res
+
+
+def _case_files(sol, fl, c: dict, mods: dict, clock) -> dict:
+    """The case's .vtu and figure, made in this process."""
+    files = {}
+    with tempfile.TemporaryDirectory(prefix="fpsolve-") as tmp:
+        if mods["io"] is not None:
+            p = os.path.join(tmp, f"{c['name']}.vtu")
+            # False, not None: io would compute the flux itself
+            mods["io"].export_vtk(sol, p, flux=fl if fl is not None else False)
+            files[f"vtk/{c['name']}.vtu"] = _read(p)
+            clock("vtk")
+        if mods["plot"] is not None:
+            p = os.path.join(tmp, f"{c['name']}.png")
+            mods["plot"].solution_figure(sol, p, flux=fl, title=c["title"])
+            files[f"figures/{c['name']}.png"] = _read(p)
+            clock("figure")
+    return files
+
+
+def _hand_over(sol, fl, c: dict, mods: dict, renderer, in_panel: bool, clock):
+    """Give the case's figure and .vtu to the renderer process; a Future of its files."""
+    from .render import case_job
+    vtk = None
+    if mods["io"] is not None:
+        vtk = mods["io"].vtk_content(sol, fl if fl is not None else False)
+        clock("vtk")
+    figure = mods["plot"] is not None
+    if (figure or in_panel) and fl is None:
+        fl = component("plot")._flux_of(sol, None)       # the figures show the flux
+    job = case_job(c["name"], c["title"], c["config"], c["strength"], sol, fl, vtk,
+                   figure, in_panel)
+    fut = renderer.case(job)
+    clock("figure")
+    return fut
