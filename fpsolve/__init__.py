@@ -19,22 +19,35 @@ import sys as _sys
 
 from . import _display, _moved
 from .models import diffusion, expressions, landscapes
-from . import theory
 from .fe.mesh import Mesh, MeshError, disk_mesh, load_mesh
 from .fe.solution import Solution
 from .fe import solver as _solver
 from .fe.solver import FPSolveWarning, Problem, SolverError, solve
-from .fe.transition import critical_delta_s
-from .fe.dynamics import Evolution, evolve, gaussian
-from .fe.mfpt import MeanExitTime, mfpt
 # fpsolve.flux is a callable module: fp.flux(sol) is fp.flux.flux(sol) (importing the
 # function under the module's name would break fpsolve.flux.flux)
 from .fe import flux
 from .fe.flux import Flux
-from .io import export_field, export_series, export_vtk, write_pvd
-from .stochastic import montecarlo, phase
-from . import compare
-from . import vf as variance_flatness
+
+#: Imported on first use (``fp.compare``, ``from fpsolve import evolve``): a study or a
+#: solve needs none of them, and together they cost about a third of ``import fpsolve``
+#: (scipy.stats, numba, the theory's root finders).  name -> (module, attribute)
+_LAZY = {
+    "theory": ("fpsolve.theory", None),
+    "critical_delta_s": ("fpsolve.fe.transition", "critical_delta_s"),
+    "Evolution": ("fpsolve.fe.dynamics", "Evolution"),
+    "evolve": ("fpsolve.fe.dynamics", "evolve"),
+    "gaussian": ("fpsolve.fe.dynamics", "gaussian"),
+    "MeanExitTime": ("fpsolve.fe.mfpt", "MeanExitTime"),
+    "mfpt": ("fpsolve.fe.mfpt", "mfpt"),
+    "export_vtk": ("fpsolve.io", "export_vtk"),
+    "write_pvd": ("fpsolve.io", "write_pvd"),
+    "export_field": ("fpsolve.io", "export_field"),
+    "export_series": ("fpsolve.io", "export_series"),
+    "montecarlo": ("fpsolve.stochastic.montecarlo", None),
+    "phase": ("fpsolve.stochastic.phase", None),
+    "compare": ("fpsolve.compare", None),
+    "variance_flatness": ("fpsolve.vf", None),
+}
 
 # Old flat paths (fpsolve.fem, fpsolve.montecarlo, ...) resolve to the new modules.
 # fpsolve.solve and fpsolve.flux are registered now: importing them through the finder
@@ -48,14 +61,24 @@ _sys.modules.setdefault("fpsolve.flux", flux)
 
 
 def __getattr__(name):
+    import importlib
+    if name in _LAZY:
+        module, attr = _LAZY[name]
+        value = importlib.import_module(module)
+        value = value if attr is None else getattr(value, attr)
+        globals()[name] = value          # later lookups do not come here
+        return value
     # fp.mesh, fp.fem, fp.transition, ...: the old flat modules, at their new places
     new = _moved.MOVED.get(f"{__name__}.{name}")
     if new is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    import importlib
     import warnings
     warnings.warn(f"fpsolve.{name} moved to {new}", DeprecationWarning, stacklevel=2)
     return importlib.import_module(new)
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))
 
 
 __version__ = "0.1.0"
