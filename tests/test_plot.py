@@ -97,3 +97,65 @@ def test_plot_argument_errors(tmp_path, ou, paper_pair):
     with pytest.raises(TypeError, match="sols"):
         plot.panel_figure([sol, "x"], tmp_path / "x.png")
     assert not (tmp_path / "x.png").exists()
+
+
+# -- the figure pipeline's shortcuts draw exactly what matplotlib / a fresh figure draws ----
+
+def _cell_flow(n=120, m=170, seed=None):
+    """Four counter-rotating cells, NaN outside a disk and where the flow is weak."""
+    gx, gy = np.linspace(-1.0, 1.0, n), np.linspace(-1.3, 1.3, m)
+    X, Y = np.meshgrid(gx, gy)
+    U = -np.sin(np.pi * X) * np.cos(np.pi * Y / 1.3) + 0.1 * Y
+    W = np.cos(np.pi * X) * np.sin(np.pi * Y / 1.3) - 0.05 * X
+    speed = np.hypot(U, W)
+    U[X ** 2 + Y ** 2 > 1.2] = np.nan
+    W[X ** 2 + Y ** 2 > 1.2] = np.nan
+    weak = ~(speed >= 0.03 * np.nanmax(speed))
+    U[weak], W[weak] = np.nan, np.nan
+    return gx, gy, U, W, 0.3 + 2.2 * speed / speed.max()
+
+
+def _png(draw):
+    import io
+
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    fig = Figure(figsize=(4, 5))
+    ax = fig.add_subplot(1, 1, 1)
+    FigureCanvasAgg(fig)
+    draw(ax)
+    ax.set_xlim(-1, 1)
+    ax.set_ylim(-1.3, 1.3)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=80)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("density", [1.3, 0.7])
+def test_streamlines_are_matplotlibs(density):
+    """plot._streamplot (plain floats) gives the image of Axes.streamplot byte for byte."""
+    gx, gy, U, W, lw = _cell_flow()
+    ref = _png(lambda ax: ax.streamplot(gx, gy, U, W, color="k", linewidth=lw,
+                                        density=density, arrowsize=0.9, minlength=0.2))
+    ours = _png(lambda ax: plot._streamplot(ax, gx, gy, U, W, lw, density=density,
+                                            arrowsize=0.9, minlength=0.2, color="k"))
+    assert ours == ref
+
+
+def test_plot_data_is_shared_and_matches_fresh_figures(tmp_path, paper_pair):
+    """A PlotData drawn twice (case figure, then panel) gives the PNGs of fresh calls,
+    and its cached contour data are those of plot._refined for the window."""
+    a, b = paper_pair
+    fa, fb = fp.flux(a), fp.flux(b)
+    da, db = plot.PlotData(a, fa), plot.PlotData(b, fb)
+    case = plot.png_bytes(plot.solution_fig_from(da, "a"))
+    panel = plot.png_bytes(plot.panel_fig_from([[da, db]], [["a", "b"]]))
+    plot.solution_figure(a, tmp_path / "a.png", flux=fa, title="a")
+    plot.panel_figure([a, b], tmp_path / "p.png", titles=["a", "b"], fluxes=[fa, fb])
+    assert case == (tmp_path / "a.png").read_bytes()
+    assert panel == (tmp_path / "p.png").read_bytes()
+    for got, want in zip(da.contour_data(da.extent),
+                         plot._refined(a.basis, a.P, da.extent, plot._subdivisions(a))):
+        assert np.array_equal(got, want)
+    xs = np.linspace(*da.extent[:2], 7)
+    assert np.array_equal(da.marginal(xs), a.marginal("x", xs))

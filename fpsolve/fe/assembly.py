@@ -16,6 +16,8 @@ than evaluating them inside the form, whose body runs once per pair of basis fun
 """
 from __future__ import annotations
 
+import functools
+
 import logging
 import time
 from dataclasses import dataclass, field
@@ -114,8 +116,16 @@ def make_basis(mesh: Mesh, order: int = 2, intorder: int | None = None) -> Basis
     intorder = 2 * order + 1 if intorder is None else intorder
     key = ("basis", order, intorder)
     if key not in mesh._cache:
-        mesh._cache[key] = Basis(mesh.geometry(order), _ELEMENTS[order](), intorder=intorder)
+        basis = Basis(mesh.geometry(order), _ELEMENTS[order](), intorder=intorder)
+        # scikit-fem's interpolate() recomputes np.unique(element_dofs) on every call
+        # (to split composite elements); for this scalar basis the result is constant
+        basis.split_indices = functools.partial(_constant, basis.split_indices())
+        mesh._cache[key] = basis
     return mesh._cache[key]
+
+
+def _constant(value):
+    return value
 
 
 class _Pattern:
