@@ -709,3 +709,47 @@ def test_renderer_failure_is_a_run_error(tmp_path, monkeypatch):
     assert not os.path.exists(os.path.join(out, "cases", "a.json"))
     monkeypatch.undo()
     assert run_study(load_study(path), out).computed == ["a", "b", "c", "d"]
+
+
+@pytest.mark.skipif(not (HAVE_PLOT and HAVE_IO and HAVE_FLUX), reason="plot/io/flux missing")
+def test_reclaimed_jobs_and_early_panel_give_the_same_files(tmp_path, monkeypatch):
+    """Case jobs the renderer has not started when the last case is solved come back to
+    the main process; the panel goes to the renderer with their data.  Forced here for
+    every job (the renderer waits until the reclaim): the files are those of a run
+    without the renderer."""
+    import threading
+
+    import fpsolve.study.render as render
+
+    path = write(tmp_path, FOUR.replace("h = 0.25", "h = 0.3") + """
+    [output]
+    panel = [["a", "b"], ["c", "d"]]
+    """, "four.toml")
+    plain = str(tmp_path / "plain")
+    run_study(load_study(path), plain, background=False)
+
+    reclaimed, taken = threading.Event(), {}
+    dispatch, reclaim = render.Renderer._dispatch, render.Renderer.reclaim
+
+    def late_dispatch(self):
+        reclaimed.wait(timeout=600)
+        dispatch(self)
+
+    def recording_reclaim(self):
+        back = reclaim(self)
+        taken.update(back)
+        reclaimed.set()
+        return back
+
+    monkeypatch.setattr(render.Renderer, "_dispatch", late_dispatch)
+    monkeypatch.setattr(render.Renderer, "reclaim", recording_reclaim)
+    out = str(tmp_path / "back")
+    res = run_study(load_study(path), out, background=True)
+    assert sorted(taken) == ["a", "b", "c", "d"] and res.computed == ["a", "b", "c", "d"]
+    assert _files(out) == _files(plain)
+    for f in _files(out):
+        a, b = os.path.join(plain, f), os.path.join(out, f)
+        if f.endswith(".png"):
+            assert open(a, "rb").read() == open(b, "rb").read(), f
+        elif f.endswith(".vtu"):
+            assert _vtu_without_run_data(a) == _vtu_without_run_data(b), f

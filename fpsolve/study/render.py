@@ -16,14 +16,16 @@ in-process (tests/test_study.py).
 from __future__ import annotations
 
 import multiprocessing
+import threading
 import time
 import warnings
+from collections import deque
 from concurrent.futures import Future, ProcessPoolExecutor
 from types import SimpleNamespace
 
 from .tasks import _capture, single_threaded_children
 
-__all__ = ["Renderer", "case_job", "MIN_DOFS"]
+__all__ = ["Renderer", "case_job", "render_here", "MIN_DOFS"]
 
 #: Solutions with fewer unknowns are drawn in the main process: starting the renderer
 #: (a fresh interpreter importing matplotlib, ~1–2 s) costs more than their figures.
@@ -34,37 +36,90 @@ _STATE: dict = {"bases": {}, "data": {}}
 
 
 class Renderer:
-    """A one-process pool that draws case figures, ``.vtu`` files and the panel.
+    """One background process that draws case figures, ``.vtu`` files and the panel.
 
     Jobs run in submission order in one process (its state carries the plot data
-    from the case figures to the panel).  Every method returns a Future whose result
-    is a dict with ``files`` (relative path -> bytes), ``warnings`` and ``cpu_s``.
+    from the case figures to the panel).  A dispatcher thread hands them over one at a
+    time, so the jobs not yet started stay here and :meth:`reclaim` can take them back.
+    Every method returns a Future whose result is a dict with ``files`` (relative path
+    -> bytes), ``warnings`` and ``cpu_s``.
     """
 
     def __init__(self, min_dofs: int = MIN_DOFS):
         self.min_dofs = min_dofs
-        self._ex = None                   # started by the first job
+        self._ex = None                   # the process, started by the first job
+        self._queue: deque = deque()      # (Future, function, args, case job or None)
+        self._cv = threading.Condition()
+        self._thread = None
+        self._closing = False
         self.kept: set[str] = set()
         self.cpu_s = 0.0
         self.wait_s = 0.0
 
     @property
     def started(self) -> bool:
-        return self._ex is not None
+        return self._thread is not None
 
     def accepts(self, dofs: int) -> bool:
         """Whether a solution of ``dofs`` unknowns is worth drawing in the background."""
         return dofs >= self.min_dofs
 
+    def start(self) -> None:
+        """Start the process now (it imports matplotlib while this one solves)."""
+        self._pool().submit(int)
+
     def case(self, job: dict) -> Future:
         """Render one case: ``job`` from :func:`case_job`."""
         if job["keep"]:
             self.kept.add(job["name"])
-        return self._track(self._pool().submit(_render_case, job))
+        return self._submit(_render_case, (job,), job)
 
-    def panel(self, names: list, titles: list, dpi: int = 150) -> Future:
-        """The panel of kept cases ``names`` (rows of case names), ``titles`` alike."""
-        return self._track(self._pool().submit(_render_panel, names, titles, dpi))
+    def panel(self, names: list, titles: list, dpi: int = 150, jobs=()) -> Future:
+        """The panel of cases ``names`` (rows of case names), ``titles`` alike: kept
+        cases, or cases whose ``jobs`` (taken back by :meth:`reclaim`) come along."""
+        light = [dict(j, vtk=None, figure=False, keep=True) for j in jobs]
+        return self._submit(_render_panel, (names, titles, dpi, light), None)
+
+    def reclaim(self) -> dict:
+        """Take back the case jobs that have not started: {name: job}.
+
+        Their futures are cancelled; the caller draws them with :func:`render_here`
+        (when the main process has nothing else to do, the two processes then share the
+        last figures and the panel instead of the renderer doing all of them).
+        """
+        with self._cv:
+            back = {item[3]["name"]: item[3] for item in self._queue
+                    if item[3] is not None and item[0].cancel()}
+            self._queue = deque(item for item in self._queue if not item[0].cancelled())
+        self.kept -= set(back)
+        return back
+
+    def _submit(self, fn, args, job) -> Future:
+        fut = Future()
+        fut.add_done_callback(self._count)
+        with self._cv:
+            self._queue.append((fut, fn, args, job))
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._dispatch, daemon=True,
+                                                name="fpsolve-renderer")
+                self._thread.start()
+            self._cv.notify()
+        return fut
+
+    def _dispatch(self) -> None:
+        while True:
+            with self._cv:
+                while not self._queue and not self._closing:
+                    self._cv.wait()
+                if not self._queue:
+                    return
+                fut, fn, args, _ = self._queue.popleft()
+                if not fut.set_running_or_notify_cancel():
+                    continue
+            try:
+                fut.set_result(self._pool().submit(fn, *args).result())
+            except BaseException as exc:      # handed to whoever waits for the job
+                fut.set_exception(exc)
 
     def _pool(self) -> ProcessPoolExecutor:
         if self._ex is None:
@@ -76,12 +131,9 @@ class Renderer:
                     initializer=_warm_up)
         return self._ex
 
-    def _track(self, fut: Future) -> Future:
-        def add(f):
-            if not f.cancelled() and f.exception() is None:
-                self.cpu_s += f.result()["cpu_s"]
-        fut.add_done_callback(add)
-        return fut
+    def _count(self, fut: Future) -> None:
+        if not fut.cancelled() and fut.exception() is None:
+            self.cpu_s += fut.result()["cpu_s"]
 
     def result(self, fut: Future) -> dict:
         """The result of a job, waiting for it (the time waited adds to ``wait_s``)."""
@@ -96,6 +148,15 @@ class Renderer:
             self.wait_s += time.perf_counter() - t0
 
     def close(self) -> None:
+        """Cancel the jobs not started, wait for the running one, end the process."""
+        with self._cv:
+            self._closing = True
+            for item in self._queue:
+                item[0].cancel()
+            self._queue.clear()
+            self._cv.notify()
+        if self._thread is not None:
+            self._thread.join()
         if self._ex is not None:
             self._ex.shutdown(wait=True, cancel_futures=True)
 
@@ -150,7 +211,12 @@ def _solution(job: dict):
                     None if stab == "none" else stab)
 
 
-def _render_case(job: dict) -> dict:
+def render_here(job: dict) -> dict:
+    """Run a case job in this process (same files as the renderer makes)."""
+    return _render_case(job, keep=False)
+
+
+def _render_case(job: dict, keep: bool = True) -> dict:
     from .. import io, plot
 
     c0 = time.process_time()
@@ -165,15 +231,17 @@ def _render_case(job: dict) -> dict:
             if job["figure"]:
                 fig = plot.solution_fig_from(data, job["title"])
                 files[f"figures/{job['name']}.png"] = plot.png_bytes(fig)
-            if job["keep"]:
+            if job["keep"] and keep:
                 _STATE["data"][job["name"]] = data
     return {"files": files, "warnings": _capture(rec), "cpu_s": time.process_time() - c0}
 
 
-def _render_panel(names: list, titles: list, dpi: int) -> dict:
+def _render_panel(names: list, titles: list, dpi: int, jobs=()) -> dict:
     from .. import plot
 
     c0 = time.process_time()
+    for job in jobs:
+        _render_case(job)
     with warnings.catch_warnings(record=True) as rec:
         warnings.simplefilter("always")
         data = [[_STATE["data"][n] for n in row] for row in names]

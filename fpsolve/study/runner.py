@@ -29,7 +29,7 @@ import multiprocessing
 import os
 import time
 import warnings
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -255,7 +255,8 @@ def run_study(study: Study, out: str | None = None, *, force: bool = False,
         logger.info("%d cases in %d tasks on %d workers (%s)", len(todo), len(tasks),
                     n_workers, scheduler)
         computed, failed = _execute(study, out, tasks, run.task_outputs(), records,
-                                    n_workers, client, reporter, run.live, renderer)
+                                    n_workers, client, reporter, run.live, renderer,
+                                    lambda back: run.early_panel(renderer, back))
         run.t_cases = time.perf_counter()
         run.cpu_cases = _cpu(resource.RUSAGE_SELF) if resource is not None else None
         sweeps, panel_file = run.study_products(records, renderer)
@@ -293,6 +294,7 @@ class _Run:
         self.t_cases = self.cpu_cases = None
         self.live: dict = {}
         self.render = None
+        self.panel_future = None
         self.mods = {name: component(name) for name in ("flux", "io", "plot")}
         self.missing = [f"fpsolve.{n}" for n, m in self.mods.items() if m is None]
         o = study.output
@@ -308,6 +310,20 @@ class _Run:
         self.layout = _panel_layout(o["panel"], study.cases) if self.panel_wanted else None
         for c in study.cases:        # what is computed depends on what is available
             c.hash = case_hash(c.config, self.outputs["flux"])
+
+    def early_panel(self, renderer, jobs: dict) -> None:
+        """Hand the panel to the renderer as soon as every one of its cases is solved
+        (kept there, or among the reclaimed ``jobs``), before this process draws the
+        reclaimed cases."""
+        if not self.panel_wanted:
+            return
+        names = [n for r in self.layout for n in r]
+        if not all(n in renderer.kept or n in jobs for n in names):
+            return
+        by_name = {c.name: c for c in self.study.cases}
+        titles = _reshape(self.layout)([by_name[n].title for n in names])
+        self.panel_future = renderer.panel(self.layout, titles,
+                                           jobs=[jobs[n] for n in names if n in jobs])
 
     def task_outputs(self) -> dict:
         """``outputs`` of the tasks, with the names the panel shows."""
@@ -384,9 +400,9 @@ class _Run:
                       + [by_name[n].title for n in names])
         if not self._up_to_date(rel, key):
             titles = _reshape(layout)([by_name[n].title for n in names])
-            if renderer is not None and set(names) <= renderer.kept:
-                # the renderer holds the plot data of every panel case
-                res = renderer.result(renderer.panel(layout, titles))
+            if self.panel_future is not None:
+                # handed to the renderer when the last case was solved
+                res = renderer.result(self.panel_future)
                 atomic_write(os.path.join(self.out, rel), res["files"][rel])
                 msgs = res["warnings"]
             else:
@@ -554,10 +570,12 @@ def _run_analysis(study: Study, out: str, force: bool, workers: int, reporter: R
 
 
 def _execute(study, out, tasks, outputs, records, workers, client, reporter, live,
-             renderer=None):
+             renderer=None, early_panel=None):
     """Run ``tasks``; write each finished case as soon as it (and its files) arrive.
 
-    Cases solved in this process leave (Solution, Flux) in ``live``.
+    Cases solved in this process leave (Solution, Flux) in ``live``.  With a renderer,
+    once the last case is solved the jobs it has not started come back to this process,
+    after ``early_panel(jobs)`` has handed it the panel.
     """
     payloads = [_payload(t, outputs) for t in tasks]
     cases = _Cases(study, out, records, reporter, live, renderer)
@@ -573,6 +591,11 @@ def _execute(study, out, tasks, outputs, records, workers, client, reporter, liv
     else:
         for p in payloads:
             run_task(p, on_case=cases.handle, keep=True, renderer=renderer)
+    if renderer is not None and renderer.started:
+        back = renderer.reclaim()
+        if early_panel is not None:
+            early_panel(back)
+        cases.render_here(back)
     cases.poll(block=True)
     return cases.computed, cases.failed
 
@@ -617,6 +640,16 @@ class _Cases:
             s["warnings"] = list(dict.fromkeys(s["warnings"] + got["warnings"]))
             s["timings_s"]["render_cpu"] = got["cpu_s"]
             self.commit(res)
+
+    def render_here(self, jobs: dict) -> None:
+        """Make the files of the reclaimed case ``jobs`` in this process."""
+        from .render import render_here
+        for res in self.waiting:
+            job = jobs.get(res["name"])
+            if job is not None:
+                done = Future()
+                done.set_result(render_here(job))
+                res["pending"] = done
 
     def commit(self, res: dict) -> None:
         out, name = self.out, res["name"]
