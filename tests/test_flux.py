@@ -404,7 +404,7 @@ def test_cached_and_prefetched_operators_give_the_flux_of_fresh_ones():
 
 
 def test_a_failed_operator_build_is_raised_and_not_cached(monkeypatch):
-    from fpsolve.fe import flux as fluxmod
+    from fpsolve.fe import flux_operators as fluxmod
 
     mesh = fp.disk_mesh(1.5, 0.2)
     prob = _ou_problem(mesh)

@@ -238,10 +238,7 @@ def run_study(study: Study, out: str | None = None, *, force: bool = False,
     run = _Run(study, out, force, reporter, t_start)
     records = run.reusable_records()
     todo = [c for c in study.cases if c.name not in records]
-    os.makedirs(os.path.join(out, "cases"), exist_ok=True)
-    for sub in ("", "cases", "vtk", "figures"):
-        remove_stale_temporaries(os.path.join(out, sub))
-    atomic_write(os.path.join(out, os.path.basename(study.path)), study.text)
+    run.prepare_directory()
 
     scheduler = study.execution["scheduler"]
     client = _connect(scheduler) if scheduler != "local" and todo else None
@@ -324,6 +321,14 @@ class _Run:
         titles = _reshape(self.layout)([by_name[n].title for n in names])
         self.panel_future = renderer.panel(self.layout, titles,
                                            jobs=[jobs[n] for n in names if n in jobs])
+
+    def prepare_directory(self) -> None:
+        """Create the output directory, clear dead runs' temporaries, copy the study."""
+        out = self.out
+        os.makedirs(os.path.join(out, "cases"), exist_ok=True)
+        for sub in ("", "cases", "vtk", "figures"):
+            remove_stale_temporaries(os.path.join(out, sub))
+        atomic_write(os.path.join(out, os.path.basename(self.study.path)), self.study.text)
 
     def task_outputs(self) -> dict:
         """``outputs`` of the tasks, with the names the panel shows."""
