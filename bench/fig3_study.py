@@ -47,6 +47,7 @@ RAW = os.path.join(HERE, "results", "fig3_study.json")
 #: keys of summary.json that are measurements of time, not results
 TIME_KEYS = ("runtime_s", "timings_s", "reused")
 PARTS = [("start-up", "startup"), ("assembly", "assembly"), ("solves", "solve"),
+         ("… of which the error estimate (issue #17)", "estimate"),
          ("flux + cycles", "flux"), ("observables", "observables"), ("VTK", "vtk"),
          ("per-case figures", "figure"), ("panel + other outputs", "outputs")]
 
@@ -81,6 +82,7 @@ def run_once(tree: str, out: str) -> dict:
         parts["assembly"] += t.get("assembly_share", 0.0)
         for k in ("solve", "flux", "observables", "vtk", "figure"):
             parts[k] += t.get(k, 0.0)
+        parts["estimate"] += c.get("diagnostics", {}).get("timings", {}).get("estimate_s", 0.0)
     parts["outputs"] = ex["wall_s"]["study_outputs"]
     parts["startup"] = wall - ex["wall_s"]["total"]
     render = ex.get("render") or {}
@@ -117,6 +119,13 @@ def compare(a, b, path="", out=None) -> list:
     return out
 
 
+def _key_changes(paths: list) -> str:
+    """'.cases[2].diagnostics keys [...]' mismatches, summarised without case indices."""
+    import re
+    seen = dict.fromkeys(re.sub(r"\[\d+\]", "[*]", p) for p in paths)
+    return "; ".join(seen) or "none"
+
+
 def render_table(runs: dict, meta: dict, diff: dict) -> str:
     labels = list(runs)
     cols = [f"{lab} #{i + 1}" for lab in labels for i in range(len(runs[lab]))]
@@ -131,7 +140,8 @@ def render_table(runs: dict, meta: dict, diff: dict) -> str:
          "| load average (1 min) before / after | "
          + " | ".join(f"{r['load'][0]:.1f} / {r['load'][1]:.1f}" for r in flat) + " |"]
     for name, key in PARTS:
-        L.append(f"| {name} | " + " | ".join(f"{r['parts'][key]:.2f}" for r in flat) + " |")
+        L.append(f"| {name} | " + " | ".join("–" if r["parts"].get(key) is None
+                                             else f"{r['parts'][key]:.2f}" for r in flat) + " |")
     L.append("| renderer process CPU (overlapped) | "
              + " | ".join("–" if r["render_cpu"] is None else f"{r['render_cpu']:.1f}"
                           for r in flat) + " |")
@@ -141,7 +151,8 @@ def render_table(runs: dict, meta: dict, diff: dict) -> str:
     L += ["", f"summary.json, after vs before, value by value (timings excluded): "
           f"{diff['floats']} numbers, largest relative difference {diff['max_rel']:.1e}"
           + (f" ({diff['where']})" if diff["where"] else "")
-          + f"; other mismatches: {diff['other'] or 'none'}."]
+          + f"; other differences (keys present in one run only): "
+          + f"{_key_changes(diff['other'])}."]
     return "\n".join(L)
 
 

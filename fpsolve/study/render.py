@@ -64,9 +64,10 @@ class Renderer:
         """Whether a solution of ``dofs`` unknowns is worth drawing in the background."""
         return dofs >= self.min_dofs
 
-    def start(self) -> None:
-        """Start the process now (it imports matplotlib while this one solves)."""
-        self._pool().submit(int)
+    def start(self, config: dict | None = None) -> None:
+        """Start the process now: it imports matplotlib and builds the mesh and basis of
+        ``config`` (a case configuration) while this process solves."""
+        self._pool().submit(_prepare, config)
 
     def case(self, job: dict) -> Future:
         """Render one case: ``job`` from :func:`case_job`."""
@@ -189,25 +190,38 @@ def _warm_up() -> None:
     from ..fe import solution  # noqa: F401
 
 
+def _prepare(config) -> None:
+    if config is not None:
+        _basis(config)
+
+
+def _basis(cfg: dict):
+    """The mesh and basis of a case configuration (built once per process)."""
+    from ..fe.assembly import make_basis
+    from .build import build_mesh
+
+    mesh = build_mesh(cfg["mesh"])
+    order = cfg["solver"]["order"]
+    key = (id(mesh), order)
+    if key not in _STATE["bases"]:
+        _STATE["bases"][key] = make_basis(mesh, order)
+    return mesh, _STATE["bases"][key]
+
+
 def _solution(job: dict):
     """The case's Solution rebuilt from its coefficients (no assembly, no solve)."""
-    from ..fe.assembly import make_basis
     from ..fe.solution import Solution
-    from .build import build_landscape, build_mesh, build_noise
+    from .build import build_landscape, build_noise
 
     cfg = job["config"]
     L = build_landscape(cfg["landscape"])
     D = build_noise(cfg["noise"], L)
     if job["strength"] is not None and float(job["strength"]) != D.strength:
         D = D.with_strength(job["strength"])
-    mesh = build_mesh(cfg["mesh"])
-    order = cfg["solver"]["order"]
-    key = (id(mesh), order)
-    if key not in _STATE["bases"]:
-        _STATE["bases"][key] = make_basis(mesh, order)
+    mesh, basis = _basis(cfg)
     stab = cfg["solver"]["stabilisation"]
-    return Solution(job["P"], _STATE["bases"][key], mesh, L, D, cfg["solver"]["boundary"],
-                    order, job["escape_rate"], job["diagnostics"], None,
+    return Solution(job["P"], basis, mesh, L, D, cfg["solver"]["boundary"],
+                    cfg["solver"]["order"], job["escape_rate"], job["diagnostics"], None,
                     None if stab == "none" else stab)
 
 

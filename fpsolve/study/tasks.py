@@ -170,7 +170,7 @@ def run_task(task: dict, on_case=None, keep: bool = False, renderer=None) -> lis
     if mods["flux"] is not None:   # mesh-only flux factorisations overlap the first solve
         mods["flux"].prefetch_operators(prob.basis)
     if renderer is not None and renderer.accepts(prob.basis.N):
-        renderer.start()
+        renderer.start(cases[0]["config"])
     prob.reuse_ordering = len(cases) >= 4    # a sweep group: share one LU ordering
     panel = set(opts.get("panel", ()))
     for c in cases:
