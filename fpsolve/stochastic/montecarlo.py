@@ -28,8 +28,12 @@ default, so the density converges to the quasi-stationary density).
 
 Reproducibility: walkers live in fixed blocks of ``block_size``; block ``i`` draws
 from ``Generator(PCG64(SeedSequence(seed).spawn(...)[i]))``.  Results are
-bit-identical for any ``workers`` / ``blocks_per_task`` and — on the models the numba
-kernel supports — for either backend.
+bit-identical for any ``workers`` / ``blocks_per_task`` / Dask ``client`` and — on the
+built-in paper and quadratic models — for either backend.
+
+Compiled models (``docs/montecarlo.md``): the kernel is generated per model; expression
+landscapes and expression noise are printed by sympy from their parsed expression
+trees, cached in memory and on disk.  Python callables run in numpy.
 """
 from __future__ import annotations
 
@@ -168,9 +172,10 @@ _COMMON_DOC = """
         A walker further than this from the origin, or non-finite, is flagged as
         diverged and removed (default 1e6).
     backend : {"auto", "numba", "numpy"}
-        "auto" uses the numba kernel when numba is importable and the model is
-        compiled (paper or quadratic landscape; sgd, isotropic or constant noise; no
-        drift), else numpy.  Both give bit-identical results on the compiled models.
+        "auto" uses the numba kernel when the model compiles (paper, quadratic or
+        expression landscape; sgd, isotropic, constant or expression noise; no drift
+        callable), else numpy, logging why.  Both give bit-identical results on the
+        paper and quadratic models; on expression models they agree to rounding.
     workers : int, optional
         Threads working on blocks (default: the number of CPUs).  Does not change
         the results.
@@ -240,8 +245,8 @@ sgd.__doc__ = """Random-shift minibatch SGD (Yang–Tang–Tu Eq. 1, 8; SM Sec. 
     Parameters
     ----------
     L : Landscape
-        Loss; the paper family and quadratics run in the compiled kernel, any other
-        landscape (e.g. an expression) in numpy through ``L.gradient`` / ``L.hessian``.
+        Loss; the paper family, quadratics and expressions run in the compiled kernel,
+        any other landscape in numpy through ``L.gradient`` / ``L.hessian``.
     eta : float
         Learning rate (> 0).
     sigma : float
@@ -334,9 +339,9 @@ langevin.__doc__ = """Euler–Maruyama simulation of the Fokker–Planck (Itô L
     D : DiffusionModel, float or 2x2 array
         Diffusion tensor: any :mod:`fpsolve.diffusion` model (its ``noise_factor`` is
         used, so custom and expression tensors work), a number Δ (isotropic Δ I) or a
-        constant matrix.  The numba kernel handles isotropic and constant tensors, and
-        ``diffusion.sgd(L, Δ_S)`` of the same paper landscape (with or without
-        cross-diffusion); other models run in numpy.
+        constant matrix.  The numba kernel handles isotropic, constant and expression
+        tensors and ``diffusion.sgd(L, Δ_S)`` of the same landscape (with or without
+        cross-diffusion); other models (custom, fdn) run in numpy.
     dt : float
         Time step (> 0).  The EM bias of stationary statistics is O(dt).
     drift : callable, optional
