@@ -309,10 +309,20 @@ def test_changed_configuration_is_recomputed(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("kind", ANALYSIS_KINDS)
-def test_same_seed_gives_identical_results(tmp_path, capsys, kind):
+def test_same_seed_gives_identical_results(tmp_path, capsys, kind, request):
     _, a, _ = _run(tmp_path, capsys, kind, "a")
     _, b, _ = _run(tmp_path, capsys, kind, "b", extra=("--workers", "2"))
     assert a["results"] == b["results"]
+    if kind in DASK_KINDS:          # and on a Dask cluster: Monte Carlo blocks as tasks
+        cluster = request.getfixturevalue("dask_cluster")
+        text = TINY[kind] + f'\n[execution]\nscheduler = "{cluster.scheduler_address}"\n'
+        out, c, _ = _run(tmp_path, capsys, kind, "dask", text=text)
+        assert c["results"] == a["results"]
+        prov = json.loads((out / "provenance.json").read_text(encoding="utf-8"))
+        assert prov["execution"]["scheduler"] == cluster.scheduler_address
+
+
+DASK_KINDS = ("figS5", "transition", "phase_diagram", "variance_flatness")
 
 
 @pytest.fixture(scope="module")
@@ -321,17 +331,6 @@ def dask_cluster():
     with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
                                   protocol="tcp://", dashboard_address=None) as cluster:
         yield cluster
-
-
-@pytest.mark.parametrize("kind", ["figS5", "transition", "phase_diagram", "variance_flatness"])
-def test_analysis_on_a_dask_cluster_gives_identical_results(tmp_path, capsys, kind,
-                                                           dask_cluster):
-    text = TINY[kind] + f'\n[execution]\nscheduler = "{dask_cluster.scheduler_address}"\n'
-    _, local, _ = _run(tmp_path, capsys, kind, "local", extra=("--workers", "2"))
-    out, dask, _ = _run(tmp_path, capsys, kind, "dask", text=text)
-    assert dask["results"] == local["results"]
-    prov = json.loads((out / "provenance.json").read_text(encoding="utf-8"))
-    assert prov["execution"]["scheduler"] == dask_cluster.scheduler_address
 
 
 def test_runtime_failure_exits_1(tmp_path, capsys, monkeypatch):
