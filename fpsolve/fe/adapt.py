@@ -117,7 +117,7 @@ def _mark(sol, tol, open_goals, theta) -> np.ndarray:
 def _dorfler_finite(total, theta):
     """Dörfler marking; elements with a non-finite indicator (μ = 0 weights) are marked too."""
     bad = ~np.isfinite(total)
-    return np.union1d(dorfler(np.where(bad, 0.0, total), theta), np.flatnonzero(bad))
+    return np.union1d(dorfler(np.where(bad, 0.0, np.abs(total)), theta), np.flatnonzero(bad))
 
 
 def _level_record(level, sol, seconds) -> dict:
