@@ -19,6 +19,8 @@ import sys as _sys
 
 from . import _display, _moved
 from .models import diffusion, expressions, landscapes
+from .models.validity import ModelError
+from .fe.budget import BudgetError
 from .fe.mesh import Mesh, MeshError, disk_mesh, load_mesh
 from .fe.solution import Solution
 from .fe import solver as _solver
@@ -86,4 +88,5 @@ __all__ = ["landscapes", "diffusion", "expressions", "Mesh", "MeshError", "disk_
            "load_mesh", "Problem", "Solution", "solve", "FPSolveWarning", "SolverError",
            "__version__", "theory", "critical_delta_s", "flux", "Flux", "export_vtk",
            "write_pvd", "compare", "montecarlo", "variance_flatness", "phase", "evolve",
-           "gaussian", "Evolution", "mfpt", "MeanExitTime", "export_series", "export_field"]
+           "gaussian", "Evolution", "mfpt", "MeanExitTime", "export_series", "export_field",
+           "ModelError", "BudgetError"]

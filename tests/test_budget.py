@@ -68,6 +68,12 @@ def test_default_budget_follows_the_available_memory(monkeypatch):
     assert budget.check(1000, 2, max_dofs=10 ** 7) == 10 ** 7
 
 
+def test_errors_are_on_the_facade():
+    assert fp.BudgetError is BudgetError and issubclass(fp.ModelError, ValueError)
+    with pytest.raises(fp.BudgetError):
+        fp.disk_mesh(2.0, 1e-5)
+
+
 def test_available_memory_is_plausible():
     avail = budget.available_memory()
     assert 0 < avail < 1 << 50
