@@ -5,7 +5,7 @@ The flux of the Fokker–Planck equation (Itô, docs/theory.md) is
     J = −∇L P − ∇·(D P) = −D∇P − βP,     β = ∇L + ∇·D,
 
 and for a user drift b (``sol.drift``) β = −b + ∇·D, exactly the coefficient the
-operator of :mod:`fpsolve.fem` was assembled with, so that ∫ J_h·∇v dA = −(A P)_v for
+operator of :mod:`fpsolve.fe.assembly` was assembled with, so that ∫ J_h·∇v dA = −(A P)_v for
 every test function v (the discrete flux is *consistent* with the solve).
 
 Conventions (checked by the tests against exact rotating flows, see docs/flux.md):
@@ -130,7 +130,7 @@ def _points(points, name="points"):
 
 
 def _beta(sol: Solution, x, y):
-    """β = ∇L + ∇·D (or −b + ∇·D for a user drift), as assembled by fem.assemble."""
+    """β = ∇L + ∇·D (or −b + ∇·D for a user drift), as assembled by assembly.assemble."""
     return _beta0(sol.landscape, sol.drift, x, y) + sol.diffusion.divergence(x, y)
 
 
@@ -372,7 +372,7 @@ class Flux:
         interior = np.ones(self.basis.N, dtype=bool)
         interior[B] = False
         MP = self._M @ sol.P
-        # consistent residual flux (solve.py): −Σ_B (A P)_i / Σ_I (M P)_i, with
+        # consistent residual flux (fe/solver.py): −Σ_B (A P)_i / Σ_I (M P)_i, with
         # −(A P)_i = ∫ J_h·∇φ_i computed from this module's J
         resid = float(self._div_rhs[B].sum() / MP[interior].sum())
         trace = self._trace_outflow()

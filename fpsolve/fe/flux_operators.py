@@ -37,7 +37,7 @@ def _spd_lu(A, perm=None):
     Symmetric-mode fill-reducing ordering without pivoting: minimum degree on Aᵀ+A
     is 4–5× faster than SuperLU's default COLAMD for these matrices (0.7 s vs 3.2 s
     at 93k P2 dofs); METIS nested dissection (``perm``, or computed here when
-    ``pymetis`` is installed, see ``fpsolve._ordering``) is 3–8× faster again for
+    ``pymetis`` is installed, see ``fpsolve.fe.ordering``) is 3–8× faster again for
     P3 from 80k dofs on (docs/ordering.md).
     """
     from . import ordering as _ordering

@@ -1,4 +1,4 @@
-"""numba kernel of :mod:`fpsolve.phase` (imported lazily; numba is needed for phase runs).
+"""numba kernel of :mod:`fpsolve.stochastic.phase` (imported lazily; numba is needed for phase runs).
 
 :func:`run_block` advances one block of walkers of one (σ, η) grid point through the
 whole run with that block's own ``np.random.Generator``.  It is walker-major over the
