@@ -125,6 +125,25 @@ VALID = {
         panel = false
         flux = false
     """,
+    "adaptive_tol": """
+        [landscape]
+        kind = "quadratic"
+        A = [[1.0, 0.0], [0.0, 2.0]]
+        [noise]
+        kind = "isotropic"
+        delta = 0.2
+        [mesh]
+        radius = 1.5
+        h = 0.5
+        [solver]
+        order = 2
+        tol = 1e-3
+        [output]
+        vtk = false
+        figures = false
+        panel = false
+        flux = false
+    """,
     "isotropic_range": """
         [landscape]
         kind = "paper"
@@ -225,6 +244,11 @@ def test_valid_studies_run(tmp_path, key):
         assert not os.path.exists(tmp_path / "out" / "vtk")
         assert not os.path.exists(tmp_path / "out" / "figures")
         assert s["panel"] is None
+    if key == "adaptive_tol":
+        (c,) = s["cases"]
+        assert c["parameters"]["solver"]["tol"] == 1e-3
+        levels = c["diagnostics"]["adapt"]
+        assert len(levels) > 1 and c["dofs"] == levels[-1]["dofs"] > levels[0]["dofs"]
     if key == "isotropic_range":
         assert [c["value"] for c in s["cases"]] == [0.2, 0.3, 0.4]
         assert all(c["cycles"] == [] and "flux" not in c for c in s["cases"])

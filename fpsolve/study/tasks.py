@@ -207,7 +207,7 @@ def _setup(cfg: dict):
         prob = Problem(L, D, mesh, boundary=cfg["solver"]["boundary"],
                        order=cfg["solver"]["order"],
                        stabilisation=None if stab == "none" else stab,
-                       max_dofs=cfg["solver"].get("max_dofs"))
+                       max_dofs=cfg["solver"].get("max_dofs"), tol=cfg["solver"].get("tol"))
     return prob, _capture(rec)
 
 

@@ -48,6 +48,12 @@ _PLAIN = {
         "stabilisation": _k(_choice("none", "supg"), "string", '"none"',
                             '"none" (Galerkin) or "supg" (streamline upwinding; a sweep then '
                             "re-assembles for each value)."),
+        "tol": _k(_fraction, "number, 0 < tol < 1", "none",
+                  "Requested relative accuracy of the observables (⟨x²⟩, ⟨y²⟩, the escape rate "
+                  "μ of an absorbing boundary, the L1 norm of P): the mesh is refined "
+                  "adaptively from [mesh] until the estimated relative errors are ≤ tol, "
+                  "within `max_dofs` (docs/adaptivity.md). Without it: one solve on the "
+                  "given mesh, still with error estimates in summary.json.", True),
         "max_dofs": _k(_max_dofs, "integer ≥ 100", "from the available memory",
                        "Budget of unknowns per solve. The dofs and the peak memory of every "
                        "case are estimated when the study is validated; a case beyond the "
