@@ -127,6 +127,14 @@ def test_absorbing_spectrum_starts_with_the_escape_rate():
     assert np.all(spec.rates.real[1:] > spec.rates[0].real)
     with pytest.raises(ValueError, match="k"):
         prob.spectrum(0)
+    assert spec.warnings == []
+
+
+def test_unresolved_escape_rate_is_flagged():
+    prob = fp.Problem(fp.landscapes.quadratic(np.eye(2)), fp.diffusion.isotropic(0.005),
+                      fp.disk_mesh(1.0, 0.2), boundary="absorbing", order=2)
+    spec = prob.spectrum(2)
+    assert spec.rates[0].real < 0 and "not trustworthy" in spec.summary()["warnings"][0]
 
 
 # -- mean first-passage time ------------------------------------------------------------

@@ -86,7 +86,7 @@ def _project(problem: Problem, M, p0, dofs) -> np.ndarray:
                                  and p0.order == problem.order):
             P = np.zeros(N)
             P[dofs] = np.asarray(p0.P, dtype=float)[dofs]
-            return P
+            return P / (M @ P).sum()
         sol = p0
         p0 = lambda x, y: sol(np.column_stack([np.ravel(x), np.ravel(y)])  # noqa: E731
                               ).reshape(np.shape(x))
@@ -100,7 +100,10 @@ def _project(problem: Problem, M, p0, dofs) -> np.ndarray:
     b = _load.assemble(basis, f=fq)
     P = np.zeros(N)
     P[dofs] = splu(M[dofs][:, dofs].tocsc()).solve(b[dofs])
-    return P
+    mass = (M @ P).sum()
+    if not mass > 0:
+        raise ValueError(f"p0: its projection has no positive mass ({mass:.3g}) on this mesh")
+    return P / mass           # S(0) = 1: ev.mass is the survival probability
 
 
 def _check_times(times) -> np.ndarray:
@@ -149,7 +152,8 @@ def evolve(landscape, diffusion, mesh, p0, times, order: int = 2,
         Initial density: ``f(x, y)`` (vectorised), a :class:`Solution` (on the same
         mesh and order its coefficients are used, else it is projected) or
         :func:`gaussian`.  It is L2-projected onto the FE space (absorbing: with P = 0
-        on the boundary); it need not be normalised.
+        on the boundary) and normalised to ∫P dA = 1, so that ``ev.mass`` is the survival
+        probability.
     times : array_like
         Increasing output times ≥ 0 (t = 0 is the projected ``p0``).
     tol : float
