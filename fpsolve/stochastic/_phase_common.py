@@ -3,12 +3,12 @@ checks, seeding and the progress bar.
 """
 from __future__ import annotations
 
-import numbers
 
 import numpy as np
 
 from .._args import err as _err
 from ..models import landscapes as _landscapes
+from ._mc_run import root_seed as _root   # one seed rule for all walkers
 
 FIG2 = {"eps": 0.001, "lam0": 8.0, "lam1": -2.0, "lam2": 1.0}
 """Landscape coefficients of Fig. 2 and Figs. S3, S4."""
@@ -68,13 +68,6 @@ def _start(fn, start):
     return float(s[0]), float(s[1])
 
 
-def _root(fn, seed):
-    if isinstance(seed, np.random.SeedSequence):
-        return seed
-    if seed is None or (isinstance(seed, numbers.Integral) and not isinstance(seed, bool)
-                        and seed >= 0):
-        return np.random.SeedSequence(seed)
-    raise _err(fn, "seed", "a non-negative integer, a numpy SeedSequence or None", seed)
 
 
 def _child(root: np.random.SeedSequence, *key: int) -> np.random.Generator:
