@@ -34,7 +34,7 @@ from ..models.landscapes import Landscape
 from ..models.validity import check_diffusion, check_finite, check_landscape
 from .mesh import Mesh
 
-__all__ = ["Operator", "assemble", "make_basis", "mass_matrix", "STABILISATIONS", "locate", "reference_coordinates",
+__all__ = ["Operator", "assemble", "make_basis", "mass_matrix", "evaluate", "STABILISATIONS", "locate", "reference_coordinates",
            "probe_matrix", "line_cuts"]
 
 logger = logging.getLogger(__name__)
@@ -464,6 +464,17 @@ def probe_matrix(basis: Basis, points: np.ndarray, cells=None, X=None) -> sp.csr
     rows = np.tile(inside, basis.Nbfun)
     cols = basis.element_dofs[:, c].ravel()
     return sp.coo_matrix((phis.ravel(), (rows, cols)), shape=(n, basis.N)).tocsr()
+
+
+def evaluate(basis: Basis, u: np.ndarray, points) -> np.ndarray | float:
+    """The FE function ``u`` at ``points`` of shape (n, 2) (or one point (2,)); 0 outside."""
+    pts = np.asarray(points, dtype=float)
+    single = pts.ndim == 1
+    pts = np.atleast_2d(pts)
+    if pts.ndim != 2 or pts.shape[1] != 2:
+        raise ValueError(f"points: expected shape (n, 2), got {np.shape(points)}")
+    vals = probe_matrix(basis, pts.T) @ u
+    return float(vals[0]) if single else vals
 
 
 def line_cuts(basis: Basis, axis: int, values: np.ndarray, npts: int = 3):

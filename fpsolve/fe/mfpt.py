@@ -33,7 +33,7 @@ from typing import Callable
 import numpy as np
 import scipy.sparse.linalg as spla
 
-from .assembly import probe_matrix
+from .assembly import evaluate
 from .ordering import splu
 from .solver import Problem, SolverError
 
@@ -67,13 +67,7 @@ class MeanExitTime:
 
     def __call__(self, points) -> np.ndarray:
         """T at ``points`` of shape (n, 2) (or one point (2,)); 0 outside the mesh."""
-        pts = np.asarray(points, dtype=float)
-        single = pts.ndim == 1
-        pts = np.atleast_2d(pts)
-        if pts.ndim != 2 or pts.shape[1] != 2:
-            raise ValueError(f"points: expected shape (n, 2), got {np.shape(points)}")
-        vals = probe_matrix(self.basis, pts.T) @ self.T
-        return float(vals[0]) if single else vals
+        return evaluate(self.basis, self.T, points)
 
     def _vtk_fields(self) -> dict:
         """Point data for :func:`fpsolve.export_vtk`."""

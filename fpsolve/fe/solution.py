@@ -7,7 +7,7 @@ import numpy as np
 from scipy.optimize import minimize_scalar
 
 from .. import _display
-from .assembly import line_cuts, probe_matrix
+from .assembly import evaluate, line_cuts, probe_matrix
 
 __all__ = ["Solution"]
 
@@ -55,13 +55,7 @@ class Solution:
     # -- evaluation ---------------------------------------------------------
     def __call__(self, points) -> np.ndarray:
         """P at ``points`` of shape (n, 2) (or a single point (2,)); 0 outside the mesh."""
-        pts = np.asarray(points, dtype=float)
-        single = pts.ndim == 1
-        pts = np.atleast_2d(pts)
-        if pts.ndim != 2 or pts.shape[1] != 2:
-            raise ValueError(f"points: expected shape (n, 2), got {np.shape(points)}")
-        vals = probe_matrix(self.basis, pts.T) @ self.P
-        return float(vals[0]) if single else vals
+        return evaluate(self.basis, self.P, points)
 
     def _quadrature(self):
         """x, y, P and weights at the quadrature points (cached)."""
