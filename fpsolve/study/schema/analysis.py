@@ -7,7 +7,7 @@ import os
 
 from .analysis_keys import _ADEF, _ANALYSES, _ANALYSIS_KIND, _ANALYSIS_LANDSCAPES, ANALYSIS_KINDS
 from .resolved import Study
-from .sections import _Loader, _flatten, _suggest
+from .sections import _Loader, _flatten, _kind_key_message
 
 
 #: analysis kinds whose Monte Carlo blocks can run on a Dask cluster
@@ -34,14 +34,8 @@ def _parse_analysis(ld: _Loader, raw: dict, name: str, description: str,
         if k == "kind":
             continue
         if k not in spec:
-            other = [kk for kk, sp in _ANALYSES.items() if k in sp]
-            if other:
-                why = (f"not a key of analysis kind {kind!r} (it belongs to kind "
-                       f"{other[0]!r}); kind {kind!r} accepts kind, {', '.join(spec)}")
-            else:
-                why = (f"unknown key{_suggest(k, list(spec) + ['kind'])}; analysis kind "
-                       f"{kind!r} accepts kind, {', '.join(spec)}")
-            ld.fail(f"analysis.{k}", why)
+            ld.fail(f"analysis.{k}", _kind_key_message("analysis kind", kind, k, spec,
+                                                        _ANALYSES, f"kind, {', '.join(spec)}"))
         params[k] = ld.check(f"analysis.{k}", spec[k], v)
     for k in spec:
         if k not in params:

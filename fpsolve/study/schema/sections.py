@@ -20,6 +20,17 @@ def _suggest(key: str, known) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
+def _kind_key_message(what: str, kind: str, key: str, spec, kinds: dict,
+                      accepts_there: str) -> str:
+    """Why ``key`` is not accepted by ``what`` ``kind``: another kind's key, or unknown."""
+    other = [kk for kk, s in kinds.items() if key in s]
+    if other:
+        return (f"not a key of {what} {kind!r} (it belongs to kind {other[0]!r}); "
+                f"kind {kind!r} accepts {accepts_there}")
+    return (f"unknown key{_suggest(key, list(spec) + ['kind'])}; {what} {kind!r} accepts "
+            f"kind, {', '.join(spec)}")
+
+
 def _flatten(table: dict, prefix: str = "") -> dict:
     """Nested tables -> dotted keys (``{"noise": {"delta_s": 1}}`` -> ``noise.delta_s``)."""
     out = {}
@@ -88,14 +99,9 @@ class _Loader:
                     params.update(self.check(f"{label}{sec}.{k}", spec["params"], {name: v}))
                 continue
             if k not in spec:
-                other = [kk for kk, s in _KINDS[sec].items() if k in s]
-                if other:
-                    why = (f"not a key of {sec} kind {kind!r} (it belongs to kind "
-                           f"{other[0]!r}); kind {kind!r} accepts {', '.join(spec) or 'no keys'}")
-                else:
-                    why = (f"unknown key{_suggest(k, list(spec) + ['kind'])}; {sec} kind "
-                           f"{kind!r} accepts kind, {', '.join(spec)}")
-                self.fail(f"{label}{sec}.{k}", why)
+                self.fail(f"{label}{sec}.{k}",
+                          _kind_key_message(f"{sec} kind", kind, k, spec, _KINDS[sec],
+                                            ", ".join(spec) or "no keys"))
             out[k] = self.check(f"{label}{sec}.{k}", spec[k], v)
         if "params" in spec:
             out["params"] = dict(sorted(params.items()))
