@@ -72,3 +72,37 @@ def test_derivatives_of_abs_evaluate_pointwise(disk):
     np.testing.assert_allclose(dH[1, 0, 1], [2.0, -2.0])
     sol = fp.solve(L, fp.diffusion.sgd(L, 0.02), disk, order=1)
     assert np.isfinite(sol.escape_rate)
+
+
+@pytest.mark.parametrize("text, where", [
+    ("1/x", r"\(x, y\) = \(-?[0-9.e-]+, "),                  # between the sample points
+    ("0.5*(x**2 + y**2) + 0.01/(x - 0.3)**2", r"\(x, y\) = \(0.3, "),
+    ("tan(2*x)", r"\(x, y\) = \(-?0.785398, "),              # cos(2x) = 0 at x = ±π/4
+    ("1/((x - 0.1)**2 + (y - 0.2)**2)", r"\(x, y\) = \(0.1, 0.2\)"),   # no sign change
+])
+def test_poles_between_the_points_are_found(disk, text, where):
+    # a finite check at the quadrature points misses these; 1/x used to give mu = 7.77
+    L = fp.landscapes.expression(text)
+    with pytest.raises(ModelError, match=r"L is unbounded near " + where
+                       + r".*denominator .* vanishes inside the domain"):
+        fp.solve(L, fp.diffusion.isotropic(0.1), disk)
+
+
+def test_bounded_quotients_and_poles_outside_are_accepted(disk):
+    # x/r has a vanishing denominator but a bounded value; 1/(x - 5) has its pole outside
+    for text in ("x*y/sqrt(x**2 + y**2 + 1e-30)", "0.5*(x**2 + y**2) + 1/(x - 5)",
+                 "0.5*x**2 + 0.5*y**2 + 0.1*sqrt(x**2 + y**2)", "tan(0.5*x) + y**2"):
+        L = fp.landscapes.expression(text)
+        assert np.isfinite(fp.solve(L, fp.diffusion.isotropic(0.2), disk, order=1).escape_rate)
+
+
+def test_sgd_noise_of_a_cone_is_unbounded(disk):
+    # L = r has a bounded gradient (isotropic noise is fine) but H ~ 1/r: D = Δ_S H² is not
+    L = fp.landscapes.expression("0.5*(x**2 + y**2) + 0.1*sqrt((x - 0.1)**2 + y**2)")
+    with pytest.raises(ModelError, match=r"diffusion SGD.*D is unbounded near \(x, y\) = "
+                                         r"\(0.1, [-0-9.e]+\)"):
+        fp.solve(L, fp.diffusion.sgd(L, 0.01), disk)
+    D = fp.diffusion.expression("0.1 + 0.01/(y + 0.5)**2", "0.1")
+    with pytest.raises(ModelError, match=r"diffusion Expression.*D is unbounded near "
+                                         r"\(x, y\) = \([-0-9.e]+, -0.5\)"):
+        fp.solve(fp.landscapes.quadratic(np.eye(2)), D, disk)

@@ -72,6 +72,13 @@ class DiffusionModel:
 
     __call__ = tensor
 
+    def pole_bases(self, quantity: str) -> list:
+        """``(text, f)`` pairs whose zeros may make ``quantity`` ("D" or "∇·D") unbounded.
+
+        None for closed-form models; see :meth:`Landscape.pole_bases`.
+        """
+        return []
+
     def noise_factor(self, x, y):
         """B with B Bᵀ = D (symmetric square root), shape (2, 2, *x.shape)."""
         return sqrt_psd(self.tensor(x, y))
@@ -136,6 +143,10 @@ class SGD(DiffusionModel):
         if not self.cross_diffusion:
             return np.stack([dH2(0, 0, 0), dH2(1, 1, 1)])
         return np.stack([dH2(0, 0, 0) + dH2(1, 0, 1), dH2(0, 1, 0) + dH2(1, 1, 1)])
+
+    def pole_bases(self, quantity: str) -> list:
+        bases = self.landscape.pole_bases("H")          # D = Δ_S H²
+        return bases if quantity == "D" else bases + self.landscape.pole_bases("∂H")
 
     def noise_factor(self, x, y):
         if self.cross_diffusion:      # H is symmetric: (√Δ_S H)(√Δ_S H)ᵀ = Δ_S H²
@@ -272,9 +283,14 @@ class Expression(DiffusionModel):
         e = {k: expressions.parse(v, self._params) for k, v in self.texts.items()}
         X, Y = expressions.COORDS
         rows = [[e["D11"], e["D12"]], [e["D12"], e["D22"]]]
+        div = [sp.diff(rows[i][0], X) + sp.diff(rows[i][1], Y) for i in range(2)]
         self._D = [[expressions.vectorise(c) for c in row] for row in rows]
-        self._div = [expressions.vectorise(sp.diff(rows[i][0], X) + sp.diff(rows[i][1], Y))
-                     for i in range(2)]
+        self._div = [expressions.vectorise(d) for d in div]
+        self._derived = {"D": [e["D11"], e["D12"], e["D22"]], "∇·D": div}
+        self._poles: dict = {}
+
+    def pole_bases(self, quantity: str) -> list:
+        return expressions.pole_bases(self._derived, self._poles, quantity)
 
     @property
     def params(self):

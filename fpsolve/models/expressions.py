@@ -23,7 +23,7 @@ from typing import Callable, Mapping
 import numpy as np
 import sympy as sp
 
-__all__ = ["ExpressionError", "parse", "vectorise", "COORDS", "LIMITS"]
+__all__ = ["ExpressionError", "parse", "vectorise", "denominators", "pole_bases", "COORDS", "LIMITS"]
 
 X, Y = sp.symbols("x y", real=True)
 COORDS = (X, Y)
@@ -270,3 +270,30 @@ def vectorise(expr: sp.Expr) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
         return np.broadcast_to(np.asarray(out, dtype=float), np.broadcast(x, y).shape).copy()
 
     return evaluate
+
+
+def denominators(exprs) -> list[sp.Expr]:
+    """Sub-expressions whose zeros can make ``exprs`` unbounded.
+
+    The bases of negative powers (``1/x``, ``(x**2 + y**2)**-0.5``), the arguments of
+    ``log`` and the cosines under ``tan``: a finite check at sample points misses a
+    pole that falls between them (``1/x`` is finite at every point of a polar grid),
+    but the sign change or the zero of such a base on the domain shows it
+    (:func:`fpsolve.models.validity.check_poles`).
+    """
+    out = set()
+    for e in exprs:
+        e = sp.sympify(e)
+        for p in e.atoms(sp.Pow):
+            if p.exp.is_negative and p.base.free_symbols:
+                out.add(p.base)
+        out.update(f.args[0] for f in e.atoms(sp.log) if f.args[0].free_symbols)
+        out.update(sp.cos(f.args[0]) for f in e.atoms(sp.tan) if f.args[0].free_symbols)
+    return sorted(out, key=sp.default_sort_key)
+
+
+def pole_bases(derived: Mapping[str, list], cache: dict, quantity: str) -> list:
+    """``(text, f)`` for the :func:`denominators` of ``derived[quantity]``, vectorised once."""
+    if quantity not in cache:             # lambdified on first use only
+        cache[quantity] = [(str(b), vectorise(b)) for b in denominators(derived[quantity])]
+    return cache[quantity]

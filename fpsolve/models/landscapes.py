@@ -58,6 +58,15 @@ class Landscape:
     def __call__(self, x, y):
         return self.value(x, y)
 
+    def pole_bases(self, quantity: str) -> list:
+        """``(text, f)`` pairs whose zeros may make ``quantity`` unbounded.
+
+        ``quantity`` is one of ``"L"``, ``"∇L"``, ``"H"``, ``"∂H"``.  Closed-form models
+        have none; expression landscapes derive them symbolically
+        (:func:`fpsolve.models.expressions.denominators`).
+        """
+        return []
+
     def __repr__(self):
         args = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
         return f"{type(self).__name__}({args})"
@@ -181,6 +190,8 @@ class ExpressionLandscape(Landscape):
         second = [sp.diff(grad[0], X), sp.diff(grad[0], Y), sp.diff(grad[1], Y)]
         third = [sp.diff(second[0], X), sp.diff(second[0], Y), sp.diff(second[1], Y),
                  sp.diff(second[2], Y)]                       # xxx, xxy, xyy, yyy
+        self._derived = {"L": [self.expr], "∇L": grad, "H": second, "∂H": third}
+        self._poles: dict = {}
         self._f = expressions.vectorise(self.expr)
         self._g = [expressions.vectorise(e) for e in grad]
         h = [expressions.vectorise(e) for e in second]
@@ -192,6 +203,9 @@ class ExpressionLandscape(Landscape):
     @property
     def params(self):
         return {"expression": self.text, **self._params}
+
+    def pole_bases(self, quantity: str) -> list:
+        return expressions.pole_bases(self._derived, self._poles, quantity)
 
     def value(self, x, y):
         return self._f(x, y)
