@@ -379,3 +379,15 @@ def test_variance_flatness_digits_parts(tmp_path, capsys):
     assert {"digits", "fdn"} <= set(s["results"])
     assert {"vf_variance_flatness.png", "vf_fdn.png", "vf_spectrum.png"} <= set(s["figures"])
     assert re.search(r"\| ψ, σ_i² ∝ F_i\^\(−ψ\)", (out / "table.md").read_text(encoding="utf-8"))
+
+
+def test_ldc_data_file_contents_enter_the_hash(tmp_path):
+    # a rerun must not reuse results computed from other data under the same file name
+    data = tmp_path / "mnist.npz"
+    data.write_bytes(b"first")
+    path = tmp_path / "ldc.toml"
+    path.write_text('[analysis]\nkind = "ldc"\ndata = "mnist.npz"\n')
+    first = load_study(str(path)).hash
+    assert load_study(str(path)).hash == first
+    data.write_bytes(b"second")
+    assert load_study(str(path)).hash != first

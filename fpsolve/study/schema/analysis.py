@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import os
 
@@ -130,3 +131,6 @@ def _check_ldc(ld: _Loader, p: dict, need) -> None:
         need(os.path.isfile(path), "data", f'expected "digits" or an existing local MNIST .npz '
              f"file, got {p['data']!r} (not a file: {path})")
         p["data"] = path
+        # the analysis hash must change with the data, not only with its path
+        with open(path, "rb") as fh:
+            p["data_sha256"] = hashlib.sha256(fh.read()).hexdigest()
