@@ -1,4 +1,6 @@
 """The resource guard (fpsolve.fe.budget): dof estimates, budgets, memory checks."""
+import json
+
 import numpy as np
 import pytest
 
@@ -83,3 +85,35 @@ def test_peak_memory_is_monotone_in_order_and_flux():
     assert budget.peak_memory(1e5, 3, flux=True) > budget.peak_memory(1e5, 3) > 0
     with pytest.raises(ValueError, match="order"):
         budget.check(1000, 4)
+
+
+def test_parallel_workers_keep_the_largest_cases_within_memory():
+    gib = 2 ** 30
+    avail = 10 * gib                                      # 8 GiB usable (MEMORY_FRACTION)
+    assert budget.parallel_workers([1 * gib] * 4, 2, avail) == 2
+    assert budget.parallel_workers([5 * gib, 2 * gib, 2 * gib], 3, avail) == 2
+    assert budget.parallel_workers([5 * gib, 4 * gib], 2, avail) == 1
+    assert budget.parallel_workers([9 * gib], 4, avail) == 1   # never fewer than one
+
+
+def test_adaptive_cases_run_one_at_a_time_under_the_default_budget(tmp_path, caplog):
+    # each adaptive case may grow to the default max_dofs (most of the memory): two at
+    # once could be killed by the OS, so the runner uses one worker and says why
+    from fpsolve.study import load_study, run_study
+    study = tmp_path / "two.toml"
+    study.write_text(
+        '[landscape]\nkind = "quadratic"\nA = [[1.0, 0.0], [0.0, 2.0]]\n'
+        '[noise]\nkind = "isotropic"\ndelta = 0.2\n[mesh]\nradius = 1.5\nh = 0.5\n'
+        '[solver]\norder = 2\ntol = 1e-2\n'
+        '[output]\nvtk = false\nfigures = false\npanel = false\nflux = false\n'
+        '[[case]]\nname = "a"\n[[case]]\nname = "b"\nnoise.delta = 0.3\n')
+    def workers(out):
+        with caplog.at_level("WARNING"):
+            run_study(load_study(str(study)), str(tmp_path / out), workers=2)
+        with open(tmp_path / out / "provenance.json") as fh:
+            return json.load(fh)["execution"]["workers"]
+
+    assert workers("out") == 1
+    assert "running 1 case at a time instead of 2" in caplog.text
+    study.write_text(study.read_text().replace("tol = 1e-2\n", "tol = 1e-2\nmax_dofs = 5000\n"))
+    assert workers("out2") == 2

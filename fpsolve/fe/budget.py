@@ -151,6 +151,21 @@ def default_max_dofs(order: int, flux: bool = False, available: int | None = Non
     return int(MEMORY_FRACTION * avail / peak_memory(1.0, order, flux))
 
 
+def parallel_workers(peaks, workers: int, available: int | None = None) -> int:
+    """How many of ``workers`` can run at once without exceeding the memory.
+
+    ``peaks`` are the estimated peak memories (bytes) of the jobs; the largest ones
+    are assumed to run together.  Each job alone passed :func:`check`, so at least one
+    worker is always allowed.
+    """
+    avail = available_memory() if available is None else available
+    peaks = sorted((float(p) for p in peaks), reverse=True)
+    k = max(1, int(workers))
+    while k > 1 and sum(peaks[:k]) > MEMORY_FRACTION * avail:
+        k -= 1
+    return k
+
+
 def check_max_dofs(max_dofs, name: str = "max_dofs") -> int | None:
     """Validate a ``max_dofs`` argument: None or an integer ≥ :data:`MIN_DOFS`."""
     if max_dofs is None:

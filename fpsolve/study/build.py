@@ -7,7 +7,7 @@ from ..models import diffusion as _diffusion
 from ..models import landscapes as _landscapes
 from ..fe.mesh import Mesh, disk_mesh, load_mesh
 
-__all__ = ["build_landscape", "build_noise", "build_mesh", "sample_points"]
+__all__ = ["build_landscape", "build_noise", "build_mesh", "sample_points", "case_peak_memory"]
 
 # Meshes are deterministic functions of their section; building one per process is enough.
 _MESHES: dict[str, Mesh] = {}
@@ -70,3 +70,23 @@ def sample_points(cfg: dict):
     R, PHI = np.meshgrid(r, phi)
     return (cfg["center"][0] + (R * np.cos(PHI)).ravel(),
             cfg["center"][1] + (R * np.sin(PHI)).ravel())
+
+
+def case_peak_memory(cfg: dict, flux: bool) -> float:
+    """Estimated peak memory (bytes) of solving one case configuration.
+
+    From the dofs estimated without meshing (a generated disk) or counted on the mesh
+    file; an adaptive case (``solver.tol``) may grow to its ``max_dofs`` budget (the
+    default budget fills the available memory).
+    """
+    from ..fe import budget
+    mcfg, scfg = cfg["mesh"], cfg["solver"]
+    order = scfg["order"]
+    if scfg.get("tol") is not None:
+        dofs = scfg.get("max_dofs") or budget.default_max_dofs(order, flux)
+    elif "file" in mcfg:
+        dofs = budget.mesh_dofs(build_mesh(mcfg), order)
+    else:
+        dofs = budget.estimate_dofs(mcfg["radius"], mcfg["h"], order, mcfg["band"],
+                                    mcfg["band_levels"])
+    return budget.peak_memory(dofs, order, flux)

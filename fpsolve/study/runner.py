@@ -245,6 +245,8 @@ def run_study(study: Study, out: str | None = None, *, force: bool = False,
     renderer = None
     try:
         n_workers = workers if client is None else max(1, sum(client.nthreads().values()))
+        if client is None:
+            n_workers = _memory_workers(todo, n_workers, run.outputs["flux"])
         if _use_background(background, client, n_workers, todo, run.outputs):
             from .render import MIN_DOFS, Renderer
             renderer = Renderer(MIN_DOFS if background is None else 0)
@@ -266,6 +268,25 @@ def run_study(study: Study, out: str | None = None, *, force: bool = False,
         run.render = {"cpu_s": renderer.cpu_s, "wait_s": renderer.wait_s}
     return run.finish(records, computed, failed, sweeps, panel_file, command,
                       {"workers": n_workers, "scheduler": scheduler, "tasks": len(tasks)})
+
+
+def _memory_workers(todo: list[Case], workers: int, flux: bool) -> int:
+    """Fewer local workers when the largest cases would not fit in memory together.
+
+    Every case passed the budget check alone; two of them in parallel may not (an
+    adaptive case may grow to its whole ``max_dofs`` budget).
+    """
+    from ..fe.budget import _gib, parallel_workers
+    from .build import case_peak_memory
+    if workers <= 1 or len(todo) <= 1:
+        return workers
+    peaks = [case_peak_memory(c.config, flux) for c in todo]
+    k = parallel_workers(peaks, workers)
+    if k < workers:
+        logger.warning("running %d case%s at a time instead of %d: the largest cases need "
+                       "an estimated %s each (adaptive cases up to their max_dofs budget)",
+                       k, "s" * (k != 1), workers, _gib(max(peaks)))
+    return k
 
 
 def _use_background(background, client, workers: int, todo, outputs: dict) -> bool:
