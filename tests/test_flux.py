@@ -419,3 +419,39 @@ def test_a_failed_operator_build_is_raised_and_not_cached(monkeypatch):
         fp.flux(sol)
     monkeypatch.undo()
     assert isinstance(quiet(fp.flux, sol), Flux)             # the next call builds them
+
+
+# -- adapted meshes: tiny curved boundary elements (issue 17) ---------------------------------
+
+def test_flux_on_an_adapted_mesh_with_tiny_curved_boundary_elements():
+    """Radial OU with a rotation, drift −θ + ω(−y, x), D = δI, absorbing at R = 1: the
+    rotation is tangential, so P is the radial quasi-stationary density, μ the Kummer
+    root, and the current through the cut (0, 0) → (0, 1) is −ω∫₀¹ rP dr = −ω/2π.
+    Adaptive (tol on μ) from a mesh graded to h = 1e-5 at (1, 0), where scikit-fem's
+    facet basis failed, against a uniform mesh with 2× the dofs."""
+    from fpsolve.theory.exact import radial_ou_escape_rate
+    from test_geometry import graded_disk
+
+    delta, omega = 0.05, 1.0
+    mu = radial_ou_escape_rate(delta)
+    drift = lambda x, y: np.stack([-x - omega * y, -y + omega * x])
+    D = fp.diffusion.isotropic(delta)
+    ada = quiet(fp.solve, None, D, graded_disk(), order=3, drift=drift, tol=1e-4,
+                goals=["escape_rate"])
+    uni = quiet(fp.solve, None, D, fp.disk_mesh(1.0, 0.04), order=3, drift=drift)
+    assert ada.diagnostics["adapt_converged"] and ada.mesh.quality()["h_min"] < 2e-5
+    assert ada.escape_rate == pytest.approx(mu, rel=1e-3)
+    cut = [(0.0, 0.0), (0.0, 1.0)]
+    for sol in (ada, uni):
+        fl = quiet(fp.flux, sol)
+        d = fl.diagnostics
+        assert d["outflow_residual"] == pytest.approx(sol.escape_rate, rel=1e-10)
+        assert d["outflow_trace"] == pytest.approx(mu, rel=3e-2)     # O(h^p): 1.3e-2, 2.8e-3
+        assert fl.through(cut) == pytest.approx(-omega / (2 * np.pi), rel=1e-3)
+        assert len(fl.cycles) == 1 and fl.cycles[0]["sense"] == "ccw"
+        assert np.hypot(*fl.cycles[0]["center"]) < 1e-2
+    fa, fu = quiet(fp.flux, ada), quiet(fp.flux, uni)
+    assert fa.cycles[0]["circulation"] == pytest.approx(fu.cycles[0]["circulation"], rel=1e-3)
+    # J in the smallest boundary elements: the same field as on the uniform mesh
+    pts = np.array([[1 - 2e-5, 1e-5], [1 - 1e-4, -3e-5]])
+    np.testing.assert_allclose(fa(pts), fu(pts), rtol=2e-2)

@@ -4,6 +4,8 @@
   boundaries (``Mesh``, ``disk_mesh``, ``load_mesh``).
 * :mod:`~fpsolve.fe.assembly` — the weak form: M, A0, A1 on one shared sparsity
   pattern (A(Δ_S) = A0 + Δ_S·A1), SUPG, point location and probes.
+* :mod:`~fpsolve.fe.geometry` — curved boundary elements: inverse map, exact
+  boundary-facet quadrature points (``boundary_basis``).
 * :mod:`~fpsolve.fe.ordering` — fill-reducing orders for the sparse LU (METIS).
 * :mod:`~fpsolve.fe.solver` — quasi-stationary (absorbing) and stationary
   (reflecting) solves (``Problem``, ``solve``).

@@ -32,6 +32,7 @@ from skfem.helpers import dot, grad, mul
 from ..models.diffusion import DiffusionModel
 from ..models.landscapes import Landscape
 from ..models.validity import check_diffusion, check_finite, check_landscape
+from .geometry import inverse_map
 from .mesh import Mesh
 
 __all__ = ["Operator", "assemble", "make_basis", "mass_matrix", "evaluate", "STABILISATIONS", "locate", "reference_coordinates",
@@ -362,17 +363,11 @@ def _curved(m) -> np.ndarray:
     return m._fpsolve_curved
 
 
-def _invF(basis, pts, cells):
-    """Newton inverse of the curved map; points where it fails are outside (cell -1)."""
-    try:
-        return basis.mapping.invF(pts[:, :, None], tind=cells)[:, :, 0], cells
-    except Exception:       # skfem raises a bare Exception when Newton does not converge
-        if pts.shape[1] == 1:
-            return np.zeros((2, 1)), np.array([-1])
-        k = pts.shape[1] // 2
-        X1, c1 = _invF(basis, pts[:, :k], cells[:k])
-        X2, c2 = _invF(basis, pts[:, k:], cells[k:])
-        return np.concatenate([X1, X2], axis=1), np.concatenate([c1, c2])
+def _invF(basis, pts, cells, X0):
+    """Inverse of the curved map (:func:`fpsolve.fe.geometry.inverse_map`, whose stopping
+    test is scaled to the element size); points where it fails are outside (cell -1)."""
+    X, ok = inverse_map(basis.mapping, pts, cells, X0)
+    return X, np.where(ok, cells, -1)
 
 
 def _barycentric(m, pts, cells):
@@ -395,7 +390,7 @@ def _finish(basis, pts, cells, X, s):
     cells[curved & (s < -1e-2)] = -1
     idx = np.flatnonzero(curved & (cells >= 0))
     if idx.size:
-        Xi, ci = _invF(basis, pts[:, idx], cells[idx])
+        Xi, ci = _invF(basis, pts[:, idx], cells[idx], X[:, idx])
         tol = 1e-9
         inside = (ci >= 0) & (Xi[0] >= -tol) & (Xi[1] >= -tol) & (1 - Xi[0] - Xi[1] >= -tol)
         X[:, idx] = Xi
