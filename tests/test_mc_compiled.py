@@ -100,6 +100,25 @@ def test_code_check_rejects_anything_but_arithmetic(code):
         cg._check(f"t = {code}")
 
 
+@pytest.mark.parametrize("seed", [0, 12345])
+def test_inlined_pcg64_ziggurat_reproduces_numpy_bit_for_bit(seed):
+    from fpsolve.stochastic._mc_blocks import pcg_state, set_pcg_state
+    f, _ = models.sgd_model(fp.landscapes.paper(), True)
+    fill = cg.module(f.source).fill_normal
+    ref = np.random.Generator(np.random.PCG64(seed))
+    g = np.random.Generator(np.random.PCG64(seed))
+    st = pcg_state(g)
+    out = np.empty(400_000)
+    fill(st, out)
+    expected = ref.standard_normal(out.size)
+    assert np.sum(np.abs(expected) > 3.6541528853610088) > 20     # the tail branch ran
+    assert np.array_equal(out, expected)
+    set_pcg_state(g, st)                  # the generator continues where the kernel stopped
+    assert np.array_equal(g.random(7), ref.random(7))
+    with pytest.raises(TypeError, match="PCG64"):
+        pcg_state(np.random.Generator(np.random.MT19937(1)))
+
+
 def test_kernel_cache_writes_one_module_per_source(tmp_path, monkeypatch):
     monkeypatch.setenv("FPSOLVE_CACHE_DIR", str(tmp_path))
     f, _, _ = models.langevin_model(OU, fp.diffusion.isotropic(0.1), None)

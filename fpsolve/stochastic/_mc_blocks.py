@@ -28,6 +28,25 @@ def numba_available() -> bool:
     return kernels() is not None
 
 
+_M64 = (1 << 64) - 1
+
+
+def pcg_state(rng: np.random.Generator) -> np.ndarray:
+    """(state hi, state lo, inc hi, inc lo) of a PCG64 generator, for the kernel."""
+    if type(rng.bit_generator) is not np.random.PCG64:
+        raise TypeError(f"the kernel draws PCG64 numbers, not {type(rng.bit_generator).__name__}")
+    s = rng.bit_generator.state["state"]
+    return np.array([s["state"] >> 64, s["state"] & _M64, s["inc"] >> 64, s["inc"] & _M64],
+                    dtype=np.uint64)
+
+
+def set_pcg_state(rng: np.random.Generator, st: np.ndarray) -> None:
+    """Advance ``rng`` to the state the kernel left in ``st`` (as if it had drawn)."""
+    d = rng.bit_generator.state
+    d["state"]["state"] = (int(st[0]) << 64) | int(st[1])
+    rng.bit_generator.state = d
+
+
 def numba_task(run: Run, blocks: list[Block]) -> list[BlockOut]:
     K = run.fast.kernel()
     lp, bm = run.fast.lp, run.fast.bm
@@ -46,10 +65,12 @@ def numba_task(run: Run, blocks: list[Block]) -> list[BlockOut]:
         if rec_len(run):
             rec[0, :, 0] = X[:b.n_rec]
             rec[0, :, 1] = Y[:b.n_rec]
-        K(b.rng, X, Y, status, lp, bm, run.a, run.c, run.R2, run.blow2,
+        st = pcg_state(b.rng)
+        K(st, X, Y, status, lp, bm, run.a, run.c, run.R2, run.blow2,
                     run.absorbing, run.reinsert, run.k, run.n_chunks, run.n_burn_chunks,
                     run.n_batches, run.grid, run.mgrid, run.shift, hist, margx, margy, cur,
                     mom, counters, rec, run.rec_every)
+        set_pcg_state(b.rng, st)
         outs.append(BlockOut(hist, margx, margy, cur, mom, counters, X, Y, status,
                               rec[:rec_len(run)]))
     return outs

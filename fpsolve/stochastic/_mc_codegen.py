@@ -30,7 +30,7 @@ from sympy.printing.pycode import pycode
 
 from . import _mc_kernels as _K
 
-__all__ = ["Compiled", "CodegenError", "printed", "kernel", "cache_dir"]
+__all__ = ["Compiled", "CodegenError", "printed", "kernel", "module", "cache_dir"]
 
 _MEMORY: dict = {}
 _LOCK = threading.Lock()
@@ -85,10 +85,15 @@ def cache_dir() -> str:
 
 def kernel(source: str):
     """``run_block`` of a kernel module source (memory cache, then disk, then compile)."""
+    return module(source).run_block
+
+
+def module(source: str):
+    """The imported kernel module of ``source`` (memory cache, then disk)."""
     key = hashlib.sha256(source.encode()).hexdigest()[:24]
-    fn = _MEMORY.get(key)
-    if fn is not None:
-        return fn
+    mod = _MEMORY.get(key)
+    if mod is not None:
+        return mod
     with _LOCK:
         if key not in _MEMORY:
             _MEMORY[key] = _load(key, source)
@@ -109,7 +114,7 @@ def _load(key: str, source: str):
     mod = importlib.util.module_from_spec(spec)
     sys.modules[name] = mod
     spec.loader.exec_module(mod)
-    return mod.run_block
+    return mod
 
 
 def coefficients(exprs, prefix: str):

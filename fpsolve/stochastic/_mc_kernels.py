@@ -1,9 +1,12 @@
 """Source of the numba walker kernel of :mod:`fpsolve.stochastic.montecarlo`.
 
 One kernel, ``run_block``, advances one block of walkers with that block's own
-``np.random.Generator`` through the whole run.  It is walker-major inside a chunk of
-``k`` steps (one walker's state stays in registers for ``k`` steps, normals are drawn
-inline from the generator), and samples the accumulators at the end of every chunk.
+``np.random.Generator(PCG64)`` through the whole run.  It is walker-major inside a chunk
+of ``k`` steps (one walker's state stays in registers for ``k`` steps, normals are drawn
+inline), and samples the accumulators at the end of every chunk.  The generator's PCG64
+state enters as ``st`` (hi, lo, inc hi, inc lo; see ``_mc_blocks.pcg_state``) and the
+kernel runs numpy's PCG64 and ziggurat itself (:data:`RNG`): the same numbers as
+``Generator.standard_normal`` / ``random``, without a call per draw.
 
 The kernel is specialised per model: :data:`TEMPLATE` is filled with a *prologue*
 (coefficients read from the arrays ``lp`` — landscape — and ``bm`` — noise) and a
@@ -27,24 +30,117 @@ Built-in coefficients (kept in sync with ``_mc_models``):
 Step: θ ← (θ − a ∇L(θ)) + c B(θ) z.
 """
 
+
+#: numpy's PCG64 (XSL-RR 128/64) and its ziggurat ``standard_normal`` / ``random``, inlined
+#: into the kernel: the same numbers as ``Generator(PCG64).standard_normal()`` bit for bit
+#: (numba's own port of the ziggurat, with its tables), but the 128-bit state stays in
+#: registers instead of behind an indirect call that spills every live float per draw.
+RNG = """
+PCG_MUL_HI = np.uint64(2549297995355413924)
+PCG_MUL_LO = np.uint64(4865540595714422341)
+M52 = np.uint64(0x000FFFFFFFFFFFFF)
+M8 = np.uint64(0xFF)
+U1 = np.uint64(1)
+U8 = np.uint64(8)
+U11 = np.uint64(11)
+U58 = np.uint64(58)
+U63 = np.uint64(63)
+U64 = np.uint64(64)
+
+
+@intrinsic
+def mulhi(typingctx, a, b):  # pragma: no cover
+    sig = types.uint64(types.uint64, types.uint64)
+
+    def codegen(context, builder, sig, args):
+        i128 = ir.IntType(128)
+        p = builder.mul(builder.zext(args[0], i128), builder.zext(args[1], i128))
+        return builder.trunc(builder.lshr(p, ir.Constant(i128, 64)), ir.IntType(64))
+    return sig, codegen
+
+
+@njit(inline="always")
+def next64(hi, lo, ihi, ilo):  # pragma: no cover
+    # state <- state * MUL + inc (mod 2**128); output XSL-RR of the new state
+    plo = lo * PCG_MUL_LO
+    phi = hi * PCG_MUL_LO + lo * PCG_MUL_HI + mulhi(lo, PCG_MUL_LO)
+    nlo = plo + ilo
+    nhi = phi + ihi + np.uint64(nlo < plo)
+    rot = nhi >> U58
+    v = nhi ^ nlo
+    return (v >> rot) | (v << ((U64 - rot) & U63)), nhi, nlo
+
+
+@njit(inline="always")
+def next_double(hi, lo, ihi, ilo):  # pragma: no cover
+    r, hi, lo = next64(hi, lo, ihi, ilo)
+    return np.float64(r >> U11) * (1.0 / 9007199254740992.0), hi, lo
+
+
+@njit(inline="always")
+def normal(hi, lo, ihi, ilo):  # pragma: no cover
+    while True:
+        r, hi, lo = next64(hi, lo, ihi, ilo)
+        idx = r & M8
+        r >>= U8
+        rabs = (r >> U1) & M52
+        x = rabs * wi_double[idx]
+        if r & U1:
+            x = -x
+        if rabs < ki_double[idx]:
+            return x, hi, lo
+        if idx == 0:
+            while True:
+                u, hi, lo = next_double(hi, lo, ihi, ilo)
+                xx = -ziggurat_nor_inv_r * np.log1p(-u)
+                u, hi, lo = next_double(hi, lo, ihi, ilo)
+                yy = -np.log1p(-u)
+                if yy + yy > xx * xx:
+                    if (rabs >> U8) & U1:
+                        return -(ziggurat_nor_r + xx), hi, lo
+                    return ziggurat_nor_r + xx, hi, lo
+        else:
+            u, hi, lo = next_double(hi, lo, ihi, ilo)
+            if ((fi_double[idx - 1] - fi_double[idx]) * u + fi_double[idx]) < np.exp(-0.5 * x * x):
+                return x, hi, lo
+
+
+@njit(nogil=True, cache=True)
+def fill_normal(st, out):  # pragma: no cover
+    hi = st[0]
+    lo = st[1]
+    for i in range(out.shape[0]):
+        out[i], hi, lo = normal(hi, lo, st[2], st[3])
+    st[0] = hi
+    st[1] = lo
+"""
+
 HEADER = """import math
 
 import numpy as np
-from numba import njit
+from llvmlite import ir
+from numba import njit, types
+from numba.extending import intrinsic
+from numba.np.random._constants import (fi_double, ki_double, wi_double, ziggurat_nor_inv_r,
+                                        ziggurat_nor_r)
 
 ALIVE, EXITED, DIVERGED, REMOVED = 0, 1, 2, 3
 # counters layout: exits during burn-in, exits, diverged, alive steps during burn-in,
 # alive steps while accumulating, walkers removed (exited and not re-inserted)
 C_EXITS_BURN, C_EXITS, C_DIVERGED, C_STEPS_BURN, C_STEPS, C_REMOVED = range(6)
-
+""" + RNG + """
 
 """
 
 #: run_block with ``{prologue}`` (4-space indent) and ``{step}`` (16-space indent)
 TEMPLATE = HEADER + """@njit(nogil=True, cache=True)
-def run_block(rng, X, Y, status, lp, bm, a, c, R2, blow2, absorbing, reinsert,
+def run_block(st, X, Y, status, lp, bm, a, c, R2, blow2, absorbing, reinsert,
               k, n_chunks, n_burn_chunks, n_batches, grid, mgrid, shift,
               hist, margx, margy, cur, mom, counters, rec, rec_every):  # pragma: no cover
+    hi = st[0]                  # PCG64 state (st[:2]) and increment (st[2:])
+    lo = st[1]
+    ihi = st[2]
+    ilo = st[3]
 {prologue}
     gx0 = grid[0]
     gsx = grid[1]
@@ -70,10 +166,19 @@ def run_block(rng, X, Y, status, lp, bm, a, c, R2, blow2, absorbing, reinsert,
         batch = 0
         if acc:
             batch = ((ch - n_burn_chunks) * n_batches) // n_acc
+        # the batch's moment sums and the step counter live in registers during the chunk
+        # (same additions in the same order as in memory: bit-identical)
+        m0 = mom[batch, 0]
+        m1 = mom[batch, 1]
+        m2 = mom[batch, 2]
+        m3 = mom[batch, 3]
+        m4 = mom[batch, 4]
+        m5 = mom[batch, 5]
+        n_st = 0
         for w in range(nb):
             if status[w] != ALIVE:
                 for _ in range(2 * k):          # keep the stream population-independent
-                    rng.standard_normal()
+                    _z, hi, lo = normal(hi, lo, ihi, ilo)
                 continue
             x = X[w]
             y = Y[w]
@@ -82,8 +187,8 @@ def run_block(rng, X, Y, status, lp, bm, a, c, R2, blow2, absorbing, reinsert,
             s = 0
             out = False
             while s < k:
-                z1 = rng.standard_normal()
-                z2 = rng.standard_normal()
+                z1, hi, lo = normal(hi, lo, ihi, ilo)
+                z2, hi, lo = normal(hi, lo, ihi, ilo)
                 xp = x
                 yp = y
 {step}
@@ -93,13 +198,10 @@ def run_block(rng, X, Y, status, lp, bm, a, c, R2, blow2, absorbing, reinsert,
                 if not (x * x + y * y <= R2):   # also catches NaN
                     out = True
                     break
-            if acc:
-                counters[C_STEPS] += s
-            else:
-                counters[C_STEPS_BURN] += s
+            n_st += s
             if out:
                 for _ in range(2 * (k - s)):
-                    rng.standard_normal()
+                    _z, hi, lo = normal(hi, lo, ihi, ilo)
                 if absorbing and math.isfinite(x) and math.isfinite(y) and x * x + y * y <= blow2:
                     status[w] = EXITED
                     if acc:
@@ -136,13 +238,23 @@ def run_block(rng, X, Y, status, lp, bm, a, c, R2, blow2, absorbing, reinsert,
                 margy[int(v)] += 1
             dx = x - sx0
             dy = y - sy0
-            mom[batch, 0] += 1.0
-            mom[batch, 1] += dx
-            mom[batch, 2] += dy
-            mom[batch, 3] += dx * dx
-            mom[batch, 4] += dx * dy
-            mom[batch, 5] += dy * dy
+            m0 += 1.0
+            m1 += dx
+            m2 += dy
+            m3 += dx * dx
+            m4 += dx * dy
+            m5 += dy * dy
 
+        if acc:
+            counters[C_STEPS] += n_st
+            mom[batch, 0] = m0
+            mom[batch, 1] = m1
+            mom[batch, 2] = m2
+            mom[batch, 3] = m3
+            mom[batch, 4] = m4
+            mom[batch, 5] = m5
+        else:
+            counters[C_STEPS_BURN] += n_st
         if absorbing:
             n_alive = 0
             for w in range(nb):
@@ -152,7 +264,8 @@ def run_block(rng, X, Y, status, lp, bm, a, c, R2, blow2, absorbing, reinsert,
             for w in range(nb):
                 if status[w] == EXITED:
                     if reinsert and n_alive > 0:   # Fleming–Viot: clone a random survivor
-                        j = int(rng.random() * n_alive)
+                        u01, hi, lo = next_double(hi, lo, ihi, ilo)
+                        j = int(u01 * n_alive)
                         if j >= n_alive:
                             j = n_alive - 1
                         d = alive_idx[j]
@@ -171,6 +284,8 @@ def run_block(rng, X, Y, status, lp, bm, a, c, R2, blow2, absorbing, reinsert,
                 else:
                     rec[r, w, 0] = np.nan
                     rec[r, w, 1] = np.nan
+    st[0] = hi
+    st[1] = lo
 """
 
 PAPER_PROLOGUE = ("p0 = lp[0]", "p1 = lp[1]", "p2 = lp[2]", "p3 = lp[3]", "p4 = lp[4]",
