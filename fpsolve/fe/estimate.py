@@ -109,6 +109,7 @@ class _Recovery:
         self.xk, self.xp = basis.doflocs, bp.doflocs
         count = np.bincount(self.ep.ravel(), minlength=self.Np)
         self.inv_count = 1.0 / np.maximum(count, 1)
+        self._local = None          # the recovery's local operators, built on first use
 
     def prolong(self, z: np.ndarray) -> np.ndarray:
         """Exact embedding of V_k functions (columns of z (N_k, n)) into V_{k+1}."""
@@ -122,27 +123,35 @@ class _Recovery:
 
         Each element's patch is itself and its edge neighbours (4·Nb values, shared
         nodes counted once per element); coordinates are centred and scaled per element.
+        The fits are linear in z and depend only on the mesh: their local operators are
+        built on the first call and reused by every solve on the mesh.
         """
-        q = self.k + 1
-        pw = [(a, d - a) for d in range(q + 1) for a in range(d, -1, -1)]
+        if self._local is None:
+            self._local = [self._local_operator(s) for s in range(0, self.ne, _BLOCK)]
         out = np.zeros((self.Np, z.shape[1]))
-        for s in range(0, self.ne, _BLOCK):
-            sl = slice(s, min(s + _BLOCK, self.ne))
-            dofs = self.ek[:, self.patch[:, sl]].reshape(-1, sl.stop - s)     # (4Nb, nel)
-            xe = self.xk[:, self.ek[:, sl]]
-            c = xe.mean(axis=1)                                              # (2, nel)
-            hK = np.ptp(xe[0], axis=0) + np.ptp(xe[1], axis=0)
-            Vt = _monomials((self.xk[:, dofs] - c[:, None]) / hK, pw)       # (nel, nm, npts)
-            G = Vt @ Vt.transpose(0, 2, 1)
-            # a tiny ridge: a P1 boundary patch has 5 points for 6 terms
-            G += 1e-10 * np.trace(G, axis1=1, axis2=2)[:, None, None] * np.eye(G.shape[1])
-            coef = np.linalg.solve(G, Vt @ z[dofs].transpose(1, 0, 2))      # (nel, nm, n)
-            Wt = _monomials((self.xp[:, self.ep[:, sl]] - c[:, None]) / hK, pw)
-            vals = Wt.transpose(0, 2, 1) @ coef                              # (nel, Nb+, n)
-            idx = self.ep[:, sl].T.ravel()
+        for dofs, L, idx in self._local:
+            vals = L @ z[dofs].transpose(1, 0, 2)                            # (nel, Nb+, n)
             for j in range(z.shape[1]):
                 out[:, j] += np.bincount(idx, weights=vals[:, :, j].ravel(), minlength=self.Np)
         return out * self.inv_count[:, None]
+
+    def _local_operator(self, s: int):
+        """(patch dofs (4Nb, nel), fit-and-evaluate matrices (nel, Nb+, 4Nb), P_{k+1}
+        dofs) of the elements s, s+1, ... of one block."""
+        q = self.k + 1
+        pw = [(a, d - a) for d in range(q + 1) for a in range(d, -1, -1)]
+        sl = slice(s, min(s + _BLOCK, self.ne))
+        dofs = self.ek[:, self.patch[:, sl]].reshape(-1, sl.stop - s)         # (4Nb, nel)
+        xe = self.xk[:, self.ek[:, sl]]
+        c = xe.mean(axis=1)                                                  # (2, nel)
+        hK = np.ptp(xe[0], axis=0) + np.ptp(xe[1], axis=0)
+        Vt = _monomials((self.xk[:, dofs] - c[:, None]) / hK, pw)           # (nel, nm, npts)
+        G = Vt @ Vt.transpose(0, 2, 1)
+        # a tiny ridge: a P1 boundary patch has 5 points for 6 terms
+        G += 1e-10 * np.trace(G, axis1=1, axis2=2)[:, None, None] * np.eye(G.shape[1])
+        Wt = _monomials((self.xp[:, self.ep[:, sl]] - c[:, None]) / hK, pw)
+        L = Wt.transpose(0, 2, 1) @ np.linalg.solve(G, Vt)                   # (nel, Nb+, 4Nb)
+        return dofs, L, self.ep[:, sl].T.ravel()
 
 
 def _monomials(X, powers):
@@ -175,9 +184,21 @@ def _local_residual(bp, ph, mu, coeff):
 
 
 def _coefficients(problem, bp, strength):
-    x, y = (np.asarray(c) for c in bp.global_coordinates())
-    beta0 = _beta0(problem.landscape, problem.drift, x, y)
-    Dhat, divhat = problem.diffusion.unit_coefficients(x, y)
+    """(β, D) of the solved strength at the P_{k+1} quadrature points.
+
+    The strength-free parts (β₀, D̂, ∇·D̂) are kept on ``problem`` for the next solve
+    of the same model on ``bp``: a Δ_S sweep evaluates them once.
+    """
+    cache = problem.__dict__.setdefault("_estimate_coefficients", {})
+    key = (id(bp), id(problem.landscape), id(problem.drift), id(problem.diffusion))
+    if key not in cache:
+        cache.clear()               # one entry: the problem's current model and mesh
+        x, y = (np.asarray(c) for c in bp.global_coordinates())
+        beta0 = _beta0(problem.landscape, problem.drift, x, y)
+        # the objects are kept with their values: their ids cannot be reused meanwhile
+        cache[key] = ((bp, problem.landscape, problem.drift, problem.diffusion), beta0,
+                      *problem.diffusion.unit_coefficients(x, y))
+    _, beta0, Dhat, divhat = cache[key]
     return beta0 + strength * divhat, strength * Dhat
 
 
@@ -186,6 +207,34 @@ def _load(bp, rec, gq) -> np.ndarray:
     w = gq * np.asarray(bp.dx)
     loc = np.stack([np.sum(w * np.asarray(bp.basis[i][0]), axis=1) for i in range(bp.Nbfun)])
     return np.bincount(rec.ek.ravel(), weights=(rec.Phi @ loc).ravel(), minlength=rec.Nk)
+
+
+def _loads(bp, rec, cache: dict) -> dict:
+    """∫ φ_j and ∫ g φ_j of every moment goal g: they depend on the mesh only."""
+    key = ("enriched-loads", type(bp.elem).__name__)
+    if key not in cache:
+        x, y = (np.asarray(c) for c in bp.global_coordinates())
+        loads = {"1": _load(bp, rec, np.ones_like(x))}
+        loads.update((name, _load(bp, rec, g(x, y))) for name, g in MOMENTS.items())
+        cache[key] = loads
+    return cache[key]
+
+
+def _interpolate(bp, w: np.ndarray, grad: bool = True):
+    """``bp.interpolate(w)`` (value and gradient, or the value alone) with the same
+    arithmetic, so the same numbers, without scikit-fem's per-call split of the dofs."""
+    from skfem.element import DiscreteField
+
+    ed = bp.element_dofs
+    val = w[ed[0]][:, None] * bp.basis[0][0].value
+    for i in range(1, bp.Nbfun):
+        val += w[ed[i]][:, None] * bp.basis[i][0].value
+    if not grad:
+        return val
+    g = w[ed[0]][:, None] * bp.basis[0][0].grad
+    for i in range(1, bp.Nbfun):
+        g += w[ed[i]][:, None] * bp.basis[i][0].grad
+    return DiscreteField(value=val, grad=g)
 
 
 def _left_eigenvector(dual: DualSolver, tol=1e-7, maxit=60) -> np.ndarray:
@@ -256,15 +305,15 @@ def estimate_errors(problem, diffusion, basis: Basis, cache: dict, P: np.ndarray
     bp, rec = enriched_basis(basis, cache)
     absorbing = problem.boundary == "absorbing"
     coeff = _coefficients(problem, bp, diffusion.strength)
-    ph = bp.interpolate(rec.prolong(P[:, None])[:, 0])
+    ph = _interpolate(bp, rec.prolong(P[:, None])[:, 0])
     rho = _local_residual(bp, ph, mu if absorbing else 0.0, coeff)
-    x, y = (np.asarray(c) for c in bp.global_coordinates())
-    F1 = _load(bp, rec, np.ones_like(x))
+    loads = _loads(bp, rec, cache)
+    F1 = loads["1"]
     mass = P @ F1
     phi = _left_eigenvector(dual) if absorbing else None
     names, rhs, values = list(MOMENTS), [], {}
-    for name, g in MOMENTS.items():
-        Fg = _load(bp, rec, g(x, y))
+    for name in MOMENTS:
+        Fg = loads[name]
         values[name] = (P @ Fg) / mass
         rhs.append(Fg - values[name] * F1)
     Z = [_adjoint(dual, np.stack(rhs, axis=1), P, M, phi)]
@@ -289,7 +338,7 @@ def estimate_errors(problem, diffusion, basis: Basis, cache: dict, P: np.ndarray
             corr[name] = float(eta[:, j].sum())
             rel[name] = SAFETY * abs(corr[name]) / abs(values[name])
             ind[name] = np.abs(eta[:, j]) / abs(values[name])
-    l1_K = np.sum(np.abs(np.asarray(bp.interpolate(E[:, -1]))) * np.asarray(bp.dx), axis=1)
+    l1_K = np.sum(np.abs(_interpolate(bp, E[:, -1], grad=False)) * np.asarray(bp.dx), axis=1)
     l1 = np.sum(np.abs(np.asarray(ph)) * np.asarray(bp.dx))
     rel["L1"] = float(SAFETY * l1_K.sum() / l1)
     ind["L1"] = l1_K / l1
