@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from skfem import Basis, ElementTriP1, ElementTriP2, ElementTriP3, ElementTriP4
 
-from .assembly import _beta0
+from .assembly import _assemble_affine, _beta0, _pattern
 
 __all__ = ["Estimate", "DualSolver", "estimate_errors", "enriched_basis"]
 
@@ -284,7 +284,8 @@ MOMENTS = {"x2": lambda x, y: x * x, "y2": lambda x, y: y * y}
 
 
 def estimate_errors(problem, diffusion, basis: Basis, cache: dict, P: np.ndarray, mu: float,
-                    dual: DualSolver, M, boundary_dofs_plus=None) -> Estimate:
+                    dual: DualSolver, M, boundary_dofs_plus=None,
+                    enriched_duals: bool = False) -> Estimate:
     """Dual-weighted residual estimates of ⟨x²⟩, ⟨y²⟩, μ (absorbing) and recovery of L1.
 
     Parameters
@@ -301,6 +302,11 @@ def estimate_errors(problem, diffusion, basis: Basis, cache: dict, P: np.ndarray
         Transposed solves with the primal LU.
     M
         Mass matrix of ``basis``.
+    enriched_duals
+        Solve the moment duals in V_{k+1} (one more factorisation) instead of
+        recovering their weights: needed on locally refined (graded) meshes, where the
+        patch recovery loses the weights' accuracy and the sum of η_K, which cancels
+        strongly there, comes out wrong by factors (docs/adaptivity.md).
     """
     bp, rec = enriched_basis(basis, cache)
     absorbing = problem.boundary == "absorbing"
@@ -322,6 +328,12 @@ def estimate_errors(problem, diffusion, basis: Basis, cache: dict, P: np.ndarray
         names.append("escape_rate")
     Z = np.concatenate(Z + [P[:, None]], axis=1)
     E = rec.recover(Z) - rec.prolong(Z)
+    if enriched_duals:      # graded mesh: the moment weights from duals solved in V_{k+1}
+        nm = len(MOMENTS)
+        gq = [g(x, y) for g in MOMENTS.values()]
+        Zp = _enriched_moment_duals(bp, rec, coeff, P, mu if absorbing else 0.0, gq,
+                                    [values[n] for n in MOMENTS], absorbing, cache)
+        E[:, :nm] = Zp - rec.prolong(Z[:, :nm])
     if absorbing:
         E[_boundary_dofs(bp, cache)] = 0.0
     eta = np.einsum("ei,ien->en", rho, E[bp.element_dofs])        # (ne, ngoals)
@@ -343,6 +355,43 @@ def estimate_errors(problem, diffusion, basis: Basis, cache: dict, P: np.ndarray
     rel["L1"] = float(SAFETY * l1_K.sum() / l1)
     ind["L1"] = l1_K / l1
     return Estimate(rel, corr, ind, floors)
+
+
+def _enriched_load(bp, gq) -> np.ndarray:
+    """∫ g φ_i⁺ for the V_{k+1} basis functions."""
+    w = gq * np.asarray(bp.dx)
+    loc = np.stack([np.sum(w * np.asarray(bp.basis[i][0]), axis=1) for i in range(bp.Nbfun)])
+    return np.bincount(bp.element_dofs.ravel(), weights=loc.ravel(), minlength=bp.N)
+
+
+def _enriched_moment_duals(bp, rec, coeff, P, mu, gq, values, absorbing, cache):
+    """The moment duals solved in V_{k+1} on the same mesh: (N_{k+1}, n_goals).
+
+    Same adjoint problems as in V_k ((Aᵀ − μM) z = ∫(g − J_g)v, m(p_h, z) = 0), assembled
+    with the P_{k+1} basis and factorised once.  Reflecting: the right-hand sides are made
+    orthogonal to the V_{k+1} stationary density (from the same LU), else the pinned
+    solve would put their inconsistency, of the size of the error itself, into z.
+    """
+    from .ordering import splu
+
+    beta, D = coeff
+    M, A0, A1 = _assemble_affine(bp, _pattern(bp), beta, D, np.zeros_like(beta))
+    A = (A0 + A1).tocsr()
+    P1 = rec.prolong(P[:, None])[:, 0]
+    F1 = _enriched_load(bp, np.ones_like(gq[0]))
+    R = np.stack([_enriched_load(bp, g) - J * F1 for g, J in zip(gq, values)], axis=1)
+    if absorbing:
+        idx = np.setdiff1d(np.arange(bp.N), _boundary_dofs(bp, cache))
+        dual = DualSolver(splu(A[idx][:, idx]), idx, bp.N, A, M, mu)
+        return _adjoint(dual, R, P1, M, _left_eigenvector(dual))
+    pin = int(np.argmax(P1))
+    idx = np.setdiff1d(np.arange(bp.N), [pin])
+    dual = DualSolver(splu(A[idx][:, idx]), idx, bp.N, A, M, 0.0)
+    p = np.zeros(bp.N)
+    p[pin] = 1.0
+    p[idx] = dual.lu.solve(-np.asarray(A[idx][:, [pin]].todense()).ravel())
+    R -= np.outer(F1, (p @ R) / (p @ F1))
+    return dual.solve_T(R)
 
 
 def _boundary_dofs(bp, cache):

@@ -222,7 +222,11 @@ class Problem:
             dual = DualSolver(info["lu"], self.interior_dofs, A.shape[0], A, Mop, mu)
         else:
             dual = DualSolver(info["lu"], info["keep"], A.shape[0], A, Mop, 0.0)
-        return estimate_errors(self, diffusion, op.basis, self.mesh._cache, P, mu, dual, op.M)
+        # meshes from local refinement are graded: the patch-recovered moment weights fail
+        # there, the duals are solved in V_{k+1} instead (docs/adaptivity.md)
+        graded = "+refine" in self.mesh.source
+        return estimate_errors(self, diffusion, op.basis, self.mesh._cache, P, mu, dual, op.M,
+                               enriched_duals=graded)
 
     def sweep(self, strengths: Iterable[float]) -> list[Solution]:
         """Solve for each strength, re-using the assembled A0 + s·A1.
