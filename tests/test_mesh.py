@@ -106,3 +106,26 @@ def test_load_mesh_errors_name_the_file(tmp_path):
     meshio.write(tmp_path / "flat.vtu", meshio.Mesh(flat, [("triangle", np.array([[0, 1, 2]]))]))
     with pytest.raises(MeshError, match="degenerate"):
         fp.load_mesh(tmp_path / "flat.vtu")
+
+
+@pytest.mark.parametrize("order", [2, 3])
+def test_locate_in_curved_elements_inverts_the_map_and_rejects_outside(order):
+    # points mapped from reference coordinates of the curved boundary elements must be
+    # found in their element with those coordinates; points beyond the circle are outside
+    from fpsolve.fe.assembly import _curved, locate, make_basis
+    mesh = fp.disk_mesh(1.0, 0.3)
+    basis = make_basis(mesh, order)
+    cells = np.flatnonzero(_curved(basis.mesh))
+    rng = np.random.default_rng(3)
+    a, b = rng.random((2, cells.size)) * 0.5 + 0.05           # inside the reference triangle
+    X = np.stack([a, b * (1 - a)])
+    pts = basis.mapping.F(X[:, :, None], tind=cells)[:, :, 0]
+    found, Xf = locate(basis, pts)
+    assert np.array_equal(found, cells)
+    np.testing.assert_allclose(Xf, X, atol=1e-10)
+    th = np.linspace(0.0, 2 * np.pi, 400, endpoint=False)
+    for r in (1.0 + 1e-9, 1.001, 1.5):
+        out, _ = locate(basis, np.stack([r * np.cos(th), r * np.sin(th)]))
+        assert np.all(out == -1)
+    inner, _ = locate(basis, np.stack([0.999 * np.cos(th), 0.999 * np.sin(th)]))
+    assert np.all(inner >= 0)

@@ -381,13 +381,18 @@ def _barycentric(m, pts, cells):
     return np.stack([(r[0] * e2[1] - r[1] * e2[0]) / det, (e1[0] * r[1] - e1[1] * r[0]) / det])
 
 
+#: how far (in barycentric units of the straight triangle) a point of a curved element's
+#: bulge can lie outside its chord: sagitta/height ≲ h/(4R) ≤ ¼ for h ≤ R
+BULGE = 0.3
+
+
 def _finish(basis, pts, cells, X, s):
     """Apply inside tests; exact Newton inverse in curved elements.  Modifies in place."""
     curved = _curved(basis.mesh)[np.maximum(cells, 0)] & (cells >= 0)
     # affine elements: barycentric coordinates are exact; tolerance for round-off only
     cells[~curved & (s < -1e-12)] = -1
     # curved elements bulge outward by O(h²/R): test generously, then invert exactly
-    cells[curved & (s < -1e-2)] = -1
+    cells[curved & (s < -BULGE)] = -1
     idx = np.flatnonzero(curved & (cells >= 0))
     if idx.size:
         Xi, ci = _invF(basis, pts[:, idx], cells[idx], X[:, idx])
@@ -425,8 +430,19 @@ def locate(basis: Basis, points: np.ndarray, k: int = 8):
     score = np.minimum(np.minimum(L[0], L[1]), 1 - L[0] - L[1])
     best = np.argmax(score, axis=1)
     rows = np.arange(n)
-    return _finish(basis, pts, cand[rows, best].copy(), L[:, rows, best].copy(),
-                   score[rows, best])
+    cells, X = _finish(basis, pts, cand[rows, best].copy(), L[:, rows, best].copy(),
+                       score[rows, best])
+    # a point in the bulge of a curved element may score better in a straight neighbour
+    # (and be rejected there): try the other curved candidates
+    curved = _curved(m)
+    for j in range(k):
+        miss = np.flatnonzero((cells < 0) & curved[cand[:, j]] & (score[:, j] >= -BULGE)
+                              & (best != j))
+        if miss.size:
+            c, Xj = _finish(basis, pts[:, miss], cand[miss, j].copy(),
+                            L[:, miss, j].copy(), score[miss, j])
+            cells[miss], X[:, miss] = c, Xj
+    return cells, X
 
 
 def reference_coordinates(basis: Basis, points: np.ndarray, cells: np.ndarray):
