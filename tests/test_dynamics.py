@@ -282,3 +282,26 @@ def test_study_time_section_errors_name_the_key(tmp_path, extra, message):
     with pytest.raises(StudyError, match=message) as exc:
         load_study(str(path))
     assert "\n" not in str(exc.value)
+
+
+def test_study_time_section_of_an_adaptive_case_runs_on_the_adapted_mesh(tmp_path):
+    """[solver] tol with [time]: spectrum and transient on the case's adapted mesh."""
+    import meshio
+
+    from fpsolve.study import load_study, run_study
+
+    path = tmp_path / "ou_tol.toml"
+    path.write_text(OU_TIME_STUDY.replace("h = 0.25", "h = 0.5").replace(
+        'boundary = "reflecting"', 'boundary = "reflecting"\ntol = 1e-3'))
+    res = run_study(load_study(str(path)), str(tmp_path / "out"))
+    case = res.summary["cases"][0]
+    levels = case["diagnostics"]["adapt"]
+    assert len(levels) > 1 and case["dofs"] == levels[-1]["dofs"] and "adapted_mesh" in case
+    assert np.allclose(case["spectrum"]["rates_real"][1:], ou_spectrum(OU_A, 4)[1:].real,
+                       rtol=1e-3)
+    tr = case["time"]
+    for t, mean, cov in zip(tr["times"], tr["mean"], tr["cov"]):
+        m, C = ou_transient(OU_A, OU_D, M0, S0, t)
+        assert np.allclose(mean, m, atol=1e-4) and np.allclose(cov, C, atol=1e-4)
+    frame = meshio.read(tmp_path / "out" / "vtk" / "ou_tol_time_0002.vtu")
+    assert len(frame.points) == case["dofs"]

@@ -7,7 +7,8 @@ from ..models import diffusion as _diffusion
 from ..models import landscapes as _landscapes
 from ..fe.mesh import Mesh, disk_mesh, load_mesh
 
-__all__ = ["build_landscape", "build_noise", "build_mesh", "sample_points", "case_peak_memory"]
+__all__ = ["build_landscape", "build_noise", "build_mesh", "sample_points", "case_peak_memory",
+           "mesh_arrays", "case_mesh"]
 
 # Meshes are deterministic functions of their section; building one per process is enough.
 _MESHES: dict[str, Mesh] = {}
@@ -54,6 +55,33 @@ def build_mesh(cfg: dict) -> Mesh:
             _MESHES[key] = disk_mesh(cfg["radius"], cfg["h"], tuple(cfg["center"]), cfg["band"],
                                      cfg["band_levels"])
     return _MESHES[key]
+
+
+def mesh_arrays(mesh: Mesh) -> dict:
+    """The arrays that rebuild ``mesh`` exactly (:func:`case_mesh`), for a case's ``.npz``.
+
+    An adaptive case (``solver.tol``) ends on its own refined mesh, which no section
+    describes: its vertices and triangles travel with the coefficients, so the figures,
+    the panel and a rerun's reuse draw on the mesh the solution lives on.
+    """
+    radius = np.nan if mesh.radius is None else float(mesh.radius)
+    return {"mesh_p": np.asarray(mesh.p, dtype=float), "mesh_t": np.asarray(mesh.t),
+            "mesh_circle": np.array([radius, *map(float, mesh.center)]),
+            "mesh_source": np.array(mesh.source)}
+
+
+def case_mesh(cfg: dict, arrays=None) -> Mesh:
+    """The mesh of a case: the adapted one stored by :func:`mesh_arrays` in ``arrays``
+    (an ``np.load`` of the case's ``.npz``, or a dict) if there is one, else the mesh
+    of its ``[mesh]`` section."""
+    if arrays is None or "mesh_p" not in arrays:
+        return build_mesh(cfg)
+    from skfem import MeshTri
+    r, cx, cy = (float(v) for v in arrays["mesh_circle"])
+    # sort_t=False: the stored triangles as they were, so the dof numbering (and P) matches
+    m = MeshTri(np.ascontiguousarray(arrays["mesh_p"], dtype=float),
+                np.ascontiguousarray(arrays["mesh_t"]), sort_t=False)
+    return Mesh(m, None if np.isnan(r) else r, (cx, cy), str(arrays["mesh_source"]))
 
 
 def sample_points(cfg: dict):

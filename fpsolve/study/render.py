@@ -169,9 +169,12 @@ def case_job(name: str, title: str, config: dict, strength, sol, fl, vtk, figure
     ``fl`` is the case's Flux (J and cycles for the figure); ``vtk`` the content of its
     ``.vtu`` (:func:`fpsolve.io.vtk_content`) or None.
     """
+    from .build import mesh_arrays
     d = sol.diagnostics
     return {"name": name, "title": title, "config": config, "strength": strength,
             "P": sol.P, "escape_rate": sol.escape_rate,
+            # an adaptive solve's own mesh (the config's [mesh] is only where it started)
+            "mesh": mesh_arrays(sol.mesh) if "adapt" in d else None,
             "diagnostics": {k: v for k, v in d.items()},
             "J": None if fl is None else fl.J,
             "cycles": None if fl is None else fl.cycles,
@@ -195,13 +198,16 @@ def _prepare(config) -> None:
         _basis(config)
 
 
-def _basis(cfg: dict):
-    """The mesh and basis of a case configuration (built once per process)."""
+def _basis(cfg: dict, arrays=None):
+    """The mesh and basis of a case: its adapted mesh (``arrays``, see
+    :func:`fpsolve.study.build.mesh_arrays`) or its configuration's (built once per process)."""
     from ..fe.assembly import make_basis
-    from .build import build_mesh
+    from .build import case_mesh
 
-    mesh = build_mesh(cfg["mesh"])
+    mesh = case_mesh(cfg["mesh"], arrays)
     order = cfg["solver"]["order"]
+    if arrays is not None:          # one case's own mesh: nothing to share
+        return mesh, make_basis(mesh, order)
     key = (id(mesh), order)
     if key not in _STATE["bases"]:
         _STATE["bases"][key] = make_basis(mesh, order)
@@ -218,7 +224,7 @@ def _solution(job: dict):
     D = build_noise(cfg["noise"], L)
     if job["strength"] is not None and float(job["strength"]) != D.strength:
         D = D.with_strength(job["strength"])
-    mesh, basis = _basis(cfg)
+    mesh, basis = _basis(cfg, job.get("mesh"))
     stab = cfg["solver"]["stabilisation"]
     return Solution(job["P"], basis, mesh, L, D, cfg["solver"]["boundary"],
                     cfg["solver"]["order"], job["escape_rate"], job["diagnostics"], None,

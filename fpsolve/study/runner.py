@@ -40,7 +40,7 @@ except ImportError:       # Windows: no CPU accounting in provenance.json
     resource = None
 
 from .. import __version__
-from .build import build_landscape, build_mesh, build_noise
+from .build import build_landscape, build_noise, case_mesh
 from .outputs import (atomic_path, atomic_write, provenance, remove_stale_temporaries,
                       sweep_figure, write_json)
 from .schema import Case, Study, StudyError, _digest, case_hash
@@ -152,14 +152,19 @@ def _rebuild_solution(out: str, case: Case, record: dict, bases: dict):
     cfg = case.config
     L = build_landscape(cfg["landscape"])
     D = build_noise(cfg["noise"], L)
-    mesh = build_mesh(cfg["mesh"])
     order = cfg["solver"]["order"]
-    key = (id(mesh), order)
-    if key not in bases:
-        bases[key] = make_basis(mesh, order)      # the solver's basis (P1-P3)
-    basis = bases[key]
     with np.load(os.path.join(out, "cases", f"{case.name}.npz")) as z:
         P = z["P"]
+        # an adaptive case's own mesh is stored with its coefficients
+        adapted = "mesh_p" in z.files
+        mesh = case_mesh(cfg["mesh"], z)
+    key = (id(mesh), order)
+    if adapted:                                   # this case's own mesh: nothing to share
+        basis = make_basis(mesh, order)
+    else:
+        if key not in bases:
+            bases[key] = make_basis(mesh, order)  # the solver's basis (P1-P3)
+        basis = bases[key]
     if P.size != basis.N:
         raise StudyRunError(f'case "{case.name}": stored coefficients do not match its mesh '
                             f"({P.size} vs {basis.N} dofs); rerun with --force")

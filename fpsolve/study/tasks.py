@@ -20,7 +20,7 @@ import numpy as np
 
 from ..io import jsonable
 from ..fe.solver import FPSolveWarning, Problem
-from .build import build_landscape, build_mesh, build_noise
+from .build import build_landscape, build_mesh, build_noise, mesh_arrays
 
 __all__ = ["run_task", "component", "case_observables", "jsonable", "THREAD_VARIABLES",
            "single_threaded_children"]
@@ -167,9 +167,10 @@ def run_task(task: dict, on_case=None, keep: bool = False, renderer=None) -> lis
             done({"name": c["name"], "hash": c["hash"], "error": msg})
         return results
     assembly_share = (time.perf_counter() - t0) / len(cases)
-    if mods["flux"] is not None:   # mesh-only flux factorisations overlap the first solve
-        mods["flux"].prefetch_operators(prob.basis)
-    if renderer is not None and renderer.accepts(prob.basis.N):
+    adaptive = prob.tol is not None    # each case ends on its own refined mesh
+    if mods["flux"] is not None and not adaptive:   # mesh-only flux factorisations
+        mods["flux"].prefetch_operators(prob.basis)  # overlap the first solve
+    if renderer is not None and not adaptive and renderer.accepts(prob.basis.N):
         renderer.start(cases[0]["config"])
     prob.reuse_ordering = len(cases) >= 4    # a sweep group: share one LU ordering
     panel = set(opts.get("panel", ()))
@@ -228,13 +229,24 @@ def _solve_case(prob, c: dict, mods: dict, renderer, in_panel: bool) -> dict:
         res["pending"] = _hand_over(sol, fl, c, mods, renderer, in_panel, clock)
     if "time" in c["config"]:       # [time]: spectrum and a transient
         from .dynamics import time_results
+        # on the mesh of the solution: an adaptive case's own (one more assembly)
+        tprob = prob if sol.mesh is prob.mesh else Problem(
+            prob.landscape, sol.diffusion, sol.mesh, prob.boundary, prob.order, prob.drift,
+            prob.stabilisation, prob.intorder, max_dofs=prob.max_dofs)
         with tempfile.TemporaryDirectory(prefix="fpsolve-") as tmp:
-            extra, tfiles = time_results(prob, sol, c, c["config"]["time"], tmp, mods["io"])
+            extra, tfiles = time_results(tprob, sol, c, c["config"]["time"], tmp, mods["io"])
         summary.update(extra)
         res["files"].update(tfiles)
         clock("time")
+    arrays = {"P": sol.P}
+    if sol.mesh is not prob.mesh:      # adapted (solver.tol): the mesh goes with P
+        arrays.update(mesh_arrays(sol.mesh))
+        summary["adapted_mesh"] = {"vertices": sol.mesh.nvertices,
+                                   "triangles": sol.mesh.nelements,
+                                   "h_min": sol.mesh.quality()["h_min"],
+                                   "file": f"cases/{c['name']}.npz"}
     buf = io.BytesIO()
-    np.savez_compressed(buf, P=sol.P)
+    np.savez_compressed(buf, **arrays)
     res["npz"] = buf.getvalue()
     summary["timings_s"] = dict(clock.laps)
     return res

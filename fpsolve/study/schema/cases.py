@@ -220,7 +220,6 @@ def _check_cases(ld: _Loader, cases: list, plain: bool, output: dict) -> None:
         if key not in checked:
             checked.add(key)
             _build_check(ld, label, c.config)
-        _adaptive_outputs(ld, label, c.config, output)
         c.hash = case_hash(c.config, output["flux"])
 
     if isinstance(output["panel"], list):
@@ -232,18 +231,3 @@ def _check_cases(ld: _Loader, cases: list, plain: bool, output: dict) -> None:
                 ld.fail("output.panel", f"no case named {n!r}{_suggest(n, names)}; cases: "
                         f"{', '.join(names)}")
 
-
-#: outputs still drawn or computed on the [mesh] mesh (figures, VTK, the panel through the
-#: background renderer) or that fail on refined curved meshes (the flux's boundary trace)
-_NOT_ADAPTIVE = ("flux", "figures", "panel", "vtk")
-
-
-def _adaptive_outputs(ld: _Loader, label: str, cfg: dict, output: dict) -> None:
-    """``solver.tol`` runs give summary.json only, for now: say so before anything runs."""
-    if cfg["solver"].get("tol") is None:
-        return
-    on = [k for k in _NOT_ADAPTIVE if output.get(k)]
-    if on:
-        ld.fail("solver.tol", f"{label}adaptive studies write summary.json only for now: "
-                f"set {', '.join('output.' + k for k in on)} = false (for fields on the "
-                "adapted mesh use fp.solve(..., tol=) and fp.export_vtk from Python)")

@@ -53,9 +53,9 @@ _PLAIN = {
                   "μ of an absorbing boundary, the L1 norm of P): the mesh is refined "
                   "adaptively from [mesh] until the estimated relative errors are ≤ tol, "
                   "within `max_dofs` (docs/adaptivity.md). Without it: one solve on the "
-                  "given mesh, still with error estimates in summary.json. For now an adaptive "
-                  "study writes summary.json only (`output.flux`, `figures`, `panel` and `vtk` "
-                  "must be false).", True),
+                  "given mesh, still with error estimates in summary.json. Each case's adapted "
+                  "mesh is stored in `cases/<case>.npz` with its coefficients; the figures, "
+                  "the panel, the flux and the `.vtu` files are on it.", True),
         "max_dofs": _k(_max_dofs, "integer ≥ 100", "from the available memory",
                        "Budget of unknowns per solve. The dofs and the peak memory of every "
                        "case are estimated when the study is validated; a case beyond the "
