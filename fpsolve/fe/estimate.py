@@ -330,6 +330,7 @@ def estimate_errors(problem, diffusion, basis: Basis, cache: dict, P: np.ndarray
     E = rec.recover(Z) - rec.prolong(Z)
     if enriched_duals:      # graded mesh: the moment weights from duals solved in V_{k+1}
         nm = len(MOMENTS)
+        x, y = (np.asarray(c) for c in bp.global_coordinates())
         gq = [g(x, y) for g in MOMENTS.values()]
         Zp = _enriched_moment_duals(bp, rec, coeff, P, mu if absorbing else 0.0, gq,
                                     [values[n] for n in MOMENTS], absorbing, cache)
