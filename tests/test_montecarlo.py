@@ -339,6 +339,10 @@ _MODELS = {
     "sgd-paper-exits": lambda be: mcm.sgd(
         fp.landscapes.paper(**PAPER), 0.01, 3.0, n_walkers=600, n_steps=1000, radius=0.6,
         seed=3, backend=be, record_every=100, record_walkers=300),
+    # blocks of 39 and 14 walkers: lane groups of the kernel that are not full
+    "sgd-paper-partial-lane-groups": lambda be: mcm.sgd(
+        fp.landscapes.paper(**PAPER), 0.01, 3.0, n_walkers=599, n_steps=600, radius=0.6,
+        seed=5, backend=be, block_size=39, record_every=100, record_walkers=45),
     "sgd-paper-nocross": lambda be: mcm.sgd(
         fp.landscapes.paper(**PAPER), 0.01, 3.0, cross_diffusion=False, n_walkers=600,
         n_steps=1000, radius=0.6, seed=3, backend=be),

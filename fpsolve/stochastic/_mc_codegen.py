@@ -60,14 +60,15 @@ class Compiled:
     what: str
     lk: int | None = None
     nk: int | None = None
+    lanes: int = 4
     _source: str | None = field(default=None, repr=False)
 
     @property
     def source(self) -> str:
         if self._source is None:
             pro = "\n".join("    " + ln for ln in self.prologue) or "    pass"
-            step = "\n".join("                " + ln for ln in self.step)
-            self._source = _K.TEMPLATE.format(prologue=pro, step=step)
+            self._source = _K.TEMPLATE.format(
+                prologue=pro, lanes=self.lanes, **_K.lane_code(self.step, self.lanes, renamed))
         return self._source
 
     def kernel(self):
@@ -146,6 +147,19 @@ def printed(targets: dict, temp_prefix: str) -> list[str]:
         raise CodegenError("sympy could not print part of the model in Python")
     _check(text)
     return lines
+
+
+def renamed(lines, suffix: str) -> list[str]:
+    """Step ``lines`` with x, y, z1, z2 and every name they assign suffixed by ``suffix``.
+
+    The rewritten expression trees are the parsed ones (``ast.unparse`` round-trips), so
+    every lane evaluates the same floating-point operations in the same order."""
+    tree = ast.parse("\n".join(lines))
+    local = {"x", "y", "z1", "z2"} | {t.id for node in tree.body for t in node.targets}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and node.id in local:
+            node.id += suffix
+    return [ast.unparse(node) for node in tree.body]
 
 
 def _check(text: str) -> None:

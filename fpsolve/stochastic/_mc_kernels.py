@@ -2,15 +2,19 @@
 
 One kernel, ``run_block``, advances one block of walkers with that block's own
 ``np.random.Generator(PCG64)`` through the whole run.  It is walker-major inside a chunk
-of ``k`` steps (one walker's state stays in registers for ``k`` steps, normals are drawn
-inline), and samples the accumulators at the end of every chunk.  The generator's PCG64
+of ``k`` steps: walkers go in groups of G lanes (``Compiled.lanes``, default 4) whose
+states stay in registers for ``k`` steps; the lanes step in lockstep so that their
+dependency chains (latency-bound, e.g. a square root) overlap, and the next group's
+normals are drawn, in stream order, while a group steps.  The accumulators are sampled
+at the end of every chunk, lane by lane in walker order.  The generator's PCG64
 state enters as ``st`` (hi, lo, inc hi, inc lo; see ``_mc_blocks.pcg_state``) and the
 kernel runs numpy's PCG64 and ziggurat itself (:data:`RNG`): the same numbers as
 ``Generator.standard_normal`` / ``random``, without a call per draw.
 
 The kernel is specialised per model: :data:`TEMPLATE` is filled with a *prologue*
-(coefficients read from the arrays ``lp`` — landscape — and ``bm`` — noise) and a
-*step* that sets ``gx, gy`` (∇L) and ``nx, ny`` (B z) from ``x, y, z1, z2``;
+(coefficients read from the arrays ``lp`` — landscape — and ``bm`` — noise) and, once per
+lane with its variables suffixed (:func:`lane_code`), a *step* that sets ``gx, gy`` (∇L)
+and ``nx, ny`` (B z) from ``x, y, z1, z2``;
 :mod:`._mc_codegen` writes the module, caches it and compiles it.  The built-in models
 use the fixed texts below; expression models get code printed by sympy.
 
@@ -132,7 +136,8 @@ C_EXITS_BURN, C_EXITS, C_DIVERGED, C_STEPS_BURN, C_STEPS, C_REMOVED = range(6)
 
 """
 
-#: run_block with ``{prologue}`` (4-space indent) and ``{step}`` (16-space indent)
+#: run_block with ``{prologue}`` (4-space indent), ``{lanes}`` (G) and the per-lane code
+#: ``{lane_init}``, ``{lane_step}`` and ``{lane_post}`` (:func:`lane_code`)
 TEMPLATE = HEADER + """@njit(nogil=True, cache=True)
 def run_block(st, X, Y, status, lp, bm, a, c, R2, blow2, absorbing, reinsert,
               k, n_chunks, n_burn_chunks, n_batches, grid, mgrid, shift,
@@ -160,6 +165,8 @@ def run_block(st, X, Y, status, lp, bm, a, c, R2, blow2, absorbing, reinsert,
     nrec = rec.shape[1]
     n_acc = n_chunks - n_burn_chunks
     alive_idx = np.empty(nb, np.int64)
+    G = {lanes}
+    zb = np.empty((2, G * 2 * k))
 
     for ch in range(n_chunks):
         acc = ch >= n_burn_chunks
@@ -175,76 +182,24 @@ def run_block(st, X, Y, status, lp, bm, a, c, R2, blow2, absorbing, reinsert,
         m4 = mom[batch, 4]
         m5 = mom[batch, 5]
         n_st = 0
-        for w in range(nb):
-            if status[w] != ALIVE:
-                for _ in range(2 * k):          # keep the stream population-independent
-                    _z, hi, lo = normal(hi, lo, ihi, ilo)
-                continue
-            x = X[w]
-            y = Y[w]
-            xp = x
-            yp = y
-            s = 0
-            out = False
-            while s < k:
-                z1, hi, lo = normal(hi, lo, ihi, ilo)
-                z2, hi, lo = normal(hi, lo, ihi, ilo)
-                xp = x
-                yp = y
-{step}
-                x = (x - a * gx) + c * nx
-                y = (y - a * gy) + c * ny
-                s += 1
-                if not (x * x + y * y <= R2):   # also catches NaN
-                    out = True
-                    break
-            n_st += s
-            if out:
-                for _ in range(2 * (k - s)):
-                    _z, hi, lo = normal(hi, lo, ihi, ilo)
-                if absorbing and math.isfinite(x) and math.isfinite(y) and x * x + y * y <= blow2:
-                    status[w] = EXITED
-                    if acc:
-                        counters[C_EXITS] += 1
-                    else:
-                        counters[C_EXITS_BURN] += 1
-                else:
-                    status[w] = DIVERGED
-                    counters[C_DIVERGED] += 1
-            X[w] = x
-            Y[w] = y
-            if not acc:
-                continue
-            # current: displacement of the chunk's last step, binned at its midpoint
-            if s == k and status[w] != DIVERGED:
-                u = ((xp + x) * 0.5 - gx0) * gsx
-                v = ((yp + y) * 0.5 - gy0) * gsy
-                if u >= 0.0 and u < gnx and v >= 0.0 and v < gny:
-                    i = int(u)
-                    j = int(v)
-                    cur[0, i, j] += x - xp
-                    cur[1, i, j] += y - yp
-            if status[w] != ALIVE:
-                continue
-            u = (x - gx0) * gsx
-            v = (y - gy0) * gsy
-            if u >= 0.0 and u < gnx and v >= 0.0 and v < gny:
-                hist[int(u), int(v)] += 1
-            u = (x - mx0) * msx
-            if u >= 0.0 and u < mnx:
-                margx[int(u)] += 1
-            v = (y - my0) * msy
-            if v >= 0.0 and v < mny:
-                margy[int(v)] += 1
-            dx = x - sx0
-            dy = y - sy0
-            m0 += 1.0
-            m1 += dx
-            m2 += dy
-            m3 += dx * dx
-            m4 += dx * dy
-            m5 += dy * dy
-
+        # Walkers go in groups of G lanes that step in lockstep (independent dependency
+        # chains overlap).  Every walker takes 2k normals of the stream per chunk (also a
+        # dead or exiting one), walker by walker, step by step, z1 then z2; the group's
+        # normals are in zc, and the next group's are drawn into zn while this one steps.
+        for q in range(min(G, nb) * 2 * k):
+            zb[0, q], hi, lo = normal(hi, lo, ihi, ilo)
+        cb = 0
+        for w0 in range(0, nb, G):
+            nd = 2 * max(0, min(G, nb - w0 - G))
+            zc = zb[cb]
+            zn = zb[1 - cb]
+            cb = 1 - cb
+{lane_init}
+            for s in range(k):
+                for q in range(nd):
+                    zn[s * nd + q], hi, lo = normal(hi, lo, ihi, ilo)
+{lane_step}
+{lane_post}
         if acc:
             counters[C_STEPS] += n_st
             mom[batch, 0] = m0
@@ -287,6 +242,105 @@ def run_block(st, X, Y, status, lp, bm, a, c, R2, blow2, absorbing, reinsert,
     st[0] = hi
     st[1] = lo
 """
+
+#: per-lane code: ``__L`` becomes the lane suffix ``_0``, ``_1``, ..., ``__N`` the lane number
+LANE_INIT = """w__L = w0 + __N
+live__L = w__L < nb and status[w__L] == ALIVE
+on__L = live__L
+x__L = 0.0
+y__L = 0.0
+if live__L:
+    x__L = X[w__L]
+    y__L = Y[w__L]
+xp__L = x__L
+yp__L = y__L
+s__L = 0
+out__L = False
+o__L = __N * 2 * k"""
+
+#: one step of lane __L (the model's step, renamed, goes at ``{step}``)
+LANE_STEP = """if on__L:
+    z1__L = zc[o__L + 2 * s]
+    z2__L = zc[o__L + 2 * s + 1]
+    xp__L = x__L
+    yp__L = y__L
+{step}
+    x__L = (x__L - a * gx__L) + c * nx__L
+    y__L = (y__L - a * gy__L) + c * ny__L
+    s__L += 1
+    if not (x__L * x__L + y__L * y__L <= R2):   # also catches NaN
+        on__L = False
+        out__L = True"""
+
+#: exit bookkeeping and statistics of lane __L, in walker order
+LANE_POST = """if live__L:
+    w = w__L
+    x = x__L
+    y = y__L
+    xp = xp__L
+    yp = yp__L
+    n_st += s__L
+    if out__L:
+        if absorbing and math.isfinite(x) and math.isfinite(y) and x * x + y * y <= blow2:
+            status[w] = EXITED
+            if acc:
+                counters[C_EXITS] += 1
+            else:
+                counters[C_EXITS_BURN] += 1
+        else:
+            status[w] = DIVERGED
+            counters[C_DIVERGED] += 1
+    X[w] = x
+    Y[w] = y
+    if acc:
+        # current: displacement of the chunk's last step, binned at its midpoint
+        if s__L == k and status[w] != DIVERGED:
+            u = ((xp + x) * 0.5 - gx0) * gsx
+            v = ((yp + y) * 0.5 - gy0) * gsy
+            if u >= 0.0 and u < gnx and v >= 0.0 and v < gny:
+                i = int(u)
+                j = int(v)
+                cur[0, i, j] += x - xp
+                cur[1, i, j] += y - yp
+        if status[w] == ALIVE:
+            u = (x - gx0) * gsx
+            v = (y - gy0) * gsy
+            if u >= 0.0 and u < gnx and v >= 0.0 and v < gny:
+                hist[int(u), int(v)] += 1
+            u = (x - mx0) * msx
+            if u >= 0.0 and u < mnx:
+                margx[int(u)] += 1
+            v = (y - my0) * msy
+            if v >= 0.0 and v < mny:
+                margy[int(v)] += 1
+            dx = x - sx0
+            dy = y - sy0
+            m0 += 1.0
+            m1 += dx
+            m2 += dy
+            m3 += dx * dx
+            m4 += dx * dy
+            m5 += dy * dy"""
+
+
+def _indent(text: str, n: int) -> str:
+    return "\n".join(" " * n + ln if ln else ln for ln in text.split("\n"))
+
+
+def lane_code(step: tuple, lanes: int, rename) -> dict:
+    """``lane_init``, ``lane_step``, ``lane_post`` of ``lanes`` lanes for TEMPLATE.
+
+    ``rename(lines, suffix)`` gives the model's step lines with its variables suffixed."""
+    init, stp, post = [], [], []
+    for n in range(lanes):
+        sfx = f"_{n}"
+        body = _indent("\n".join(rename(step, sfx)), 4)
+        init.append(LANE_INIT.replace("__L", sfx).replace("__N", str(n)))
+        stp.append(LANE_STEP.replace("{step}", body).replace("__L", sfx))
+        post.append(LANE_POST.replace("__L", sfx))
+    return {"lane_init": _indent("\n".join(init), 12), "lane_step": _indent("\n".join(stp), 16),
+            "lane_post": _indent("\n".join(post), 12)}
+
 
 PAPER_PROLOGUE = ("p0 = lp[0]", "p1 = lp[1]", "p2 = lp[2]", "p3 = lp[3]", "p4 = lp[4]",
                   "p5 = lp[5]", "p6 = lp[6]")
