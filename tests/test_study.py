@@ -851,3 +851,32 @@ def test_adaptive_study_writes_every_output_on_the_adapted_mesh(tmp_path):
     res = run_study(load_study(path), str(out))
     assert res.reused == ["a", "b"] and res.computed == []
     assert (out / "panel.png").read_bytes() == panel
+
+
+def test_held_job_waits_for_the_reclaim_and_does_not_block_after_it():
+    """A job submitted with hold (the run's last case) is never started by the renderer:
+    reclaim takes it back, and the jobs queued behind it then run."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import fpsolve.study.render as render
+
+    r = render.Renderer()
+    r._ex = ThreadPoolExecutor(max_workers=1)      # stands in for the renderer process
+    ran = []
+
+    def job(name):
+        ran.append(name)
+        return {"files": {}, "warnings": [], "cpu_s": 0.0}
+
+    try:
+        first = r._submit(job, ("first",), None)
+        held = r._submit(job, ("held",), {"name": "held"}, hold=True)
+        after = r._submit(job, ("after",), None)
+        assert first.result(timeout=60)["files"] == {}
+        assert not held.done() and not after.done() and ran == ["first"]
+        back = r.reclaim()
+        assert list(back) == ["held"] and held.cancelled()
+        after.result(timeout=60)
+        assert ran == ["first", "after"]
+    finally:
+        r.close()

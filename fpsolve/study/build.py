@@ -7,8 +7,8 @@ from ..models import diffusion as _diffusion
 from ..models import landscapes as _landscapes
 from ..fe.mesh import Mesh, disk_mesh, load_mesh
 
-__all__ = ["build_landscape", "build_noise", "build_mesh", "sample_points", "case_peak_memory",
-           "mesh_arrays", "case_mesh"]
+__all__ = ["build_landscape", "build_noise", "build_mesh", "sample_points", "case_dofs",
+           "case_peak_memory", "mesh_arrays", "case_mesh"]
 
 # Meshes are deterministic functions of their section; building one per process is enough.
 _MESHES: dict[str, Mesh] = {}
@@ -100,6 +100,23 @@ def sample_points(cfg: dict):
             cfg["center"][1] + (R * np.sin(PHI)).ravel())
 
 
+def case_dofs(cfg: dict) -> float:
+    """Unknowns of one case configuration, estimated without meshing a generated disk.
+
+    A mesh file is read and counted; an adaptive case (``solver.tol``) counts its
+    ``max_dofs`` budget (the default budget fills the available memory).
+    """
+    from ..fe import budget
+    mcfg, scfg = cfg["mesh"], cfg["solver"]
+    order = scfg["order"]
+    if scfg.get("tol") is not None:
+        return scfg.get("max_dofs") or budget.default_max_dofs(order, True)
+    if "file" in mcfg:
+        return budget.mesh_dofs(build_mesh(mcfg), order)
+    return budget.estimate_dofs(mcfg["radius"], mcfg["h"], order, mcfg["band"],
+                                mcfg["band_levels"])
+
+
 def case_peak_memory(cfg: dict, flux: bool) -> float:
     """Estimated peak memory (bytes) of solving one case configuration.
 
@@ -112,9 +129,6 @@ def case_peak_memory(cfg: dict, flux: bool) -> float:
     order = scfg["order"]
     if scfg.get("tol") is not None:
         dofs = scfg.get("max_dofs") or budget.default_max_dofs(order, flux)
-    elif "file" in mcfg:
-        dofs = budget.mesh_dofs(build_mesh(mcfg), order)
     else:
-        dofs = budget.estimate_dofs(mcfg["radius"], mcfg["h"], order, mcfg["band"],
-                                    mcfg["band_levels"])
+        dofs = case_dofs(cfg)
     return budget.peak_memory(dofs, order, flux)

@@ -256,6 +256,8 @@ def run_study(study: Study, out: str | None = None, *, force: bool = False,
             from .render import MIN_DOFS, Renderer
             renderer = Renderer(MIN_DOFS if background is None else 0)
         tasks = plan_tasks(todo, n_workers)
+        if renderer is not None:
+            _start_early(renderer, tasks)
         logger.info("%d cases in %d tasks on %d workers (%s)", len(todo), len(tasks),
                     n_workers, scheduler)
         computed, failed = _execute(study, out, tasks, run.task_outputs(), records,
@@ -273,6 +275,16 @@ def run_study(study: Study, out: str | None = None, *, force: bool = False,
         run.render = {"cpu_s": renderer.cpu_s, "wait_s": renderer.wait_s}
     return run.finish(records, computed, failed, sweeps, panel_file, command,
                       {"workers": n_workers, "scheduler": scheduler, "tasks": len(tasks)})
+
+
+def _start_early(renderer, tasks) -> None:
+    """Start the renderer process now if the first case will use it: its interpreter
+    imports matplotlib while this one assembles, instead of during the first solve."""
+    from .build import case_dofs
+    cfg = tasks[0][0].config
+    # an adaptive case's size is known only after refining (its first job starts it)
+    if cfg["solver"].get("tol") is None and renderer.accepts(case_dofs(cfg)):
+        renderer.start(cfg)
 
 
 def _memory_workers(todo: list[Case], workers: int, flux: bool) -> int:
@@ -609,6 +621,9 @@ def _execute(study, out, tasks, outputs, records, workers, client, reporter, liv
     after ``early_panel(jobs)`` has handed it the panel.
     """
     payloads = [_payload(t, outputs) for t in tasks]
+    if renderer is not None and payloads:
+        # the last case's files are drawn here while the renderer draws the panel
+        payloads[-1]["hold_last"] = True
     cases = _Cases(study, out, records, reporter, live, renderer)
     reporter.start(study, len(study.cases), len(records), len(tasks), workers)
     for c in study.cases:

@@ -130,7 +130,8 @@ def run_task(task: dict, on_case=None, keep: bool = False, renderer=None) -> lis
     task : dict
         ``cases``: list of ``{"name", "title", "config", "hash", "strength"}`` sharing
         everything but the diffusion strength; ``outputs``: ``{"vtk", "figures",
-        "flux"}`` booleans and optional ``panel``: names of the cases the panel shows.
+        "flux"}`` booleans and optional ``panel``: names of the cases the panel shows;
+        ``hold_last`` (optional): the renderer keeps the last case's job until reclaimed.
     on_case : callable, optional
         Called with each result as soon as it is ready (in-process runs).
     keep : bool
@@ -176,10 +177,11 @@ def run_task(task: dict, on_case=None, keep: bool = False, renderer=None) -> lis
     panel = set(opts.get("panel", ()))
     for c in cases:
         t1 = time.perf_counter()
+        hold = task.get("hold_last", False) and c is cases[-1]
         try:
             with warnings.catch_warnings(record=True) as rec:
                 warnings.simplefilter("always")
-                res = _solve_case(prob, c, mods, renderer, c["name"] in panel)
+                res = _solve_case(prob, c, mods, renderer, c["name"] in panel, hold)
             msgs = list(dict.fromkeys(setup_warnings + _capture(rec)))
         except Exception as exc:
             done({"name": c["name"], "hash": c["hash"], "error": f"{type(exc).__name__}: {exc}"})
@@ -212,7 +214,7 @@ def _setup(cfg: dict):
     return prob, _capture(rec)
 
 
-def _solve_case(prob, c: dict, mods: dict, renderer, in_panel: bool) -> dict:
+def _solve_case(prob, c: dict, mods: dict, renderer, in_panel: bool, hold: bool) -> dict:
     """Solve one case, compute its flux and observables, make (or hand over) its files."""
     clock = _Clock()
     sol = prob.solve(c["strength"])
@@ -226,7 +228,7 @@ def _solve_case(prob, c: dict, mods: dict, renderer, in_panel: bool) -> dict:
         res["files"] = _case_files(sol, fl, c, mods, clock)
     else:
         res["files"] = {}
-        res["pending"] = _hand_over(sol, fl, c, mods, renderer, in_panel, clock)
+        res["pending"] = _hand_over(sol, fl, c, mods, renderer, in_panel, hold, clock)
     if "time" in c["config"]:       # [time]: spectrum and a transient
         from .dynamics import time_results
         # on the mesh of the solution: an adaptive case's own (one more assembly)
@@ -270,8 +272,12 @@ def _case_files(sol, fl, c: dict, mods: dict, clock) -> dict:
     return files
 
 
-def _hand_over(sol, fl, c: dict, mods: dict, renderer, in_panel: bool, clock):
-    """Give the case's figure and .vtu to the renderer process; a Future of its files."""
+def _hand_over(sol, fl, c: dict, mods: dict, renderer, in_panel: bool, hold: bool, clock):
+    """Give the case's figure and .vtu to the renderer process; a Future of its files.
+
+    ``hold``: the renderer keeps the job queued until it is reclaimed (the last case of
+    a run, drawn by this process while the renderer draws the panel).
+    """
     from .render import case_job
     vtk = None
     if mods["io"] is not None:
@@ -282,6 +288,6 @@ def _hand_over(sol, fl, c: dict, mods: dict, renderer, in_panel: bool, clock):
         fl = component("plot")._flux_of(sol, None)       # the figures show the flux
     job = case_job(c["name"], c["title"], c["config"], c["strength"], sol, fl, vtk,
                    figure, in_panel)
-    fut = renderer.case(job)
+    fut = renderer.case(job, hold)
     clock("figure")
     return fut
