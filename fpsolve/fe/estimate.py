@@ -72,6 +72,8 @@ class Estimate:
     correction: dict
     indicators: dict = field(repr=False)
     floors: dict = field(default_factory=dict)
+    #: how the moment weights were obtained: "recovered" or "enriched" (P_{k+1} duals)
+    weights: str = "recovered"
 
 
 def enriched_basis(basis: Basis, cache: dict):
@@ -355,7 +357,7 @@ def estimate_errors(problem, diffusion, basis: Basis, cache: dict, P: np.ndarray
     l1 = np.sum(np.abs(np.asarray(ph)) * np.asarray(bp.dx))
     rel["L1"] = float(SAFETY * l1_K.sum() / l1)
     ind["L1"] = l1_K / l1
-    return Estimate(rel, corr, ind, floors)
+    return Estimate(rel, corr, ind, floors, "enriched" if enriched_duals else "recovered")
 
 
 def _enriched_load(bp, gq) -> np.ndarray:

@@ -146,6 +146,9 @@ class Problem:
         self.operator: Operator = assemble(landscape, diffusion, mesh, order, drift,
                                            stabilisation, intorder)
         self._assembly_used = False
+        #: set by the adaptive loop: above this negative mass the level is refined whatever
+        #: the estimates say, and its moment weights are recovered (marking only)
+        self._lazy_above: float | None = None
         #: Set True when this problem will be solved for many strengths one by one
         #: (``sweep`` does it itself): the LU then uses a cached nested-dissection
         #: order for P2 too (``pymetis``), which pays from about the fourth solve.
@@ -204,7 +207,11 @@ class Problem:
         diag["escape_rate_eig"] = mu_eig
         if self.boundary == "absorbing":
             _check_escape_agreement(diag)
-        est = self._estimate(A, op, P, mu, info, diffusion)
+        # an adaptive level that will be refined anyway (negative mass above the loop's
+        # bound) needs only marking indicators: the cheaper recovered weights serve
+        lazy = self._lazy_above is not None and diag["negative_mass"] > self._lazy_above
+        est = self._estimate(A, op, P, mu, info, diffusion, lazy)
+        diag["estimate_weights"] = est.weights
         diag["timings"]["estimate_s"] = time.perf_counter() - t2
         diag["timings"]["total_s"] += diag["timings"]["estimate_s"]
         _check_estimate(diag, est, mu, self.boundary)
@@ -215,7 +222,7 @@ class Problem:
         sol._estimate = est          # corrections and element indicators (adaptivity)
         return sol
 
-    def _estimate(self, A, op, P, mu, info, diffusion) -> Estimate:
+    def _estimate(self, A, op, P, mu, info, diffusion, lazy=False) -> Estimate:
         """Dual-weighted residual estimates with the solve's LU (fe/estimate.py)."""
         Mop = op.M_stab if op.M_stab is not None else op.M
         if self.boundary == "absorbing":
@@ -224,7 +231,7 @@ class Problem:
             dual = DualSolver(info["lu"], info["keep"], A.shape[0], A, Mop, 0.0)
         # meshes from local refinement are graded: the patch-recovered moment weights fail
         # there, the duals are solved in V_{k+1} instead (docs/adaptivity.md)
-        graded = "+refine" in self.mesh.source
+        graded = "+refine" in self.mesh.source and not lazy
         return estimate_errors(self, diffusion, op.basis, self.mesh._cache, P, mu, dual, op.M,
                                enriched_duals=graded)
 
