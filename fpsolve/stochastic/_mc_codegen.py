@@ -16,6 +16,7 @@ differ only in their numbers share one source and one compilation.
 from __future__ import annotations
 
 import ast
+import functools
 import hashlib
 import importlib.util
 import os
@@ -66,14 +67,19 @@ class Compiled:
     @property
     def source(self) -> str:
         if self._source is None:
-            pro = "\n".join("    " + ln for ln in self.prologue) or "    pass"
-            self._source = _K.TEMPLATE.format(
-                prologue=pro, lanes=self.lanes, **_K.lane_code(self.step, self.lanes, renamed))
+            self._source = _module_source(tuple(self.prologue), tuple(self.step), self.lanes)
         return self._source
 
     def kernel(self):
         """The compiled ``run_block`` (generated, cached and compiled on first use)."""
         return kernel(self.source)
+
+
+@functools.lru_cache(maxsize=64)
+def _module_source(prologue: tuple, step: tuple, lanes: int) -> str:
+    """The kernel module text of a model (memoised: a run calls it once per task)."""
+    pro = "\n".join("    " + ln for ln in prologue) or "    pass"
+    return _K.TEMPLATE.format(prologue=pro, lanes=lanes, **_K.lane_code(step, lanes, renamed))
 
 
 def cache_dir() -> str:
@@ -91,14 +97,14 @@ def kernel(source: str):
 
 def module(source: str):
     """The imported kernel module of ``source`` (memory cache, then disk)."""
-    key = hashlib.sha256(source.encode()).hexdigest()[:24]
-    mod = _MEMORY.get(key)
+    mod = _MEMORY.get(source)        # str hashes are cached: cheap for a repeated source
     if mod is not None:
         return mod
     with _LOCK:
-        if key not in _MEMORY:
-            _MEMORY[key] = _load(key, source)
-    return _MEMORY[key]
+        if source not in _MEMORY:
+            key = hashlib.sha256(source.encode()).hexdigest()[:24]
+            _MEMORY[source] = _load(key, source)
+    return _MEMORY[source]
 
 
 def _load(key: str, source: str):
