@@ -162,6 +162,7 @@ class _Printer:
         self.quiet = quiet
         self.progress = None
         self.bar = None
+        self.sub = None        # the [time] transient of the case being solved here
 
     # reporter interface -------------------------------------------------------------
     def start(self, study, total, reused, tasks, workers):
@@ -193,6 +194,9 @@ class _Printer:
             self._out(_fmt_case(outcome))
         if self.progress is not None and not outcome["reused"]:
             self.progress.advance(self.bar)
+        if self.sub is not None:            # a failed transient leaves its bar behind
+            self.progress.remove_task(self.sub)
+            self.sub = None
 
     def warning(self, case, message):
         if not self.quiet:
@@ -206,6 +210,17 @@ class _Printer:
     def step(self, message):
         if not self.quiet:
             self._out(message)
+
+    def time_step(self, case, t, fraction):
+        if self.progress is None:           # plain lines: no per-step output
+            return
+        what = f"  {case} \\[time] t = {t:.4g}"  # escaped: not rich markup
+        if self.sub is None:
+            self.sub = self.progress.add_task(what, total=100)
+        self.progress.update(self.sub, completed=round(100 * fraction), description=what)
+        if fraction >= 1.0:
+            self.progress.remove_task(self.sub)
+            self.sub = None
 
     def finish(self, result):
         self.close()

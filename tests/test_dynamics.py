@@ -171,6 +171,43 @@ def test_mfpt_keeps_relative_accuracy_where_a_direct_solve_fails():
     assert np.max(direct) / exact < 0.1
 
 
+def test_peclet_graded_mesh_resolves_the_small_noise_exit_time():
+    """δ = 0.02 from h = 0.1: uniform P3 is off by 21 %; grading to Péclet ≤ 1.5 gives
+    T(0) and μ to 2e-4 (measured 1.1e-4), every element then within the bound."""
+    from fpsolve.fe.mfpt import element_peclet
+
+    L, D, delta = fp.landscapes.quadratic(np.eye(2)), fp.diffusion.isotropic(0.02), 0.02
+    T = fp.mfpt(L, D, fp.disk_mesh(1.0, 0.1), order=3, peclet=1.5)
+    g = T.diagnostics["grading"]
+    assert g["above_bound"] == 0 and g["levels"] >= 2 and g["max_peclet"] <= 1.5
+    assert element_peclet(L, D, T.mesh).max() <= 1.5
+    assert abs(T([0.0, 0.0]) / radial_ou_mfpt(0.0, delta) - 1) < 2e-4
+    assert T.escape_rate == pytest.approx(radial_ou_escape_rate(delta), rel=2e-4)
+    assert abs(_radial(delta, 0.1)([0.0, 0.0]) / radial_ou_mfpt(0.0, delta) - 1) > 0.1
+    with pytest.raises(ValueError, match="peclet"):
+        fp.mfpt(L, D, fp.disk_mesh(1.0, 0.1), peclet=0.0)
+
+
+@pytest.mark.slow
+def test_peclet_graded_mesh_at_delta_001():
+    """δ = 0.01 (T(0) = 5.3e19): uniform h = 0.025 is off by 1.6e-2; Péclet ≤ 1.5 from
+    h = 0.05 gives ≤ 1e-3 (measured 2.8e-4, 175k dofs)."""
+    T = fp.mfpt(fp.landscapes.quadratic(np.eye(2)), fp.diffusion.isotropic(0.01),
+                fp.disk_mesh(1.0, 0.05), order=3, peclet=1.5)
+    assert abs(T([0.0, 0.0]) / radial_ou_mfpt(0.0, 0.01) - 1) < 1e-3
+    assert T.escape_rate == pytest.approx(radial_ou_escape_rate(0.01), rel=1e-3)
+
+
+def test_graded_mesh_flags_a_diffusion_that_vanishes_along_the_drift():
+    from fpsolve.fe.mfpt import graded_mesh
+
+    L = fp.landscapes.quadratic(np.eye(2))
+    D = fp.diffusion.constant([[0.1, 0.0], [0.0, 0.0]])
+    with pytest.warns(fp.FPSolveWarning, match="Péclet number above"):
+        mesh, rec = graded_mesh(L, D, fp.disk_mesh(1.0, 0.3), 2.0, max_levels=2)
+    assert rec["levels"] == 2 and rec["above_bound"] > 0
+
+
 def test_mfpt_rejects_reflecting():
     prob = fp.Problem(fp.landscapes.quadratic(np.eye(2)), fp.diffusion.isotropic(0.1),
                       fp.disk_mesh(1.0, 0.2), boundary="reflecting", order=2)
@@ -245,12 +282,42 @@ spectrum = 4
 """
 
 
+def test_progress_only_observes_the_integration():
+    """progress=True (rich bar) and a callback give bit-identical results; the callback
+    sees every accepted step, with a fraction that rises to 1 at the last output."""
+    args = (fp.landscapes.quadratic(OU_A), fp.diffusion.constant(OU_D), fp.disk_mesh(2.0, 0.4),
+            fp.gaussian(M0, S0), [0.1, 0.5, 1.0])
+    kw = {"order": 3, "boundary": "absorbing", "tol": 1e-6}
+    plain = fp.evolve(*args, **kw)
+    calls = []
+    seen = fp.evolve(*args, **kw, progress=lambda t, frac: calls.append((t, frac)))
+    bar = fp.evolve(*args, **kw, progress=True)
+    for ev in (seen, bar):
+        assert np.array_equal(ev.P, plain.P) and np.array_equal(ev.mass, plain.mass)
+        assert ev.stats["steps"] == plain.stats["steps"]
+    t, frac = np.array(calls).T
+    assert len(calls) == plain.stats["steps"] + 3          # steps, then one per output
+    assert np.all(np.diff(t) >= 0) and np.all(np.diff(frac) >= 0)
+    assert t[-1] == 1.0 and frac[-1] == 1.0 and 0 < frac[0] < 1 / 3
+    assert np.isclose(frac[np.flatnonzero(t == 0.5)[0]], 2 / 3)   # interval 0.1-0.5 done
+    with pytest.raises(TypeError, match="progress"):
+        fp.evolve(*args, **kw, progress="yes")
+
+
 def test_study_time_section_runs_spectrum_and_transient(tmp_path):
-    from fpsolve.study import load_study, run_study
+    from fpsolve.study import Reporter, load_study, run_study
+
+    class Steps(Reporter):
+        calls = []
+
+        def time_step(self, case, t, fraction):
+            self.calls.append((case, t, fraction))
 
     path = tmp_path / "ou_time.toml"
     path.write_text(OU_TIME_STUDY)
-    res = run_study(load_study(str(path)), str(tmp_path / "out"))
+    res = run_study(load_study(str(path)), str(tmp_path / "out"), reporter=Steps())
+    assert Steps.calls[-1] == ("ou_time", 1.0, 1.0)        # the study's progress hook
+    assert len(Steps.calls) >= res.summary["cases"][0]["time"]["steps"]
     case = res.summary["cases"][0]
     assert np.allclose(case["spectrum"]["rates_real"][1:], ou_spectrum(OU_A, 4)[1:].real,
                        rtol=1e-4)

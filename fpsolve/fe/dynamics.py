@@ -115,8 +115,54 @@ def _check_times(times) -> np.ndarray:
     return t
 
 
+class _Progress:
+    """Integration progress as the fraction of output intervals done (within an
+    interval, linear in t: log-spaced outputs then advance the bar evenly in log t),
+    sent to a callback ``f(t, fraction)`` or shown as a rich bar on stderr."""
+
+    def __init__(self, progress, times, label: str):
+        if not (isinstance(progress, bool) or callable(progress)):
+            raise TypeError("progress: expected True/False or a callable f(t, fraction), "
+                            f"got {type(progress).__name__}")
+        self.grid = times if times[0] == 0 else np.r_[0.0, times]
+        self.n = max(len(self.grid) - 1, 1)
+        self.i, self.bar, self.call = 0, None, progress if callable(progress) else None
+        if progress is True:
+            try:
+                from rich.console import Console
+                from rich.progress import (BarColumn, Progress, TextColumn, TimeElapsedColumn,
+                                           TimeRemainingColumn)
+            except ImportError:       # rich is optional: no bar
+                return
+            self.bar = Progress(TextColumn(label), BarColumn(),
+                                TextColumn("t = {task.fields[t]:<10.4g}"), TimeElapsedColumn(),
+                                TimeRemainingColumn(), console=Console(stderr=True),
+                                transient=True)
+            self.task = self.bar.add_task(label, total=float(self.n), t=0.0)
+            self.bar.start()
+
+    def output(self, t: float) -> None:
+        """An output time is reached: the next interval starts."""
+        self.i = int(np.searchsorted(self.grid, t, side="right")) - 1
+        self(t)
+
+    def __call__(self, t: float) -> None:
+        i = min(self.i, len(self.grid) - 2)
+        span = self.grid[i + 1] - self.grid[i] if i >= 0 else 0.0
+        done = min((i + (t - self.grid[i]) / span) / self.n if span > 0 else 1.0, 1.0)
+        if self.call is not None:
+            self.call(float(t), float(done))
+        if self.bar is not None:
+            self.bar.update(self.task, completed=done * self.n, t=float(t))
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+            self.bar = None
+
+
 def evolve_problem(problem: Problem, p0, times, tol: float = 1e-6,
-                   strength: float | None = None) -> "Evolution":
+                   strength: float | None = None, progress=False) -> "Evolution":
     """Integrate M dP/dt = −A P of an assembled :class:`Problem` (see :func:`evolve`)."""
     if not (isinstance(tol, (int, float)) and 0 < tol < 1):
         raise ValueError(f"tol: expected a number in (0, 1), got {tol!r}")
@@ -135,13 +181,17 @@ def evolve_problem(problem: Problem, p0, times, tol: float = 1e-6,
     P = _project(problem, op.M, p0, dofs)
     stepper = TRBDF2(A[dofs][:, dofs], M[dofs][:, dofs])
     ev = Evolution(problem, diffusion, stepper, dofs, A, M, tol)
-    ev._run(P, times, t0)
+    bar = _Progress(progress, times, f"evolve P{problem.order}, {problem.dofs} dofs")
+    try:
+        ev._run(P, times, t0, bar)
+    finally:
+        bar.close()
     return ev
 
 
 def evolve(landscape, diffusion, mesh, p0, times, order: int = 2,
            boundary: str = "absorbing", tol: float = 1e-6, drift: Callable | None = None,
-           stabilisation: str | None = None) -> "Evolution":
+           stabilisation: str | None = None, progress=False) -> "Evolution":
     """P(x, t) of the Fokker–Planck equation from the initial density ``p0``.
 
     Parameters
@@ -158,6 +208,11 @@ def evolve(landscape, diffusion, mesh, p0, times, order: int = 2,
         Increasing output times ≥ 0 (t = 0 is the projected ``p0``).
     tol : float
         Bound on the estimated local error of each step, relative to max |P|.
+    progress : bool or callable
+        True: a rich progress bar on stderr while integrating (none if rich is not
+        installed); a callable ``f(t, fraction)`` is called after every accepted step
+        with the time reached and the fraction of output intervals done.  Either
+        only observes: the result is the same as without.
 
     Returns
     -------
@@ -174,7 +229,7 @@ def evolve(landscape, diffusion, mesh, p0, times, order: int = 2,
     >>> ev.at(1.0).moments()["mean"]
     """
     problem = Problem(landscape, diffusion, mesh, boundary, order, drift, stabilisation)
-    return evolve_problem(problem, p0, times, tol)
+    return evolve_problem(problem, p0, times, tol, progress=progress)
 
 
 class Evolution:
@@ -210,14 +265,15 @@ class Evolution:
         P[self._dofs] = p
         return P
 
-    def _run(self, P, times, t0_wall):
+    def _run(self, P, times, t0_wall, bar):
         p = P[self._dofs]
         st = self._stepper
         self._h = initial_step(st.A, st.M, p, self.tol)
         out, t = [], 0.0
         for ti in times:
-            p, self._h = integrate(st, p, t, ti, self._h, self.tol, self.stats)
+            p, self._h = integrate(st, p, t, ti, self._h, self.tol, self.stats, bar)
             t = ti
+            bar.output(t)
             out.append(self._full(p))
         self.times = np.asarray(times, dtype=float)
         self.P = np.array(out)

@@ -73,10 +73,12 @@ class TRBDF2:
         return Pn, err
 
 
-def integrate(stepper: TRBDF2, P, t0: float, t1: float, h: float, tol: float, stats: dict):
+def integrate(stepper: TRBDF2, P, t0: float, t1: float, h: float, tol: float, stats: dict,
+              on_step=None):
     """Advance P from t0 to exactly t1 with error control; returns (P, next h).
 
-    ``stats`` (keys steps, rejected, max_error) is updated in place.
+    ``stats`` (keys steps, rejected, max_error) is updated in place; ``on_step(t)``, if
+    given, is called after every accepted step (it only observes: it cannot change P).
     """
     t = t0
     while t1 - t > 1e-13 * max(abs(t1), 1e-300):
@@ -94,6 +96,8 @@ def integrate(stepper: TRBDF2, P, t0: float, t1: float, h: float, tol: float, st
             P = Pn
             stats["steps"] += 1
             stats["max_error"] = max(stats["max_error"], e)
+            if on_step is not None:
+                on_step(t)
             if hs == h and fac >= 2.0:                  # grow by powers of two only
                 h *= 2.0 ** min(int(np.log2(fac)), 2)
         else:

@@ -23,7 +23,7 @@ def _distance(sol_t, sol) -> float:
     return float(np.sum(np.abs(d) * np.asarray(sol.basis.dx)))
 
 
-def time_results(prob, sol, case: dict, cfg: dict, tmp: str, iomod=None):
+def time_results(prob, sol, case: dict, cfg: dict, tmp: str, iomod=None, progress=False):
     """Spectrum and transient of one case.
 
     Parameters
@@ -40,6 +40,8 @@ def time_results(prob, sol, case: dict, cfg: dict, tmp: str, iomod=None):
         Private directory for the files.
     iomod : module, optional
         :mod:`fpsolve.io` when VTK output is wanted.
+    progress : bool or callable
+        As for :func:`fpsolve.evolve` (it only observes the integration).
 
     Returns
     -------
@@ -50,7 +52,8 @@ def time_results(prob, sol, case: dict, cfg: dict, tmp: str, iomod=None):
     if cfg["spectrum"] > 0:
         out["spectrum"] = prob.spectrum(cfg["spectrum"], case["strength"]).summary()
     ev = evolve_problem(prob, gaussian(cfg["initial_mean"], cfg["initial_cov"]),
-                        output_times(cfg), tol=cfg["tol"], strength=case["strength"])
+                        output_times(cfg), tol=cfg["tol"], strength=case["strength"],
+                        progress=progress)
     frames = list(ev)
     mom = [s.moments() for s in frames]
     out["time"] = {**ev.summary(),

@@ -79,6 +79,10 @@ class Reporter:
     def step(self, message: str) -> None:
         """A finished step of an analysis (studies with [analysis])."""
 
+    def time_step(self, case: str, t: float, fraction: float) -> None:
+        """A step of the ``[time]`` transient of ``case`` (solved in this process):
+        time ``t`` reached, ``fraction`` of the output intervals done."""
+
     def finish(self, result: "RunResult") -> None:
         """Called once, after the last file is written."""
 
@@ -633,10 +637,11 @@ def _execute(study, out, tasks, outputs, records, workers, client, reporter, liv
     if client is not None:
         _run_dask(client, payloads, cases.handle)
     elif workers > 1 and len(payloads) > 1:
-        _run_pool(min(workers, len(payloads)), payloads, cases.handle)
+        _run_pool(min(workers, len(payloads)), payloads, cases.handle, reporter.time_step)
     else:
         for p in payloads:
-            run_task(p, on_case=cases.handle, keep=True, renderer=renderer)
+            run_task(p, on_case=cases.handle, keep=True, renderer=renderer,
+                     on_time=reporter.time_step)
     if renderer is not None and renderer.started:
         back = renderer.reclaim()
         if early_panel is not None:
@@ -732,7 +737,7 @@ def _reshape(layout):
     return shape
 
 
-def _run_pool(workers: int, payloads: list[dict], handle) -> None:
+def _run_pool(workers: int, payloads: list[dict], handle, on_time=None) -> None:
     """Run ``payloads`` on ``workers`` processes: this one and ``workers − 1`` children.
 
     The main process takes the next task whenever it is free (it would otherwise
@@ -764,7 +769,7 @@ def _run_pool(workers: int, payloads: list[dict], handle) -> None:
                 pending.add(ex.submit(run_task, queue.pop(0)))
             collect([f for f in list(pending) if f.done()])
             if queue:
-                run_task(queue.pop(0), on_case=handle, keep=True)
+                run_task(queue.pop(0), on_case=handle, keep=True, on_time=on_time)
             elif pending:
                 collect(list(wait(pending, return_when=FIRST_COMPLETED).done))
     finally:

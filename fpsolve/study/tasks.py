@@ -122,7 +122,8 @@ def single_threaded_children():
                 os.environ[k] = v
 
 
-def run_task(task: dict, on_case=None, keep: bool = False, renderer=None) -> list[dict]:
+def run_task(task: dict, on_case=None, keep: bool = False, renderer=None,
+             on_time=None) -> list[dict]:
     """Assemble once, solve every case of ``task``, return results (files as bytes).
 
     Parameters
@@ -141,6 +142,9 @@ def run_task(task: dict, on_case=None, keep: bool = False, renderer=None) -> lis
         Draw the figure and encode the ``.vtu`` in this background process (if it
         accepts the size of the solution): the result then has ``pending``, a Future
         of the files, and ``files`` is empty.
+    on_time : callable, optional
+        ``on_time(case, t, fraction)`` after every step of a ``[time]`` transient
+        (in-process runs: the CLI's progress bar).
 
     Returns
     -------
@@ -181,7 +185,8 @@ def run_task(task: dict, on_case=None, keep: bool = False, renderer=None) -> lis
         try:
             with warnings.catch_warnings(record=True) as rec:
                 warnings.simplefilter("always")
-                res = _solve_case(prob, c, mods, renderer, c["name"] in panel, hold)
+                res = _solve_case(prob, c, mods, renderer, c["name"] in panel, hold,
+                                  on_time)
             msgs = list(dict.fromkeys(setup_warnings + _capture(rec)))
         except Exception as exc:
             done({"name": c["name"], "hash": c["hash"], "error": f"{type(exc).__name__}: {exc}"})
@@ -214,7 +219,8 @@ def _setup(cfg: dict):
     return prob, _capture(rec)
 
 
-def _solve_case(prob, c: dict, mods: dict, renderer, in_panel: bool, hold: bool) -> dict:
+def _solve_case(prob, c: dict, mods: dict, renderer, in_panel: bool, hold: bool,
+                on_time=None) -> dict:
     """Solve one case, compute its flux and observables, make (or hand over) its files."""
     clock = _Clock()
     sol = prob.solve(c["strength"])
@@ -236,7 +242,10 @@ def _solve_case(prob, c: dict, mods: dict, renderer, in_panel: bool, hold: bool)
             prob.landscape, sol.diffusion, sol.mesh, prob.boundary, prob.order, prob.drift,
             prob.stabilisation, prob.intorder, max_dofs=prob.max_dofs)
         with tempfile.TemporaryDirectory(prefix="fpsolve-") as tmp:
-            extra, tfiles = time_results(tprob, sol, c, c["config"]["time"], tmp, mods["io"])
+            bar = (False if on_time is None else
+                   lambda t, frac, name=c["name"]: on_time(name, t, frac))
+            extra, tfiles = time_results(tprob, sol, c, c["config"]["time"], tmp, mods["io"],
+                                         progress=bar)
         summary.update(extra)
         res["files"].update(tfiles)
         clock("time")
