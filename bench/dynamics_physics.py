@@ -2,7 +2,8 @@
 transition, spectra with and without cross-diffusion, and transients, survival and mean
 exit times against Monte Carlo (``fp.montecarlo.langevin``) ensembles.
 
-Run through ``python bench/dynamics_accuracy.py relaxation mc_transient mc_exit``.
+Run through ``python bench/dynamics_accuracy.py relaxation mc_transient mc_exit`` (mc_exit:
+bench/dynamics_exit.py).
 """
 from __future__ import annotations
 
@@ -12,9 +13,9 @@ import numpy as np
 
 import fpsolve as fp
 from fpsolve.fe.dynamics import evolve_problem
-from fpsolve.fe.mfpt import mfpt_problem
 
 from dynamics_accuracy import FIG, _put, _save
+from dynamics_exit import mc_exit
 
 L = fp.landscapes.paper()
 G0_MEAN, G0_COV = [0.0, 0.0], [[0.01, 0.0], [0.0, 0.001]]
@@ -128,48 +129,6 @@ def render_mc_transient(info, data):
          "removed at the circle (the statistics are those of the survivors, as ev.at(t)). "
          f"{np.mean(zs < 2) * 100:.0f} % of |z| < 2, max |z| = {zs.max():.2f}.\n\n"
          + head + "\n" + "\n".join(rows))
-
-
-def mc_exit(n=4000, seed=11, cases=((0.05, 40.0, (2e-3, 1e-3)),), h=0.08):
-    """Survival and mean exit times; ``cases`` = (Δ_S, t_end, EM steps) (Δ_S = 0.03 with
-    t_end = 300 also has observable exits, at ~6x the cost)."""
-    rows, srows, data = [], [], []
-    for ds, t_end, dts in cases:
-        prob = fp.Problem(L, fp.diffusion.sgd(L, ds), fp.disk_mesh(2.0, h), "absorbing", 3)
-        T = mfpt_problem(prob)
-        times = [t_end / 40, t_end / 10, t_end / 4, t_end / 2]
-        ev = evolve_problem(prob, fp.gaussian(G0_MEAN, G0_COV), [0.0] + times, tol=1e-6)
-        for dt in dts:
-            x0, rt, tr = _ensemble(ds, dt, t_end, t_end / 400, n, seed)
-            alive = np.isfinite(tr[:, :, 0])
-            # exit time: midpoint of the record interval in which the walker vanished
-            last = alive.sum(axis=0)
-            out = last < len(rt)
-            tau = np.where(out, rt[np.minimum(last, len(rt) - 1)] - 0.5 * (rt[1] - rt[0]), t_end)
-            fe_mean = float(np.mean(T(x0)))
-            # censored at t_end: the few survivors add S(t_end)/μ (FE μ; < 0.3 % here)
-            mc_mean = float(tau.mean() + (1 - out.mean()) / T.escape_rate)
-            se = float(tau.std(ddof=1) / np.sqrt(n))
-            d = {"delta_s": ds, "dt": dt, "fe_mean_T": fe_mean, "mc_mean_T": mc_mean, "se": se,
-                 "exited": int(out.sum()), "inv_mu": 1 / T.escape_rate, "T0": T([0.0, 0.0])}
-            data.append(d)
-            rows.append(f"| {ds} | {dt:g} | {1 / T.escape_rate:.4g} | {fe_mean:.4g} | "
-                        f"{mc_mean:.4g} ± {se:.2g} | {(mc_mean - fe_mean) / se:+.2f} | "
-                        f"{out.mean() * 100:.1f} % |")
-            for t, S in zip(times, ev.mass[1:]):
-                k = int(np.argmin(np.abs(rt - t)))
-                p = alive[k].mean()
-                sp = np.sqrt(p * (1 - p) / n)
-                srows.append(f"| {ds} | {dt:g} | {t:g} | {S:.5f} | {p:.5f} ± {sp:.5f} | "
-                             f"{(p - S) / sp:+.2f} |")
-    _save("mc_exit", data)
-    h1 = ("| Δ_S | EM dt | 1/μ | FE E[T(θ₀)] | MC mean exit time ± SE | z | exited |\n"
-          "|---|---|---|---|---|---|---|")
-    h2 = "| Δ_S | EM dt | t | FE S(t) | MC S(t) ± SE | z |\n|---|---|---|---|---|---|"
-    _put("mc_exit", f"{n} walkers from N(0, diag(0.01, 0.001)) (seed {seed}); FE P3 h = {h} "
-         f"({prob.dofs} dofs), tol 1e-6. "
-         "FE E[T(θ₀)] averages the FE mean exit time over the walkers' own starting points.\n\n"
-         + h1 + "\n" + "\n".join(rows) + "\n\nSurvival S(t):\n\n" + h2 + "\n" + "\n".join(srows))
 
 
 SECTIONS = {"relaxation": relaxation, "mc_transient": mc_transient, "mc_exit": mc_exit}

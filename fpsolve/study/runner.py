@@ -80,8 +80,7 @@ class Reporter:
         """A finished step of an analysis (studies with [analysis])."""
 
     def time_step(self, case: str, t: float, fraction: float) -> None:
-        """A step of the ``[time]`` transient of ``case`` (solved in this process):
-        time ``t`` reached, ``fraction`` of the output intervals done."""
+        """A ``[time]`` step of ``case`` (in this process): t reached, fraction of outputs."""
 
     def finish(self, result: "RunResult") -> None:
         """Called once, after the last file is written."""
