@@ -138,6 +138,7 @@ VALID = {
         [solver]
         order = 2
         tol = 1e-3
+        goals = ["x2", "escape_rate"]
         [output]
         vtk = false
         figures = false
@@ -247,6 +248,7 @@ def test_valid_studies_run(tmp_path, key):
     if key == "adaptive_tol":
         (c,) = s["cases"]
         assert c["parameters"]["solver"]["tol"] == 1e-3
+        assert c["diagnostics"]["adapt_goals"] == ["x2", "escape_rate"]
         levels = c["diagnostics"]["adapt"]
         assert len(levels) > 1 and c["dofs"] == levels[-1]["dofs"] > levels[0]["dofs"]
     if key == "isotropic_range":
@@ -352,6 +354,15 @@ def test_shipped_studies():
     assert len(sweep.groups()) == 1
     ou = load_study(os.path.join(STUDIES, "ou.toml"))
     assert ou.cases[0].config["mesh"]["file"] == "../meshes/disk_r2.msh"
+    small = load_study(os.path.join(STUDIES, "small_noise.toml"))
+    assert [c.config["noise"]["delta_s"] for c in small.cases] == [0.004, 0.002]
+    for c in small.cases:
+        assert c.config["landscape"] == fig3.cases[0].config["landscape"]
+        assert c.config["solver"] == {"order": 3, "boundary": "absorbing", "stabilisation": "none",
+                                      "tol": 1e-3, "goals": ["x2", "escape_rate"],
+                                      "max_dofs": 300000}
+    assert all(small.output[k] for k in ("vtk", "figures", "panel", "flux"))
+    assert len(small.groups()) == 1
 
 
 def test_ou_study_matches_the_lyapunov_covariance(tmp_path):
@@ -880,3 +891,32 @@ def test_held_job_waits_for_the_reclaim_and_does_not_block_after_it():
         assert ran == ["first", "after"]
     finally:
         r.close()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (HAVE_PLOT and HAVE_IO and HAVE_FLUX), reason="plot/io/flux missing")
+def test_small_noise_study_writes_everything_on_the_adapted_meshes(tmp_path):
+    """studies/small_noise.toml end to end (about 5 minutes): every case on its adapted
+    mesh (.vtu point count = its dofs, fields finite), figures and panel; a goal missed
+    within max_dofs is flagged (untrusted, a warning), never returned as converged."""
+    import meshio
+
+    study = load_study(os.path.join(STUDIES, "small_noise.toml"))
+    out = tmp_path / "out"
+    res = run_study(study, str(out))
+    assert res.computed == ["ds-0.004", "ds-0.002"] and res.summary["panel"] == "panel.png"
+    for c in res.summary["cases"]:
+        d, est = c["diagnostics"], c["error_estimate"]
+        assert c["dofs"] == c["adapt"][-1]["dofs"] <= 300000
+        assert c["adapted_mesh"]["file"] == f"cases/{c['name']}.npz"
+        vtu = meshio.read(out / "vtk" / f"{c['name']}.vtu")
+        assert len(vtu.points) == c["dofs"]
+        assert all(np.all(np.isfinite(v)) for v in vtu.point_data.values())
+        assert os.path.isfile(out / "figures" / f"{c['name']}.png")
+        missed = [g for g in ("x2", "escape_rate") if not (est[g] is not None and est[g] <= 1e-3)]
+        assert d["adapt_converged"] is (not missed and c["negative_mass"] <= 1e-8)
+        if missed or not c["escape_rate"] > 0:
+            assert d["untrusted"] is True
+            assert any("not reached" in w or "not positive" in w for w in c["warnings"])
+    res = run_study(load_study(os.path.join(STUDIES, "small_noise.toml")), str(out))
+    assert res.reused == ["ds-0.004", "ds-0.002"]

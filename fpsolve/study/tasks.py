@@ -215,7 +215,8 @@ def _setup(cfg: dict):
         prob = Problem(L, D, mesh, boundary=cfg["solver"]["boundary"],
                        order=cfg["solver"]["order"],
                        stabilisation=None if stab == "none" else stab,
-                       max_dofs=cfg["solver"].get("max_dofs"), tol=cfg["solver"].get("tol"))
+                       max_dofs=cfg["solver"].get("max_dofs"), tol=cfg["solver"].get("tol"),
+                       goals=cfg["solver"].get("goals"))
     return prob, _capture(rec)
 
 

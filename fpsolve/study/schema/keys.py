@@ -8,8 +8,8 @@ default, into :data:`_DEFAULTS` or the section's resolver in ``sections.py``).
 """
 from __future__ import annotations
 
-from .values import (Key, _bool, _choice, _expression, _fraction, _int_range, _k, _matrix,
-                     _max_dofs, _name, _number, _panel, _params, _path, _positive,
+from .values import (Key, _bool, _choice, _expression, _fraction, _goals, _int_range, _k,
+                     _matrix, _max_dofs, _name, _number, _panel, _params, _path, _positive,
                      _positive_list, _scheduler, _string, _vector2, _workers)
 
 LANDSCAPE_KINDS = ("paper", "quadratic", "expression")
@@ -56,6 +56,10 @@ _PLAIN = {
                   "given mesh, still with error estimates in summary.json. Each case's adapted "
                   "mesh is stored in `cases/<case>.npz` with its coefficients; the figures, "
                   "the panel, the flux and the `.vtu` files are on it.", True),
+        "goals": _k(_goals, 'list of "x2", "y2", "escape_rate", "L1"', "all four",
+                    "The observables `tol` applies to (only with `tol`): ⟨x²⟩, ⟨y²⟩, the escape "
+                    "rate μ (absorbing boundaries) and the L1 norm of P. Every case reports all "
+                    "four estimates in `error_estimate` either way."),
         "max_dofs": _k(_max_dofs, "integer ≥ 100", "from the available memory",
                        "Budget of unknowns per solve. The dofs and the peak memory of every "
                        "case are estimated when the study is validated; a case beyond the "

@@ -147,6 +147,9 @@ class _Loader:
     def solver_section(self, flat: dict, label: str) -> dict:
         out = {"order": 2, "boundary": "absorbing", "stabilisation": "none"}
         out.update(self.plain_keys(flat, "solver", label))
+        if "goals" in out and out.get("tol") is None:
+            self.fail(f"{label}solver.goals", "only with solver.tol (the goals of adaptive "
+                      "refinement); set tol or remove goals")
         return out
 
 

@@ -225,6 +225,15 @@ def _bool_list(v):
     return list(v)
 
 
+def _goals(v):
+    from ...fe.adapt import GOALS
+    if not (isinstance(v, list) and v and all(isinstance(g, str) for g in v)
+            and len(set(v)) == len(v) and set(v) <= set(GOALS)):
+        shown = ", ".join(json.dumps(g) for g in GOALS)
+        raise _Bad(f"expected a non-empty list of distinct goals from {shown}, got {_show(v)}")
+    return list(v)
+
+
 def _fraction(v):
     if not _is_number(v) or not 0 < v < 1:
         raise _Bad(f"expected a number between 0 and 1 (exclusive), got {_show(v)}")
