@@ -18,7 +18,7 @@ Layers (imports point down the list only; docs/architecture.md):
 import sys as _sys
 
 from . import _display, _moved
-from .models import diffusion, expressions, landscapes
+from .models import diffusion, landscapes
 from .models.validity import ModelError
 from .fe.budget import BudgetError
 from .fe.mesh import Mesh, MeshError, disk_mesh, load_mesh
@@ -34,6 +34,7 @@ from .fe.flux import Flux
 #: solve needs none of them, and together they cost about a third of ``import fpsolve``
 #: (scipy.stats, numba, the theory's root finders).  name -> (module, attribute)
 _LAZY = {
+    "expressions": ("fpsolve.models.expressions", None),       # sympy
     "theory": ("fpsolve.theory", None),
     "critical_delta_s": ("fpsolve.fe.transition", "critical_delta_s"),
     "Evolution": ("fpsolve.fe.dynamics", "Evolution"),

@@ -178,13 +178,16 @@ def _refined_elements(basis, values, el, nrefs):
 
 def _stream_field(basis, J, extent):
     """The projected flux on the regular streamline grid of ``extent``."""
-    from .fe.flux import value_gradient_matrices
+    from .fe.assembly import locate, probe_matrix
     x0, x1, y0, y1 = extent
     nx = 180
     ny = max(int(round(nx * (y1 - y0) / (x1 - x0))), 20)
     gx, gy = np.linspace(x0, x1, nx), np.linspace(y0, y1, ny)
     GX, GY = np.meshgrid(gx, gy)
-    V, _, _, inside = value_gradient_matrices(basis, np.stack([GX.ravel(), GY.ravel()]))
+    pts = np.stack([GX.ravel(), GY.ravel()])
+    cells, X = locate(basis, pts)
+    inside = cells >= 0
+    V = probe_matrix(basis, pts, cells, X)       # values only: no gradients needed here
     U = np.where(inside, V @ J[0], np.nan).reshape(GX.shape)
     W = np.where(inside, V @ J[1], np.nan).reshape(GX.shape)
     speed = np.hypot(U, W)

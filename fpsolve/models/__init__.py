@@ -11,9 +11,17 @@
   with or without cross-diffusion), isotropic, constant, expression, custom callables,
   flatness-detecting noise.
 
-This layer imports numpy and sympy only; every other layer builds on it.
+This layer imports numpy and sympy only; every other layer builds on it.  sympy and
+``expressions`` are imported on first use (user formulas), not by ``import fpsolve``.
 """
-from . import diffusion, expressions, landscapes, validity
+from . import diffusion, landscapes, validity
 from .validity import ModelError
 
 __all__ = ["diffusion", "expressions", "landscapes", "validity", "ModelError"]
+
+
+def __getattr__(name):
+    if name == "expressions":       # imports sympy: only when a user formula needs it
+        import importlib
+        return importlib.import_module(f"{__name__}.expressions")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -13,9 +13,9 @@ import copy
 from typing import Callable, Mapping, Sequence
 
 import numpy as np
-import sympy as sp
 
-from . import expressions
+# sympy (through .expressions) is imported by the expression model only: a
+# study or a solve with the built-in models does not pay for it at start-up
 from .landscapes import Landscape, _xy
 from .validity import ModelError
 
@@ -278,6 +278,10 @@ class Expression(DiffusionModel):
 
     def __init__(self, D11: str, D22: str, D12: str = "0",
                  params: Mapping[str, float] | None = None):
+        import sympy as sp
+
+        from . import expressions
+
         self._params = {k: float(v) for k, v in (params or {}).items()}
         self.texts = {"D11": D11, "D12": D12, "D22": D22}
         e = {k: expressions.parse(v, self._params) for k, v in self.texts.items()}
@@ -290,6 +294,7 @@ class Expression(DiffusionModel):
         self._poles: dict = {}
 
     def pole_bases(self, quantity: str) -> list:
+        from . import expressions
         return expressions.pole_bases(self._derived, self._poles, quantity)
 
     @property

@@ -15,9 +15,9 @@ from __future__ import annotations
 from typing import Mapping
 
 import numpy as np
-import sympy as sp
 
-from . import expressions
+# sympy (through .expressions) is imported by ExpressionLandscape only: a study or a
+# solve with the built-in landscapes does not pay for it at start-up
 
 __all__ = ["Landscape", "PaperLandscape", "QuadraticLandscape", "ExpressionLandscape",
            "paper", "quadratic", "expression"]
@@ -180,6 +180,10 @@ class ExpressionLandscape(Landscape):
     kind = "expression"
 
     def __init__(self, text: str, params: Mapping[str, float] | None = None):
+        import sympy as sp
+
+        from . import expressions
+
         self.text = text
         self._params = {k: float(v) for k, v in (params or {}).items()}
         self.expr = expressions.parse(text, self._params)
@@ -205,6 +209,7 @@ class ExpressionLandscape(Landscape):
         return {"expression": self.text, **self._params}
 
     def pole_bases(self, quantity: str) -> list:
+        from . import expressions
         return expressions.pole_bases(self._derived, self._poles, quantity)
 
     def value(self, x, y):
