@@ -134,3 +134,26 @@ def test_recovery_reproduces_polynomials_of_the_enriched_degree(order):
     inner = np.hypot(xp, yp) < 0.6      # P1 boundary patches are under-determined
     for _ in range(2):          # the first call builds the local operators, the second reuses
         assert np.allclose(rec.recover(Z)[inner], want[inner], atol=1e-6)    # ridge 1e-10
+
+
+def test_escape_rate_dual_weight_keeps_tiny_values_to_relative_accuracy():
+    """The μ weight w = 1 − φ is ~e^(−(1−r²)/2δ) inside: at δ = 0.01 it falls to 1e-19, far
+    below what 1 − φ resolves (ε).  Solved directly (pinned at the density peak) it matches
+    the exact w(r) = Ein(r²/2δ)/Ein(1/2δ) to the discretisation error at every radius."""
+    from fpsolve.fe.estimate import DualSolver, _escape_rate_weight
+    from fpsolve.theory.exact import ein
+
+    delta = 0.01
+    prob = fp.Problem(RADIAL, fp.diffusion.isotropic(delta), fp.disk_mesh(1.0, 0.025), order=3)
+    sol = prob.solve()
+    dual = DualSolver(None, prob.interior_dofs, prob.dofs, prob.operator.A(delta),
+                      prob.operator.M, sol.escape_rate)
+    w = _escape_rate_weight(dual, sol.P)
+    r = np.hypot(*prob.basis.doflocs)
+    np.testing.assert_array_equal(w[prob.boundary_dofs], 1.0)
+    exact = {}
+    for r0 in (0.3, 0.5, 0.7, 0.9, 0.97):
+        i = int(np.argmin(np.abs(r - r0)))
+        exact[r0] = float(ein(r[i] ** 2 / (2 * delta)) / ein(1 / (2 * delta)))
+        assert w[i] == pytest.approx(exact[r0], rel=0.05), r0
+    assert exact[0.3] < 1e-18 and exact[0.97] > 1e-2       # 17 decades, most below ε

@@ -99,6 +99,33 @@ def boundary_peclet(sol) -> tuple[np.ndarray, np.ndarray]:
     return pos % t.shape[1], np.nan_to_num(pe, nan=np.inf, posinf=np.inf)
 
 
+def element_peclet(sol) -> np.ndarray:
+    """Cell Péclet number h_K Σ|β|³/Σ βᵀDβ of every element (sums over centroid and corners).
+
+    Where the flux nearly balances (J ≈ 0), P varies like e^(−∫D⁻¹β): its logarithm
+    changes by about this number across an element.  The escape rate depends on the
+    relative accuracy of P and of the μ dual (1 − φ ~ e^(−barrier/D) deep inside) on
+    every shell between the bulk and the boundary, not only in the boundary layer.
+    """
+    mesh = sol.mesh
+    p, t = mesh.p, mesh.t
+    h = np.max([np.linalg.norm(p[:, t[i]] - p[:, t[(i + 1) % 3]], axis=0) for i in range(3)],
+               axis=0)
+    x, y = np.concatenate([p[:, t].mean(axis=1)[:, None], p[:, t]], axis=1)   # (4, ne)
+    from .assembly import _beta0
+    Dhat, divhat = sol.diffusion.unit_coefficients(x, y)
+    s = sol.diffusion.strength
+    beta = _beta0(sol.landscape, sol.drift, x, y) + s * np.asarray(divhat)
+    bb = np.einsum("i...,i...->...", beta, beta)
+    bDb = s * np.einsum("i...,ij...,j...->...", beta, np.asarray(Dhat), beta)
+    # |β|/D_β with D_β = βᵀDβ/|β|², summed over the points: a single point where D is
+    # degenerate (βᵀDβ = 0, e.g. where the SGD tensor H² is singular) does not make it infinite
+    b3, bDb = (bb ** 1.5).sum(axis=0), bDb.sum(axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        pe = np.where(b3 > 0, h * b3 / bDb, 0.0)
+    return np.nan_to_num(pe, nan=np.inf, posinf=np.inf)
+
+
 def _mark(sol, tol, open_goals, theta) -> np.ndarray:
     ind = sol._estimate.indicators
     total = np.zeros(sol.mesh.nelements)
@@ -107,7 +134,11 @@ def _mark(sol, tol, open_goals, theta) -> np.ndarray:
         elems, pe = boundary_peclet(sol)
         layer = elems[pe > PECLET_MAX]
         if not sol.escape_rate > 0 or not sol.error_estimate["escape_rate"] <= 1.0:
-            open_goals = [g for g in open_goals if g != "escape_rate"]   # weights unreliable
+            # μ not known to one digit: its weights are unreliable.  μ needs P and its dual
+            # to relative accuracy on every shell between the bulk and the boundary, where
+            # both vary on the length D/|β|: grade there a priori (cell Péclet ≤ PECLET_MAX)
+            open_goals = [g for g in open_goals if g != "escape_rate"]
+            layer = np.union1d(layer, np.flatnonzero(element_peclet(sol) > PECLET_MAX))
     # Dörfler on each open criterion separately, then the union: on a summed indicator the
     # criterion with the largest sum (mostly the negative mass) takes every mark and the
     # others wait for levels of their own (Fig. 3 case: x2 error flat over three levels)
