@@ -35,10 +35,12 @@ __all__ = ["Estimate", "DualSolver", "estimate_errors", "enriched_basis"]
 
 _ELEMENTS = {1: ElementTriP1, 2: ElementTriP2, 3: ElementTriP3, 4: ElementTriP4}
 _BLOCK = 4096
-#: where 1 − φ (the μ weight) falls below this, it is computed directly instead of from φ:
-#: φ resolves 1 − φ only to ~ε, and ε-noise times the bulk residual would swamp an
-#: exponentially small μ (docs/adaptivity.md, "exponentially small weights")
+#: where 1 − φ (the μ weight) falls below this it is ε-noise of φ, and ε times the bulk
+#: residual would swamp an exponentially small μ: such elements are dropped ...
+#: (docs/adaptivity.md, "exponentially small weights")
 _MU_WEIGHT_FLOOR = 1e-8
+#: ... unless the elements where it does could carry more than this fraction of μ
+_MU_FLOOR_RELATIVE = 1e-6
 #: reported estimates are SAFETY·|η|: measured effectivities of |η| are 0.5-1.4 once the
 #: layers are resolved and 0.25-0.7 on coarse meshes (docs/adaptivity.md)
 SAFETY = 2.0
@@ -325,10 +327,7 @@ def estimate_errors(problem, diffusion, basis: Basis, cache: dict, P: np.ndarray
         rhs.append(Fg - values[name] * F1)
     Z = [_adjoint(dual, np.stack(rhs, axis=1), P, M, phi)]
     if absorbing:
-        # φ = 1 − w: −w has the same recovery error (R reproduces constants) and keeps the
-        # exponentially small part of the weight that 1 − φ loses
-        w = _escape_rate_weight(dual, P, phi)
-        Z.append((phi if w is None else -w)[:, None])
+        Z.append(phi[:, None])
         names.append("escape_rate")
     Z = np.concatenate(Z + [P[:, None]], axis=1)
     E = rec.recover(Z) - rec.prolong(Z)
@@ -342,6 +341,9 @@ def estimate_errors(problem, diffusion, basis: Basis, cache: dict, P: np.ndarray
     if absorbing:
         E[_boundary_dofs(bp, cache)] = 0.0
     eta = np.einsum("ei,ien->en", rho, E[bp.element_dofs])        # (ne, ngoals)
+    if absorbing:
+        j = names.index("escape_rate")
+        eta[:, j] = _escape_rate_eta(eta[:, j], rho, dual, P, phi, basis, bp, rec, cache)
     rel, corr, ind = {}, {}, {}
     if not absorbing:
         rel["escape_rate"], corr["escape_rate"] = 0.0, 0.0      # μ = 0 exactly
@@ -406,12 +408,32 @@ def _boundary_dofs(bp, cache):
     return cache[key]
 
 
-def _escape_rate_weight(dual: DualSolver, P: np.ndarray, phi: np.ndarray | None = None):
+def _escape_rate_eta(eta_K, rho, dual, P, phi, basis, bp, rec, cache) -> np.ndarray:
+    """The μ indicators η_K, with weights that stay right where 1 − φ is round-off.
+
+    Where 1 − φ < :data:`_MU_WEIGHT_FLOOR` on all of an element's dofs, its computed weight
+    is ε-noise of φ.  If those elements cannot matter (their true weights are below the
+    floor, so |η_K| ≤ floor·Σ_i|ρ_K(φ_i⁺)|, and the sum of these bounds is ≤
+    :data:`_MU_FLOOR_RELATIVE`·μ) they are dropped; otherwise the weight is recomputed from
+    w = 1 − φ solved directly (:func:`_escape_rate_weight`, one more factorisation).
+    """
+    bulk = np.abs(1.0 - phi)[basis.element_dofs].max(axis=0) < _MU_WEIGHT_FLOOR
+    if not bulk.any():
+        return eta_K
+    bound = _MU_WEIGHT_FLOOR * np.sum(np.abs(rho[bulk])) / abs(P @ (dual.Mop @ phi))
+    if bound <= _MU_FLOOR_RELATIVE * dual.mu:
+        return np.where(bulk, 0.0, eta_K)
+    w = _escape_rate_weight(dual, P)[:, None]
+    # φ = 1 − w: −w has the recovery error of φ (R reproduces constants) without losing w
+    e = rec.prolong(w) - rec.recover(w)
+    e[_boundary_dofs(bp, cache)] = 0.0
+    return np.einsum("ei,ie->e", rho, e[bp.element_dofs][:, :, 0])
+
+
+def _escape_rate_weight(dual: DualSolver, P: np.ndarray) -> np.ndarray:
     """w = 1 − φ (φ the left eigenvector, max φ = 1, φ = 0 on the boundary) to relative accuracy.
 
-    Returns None when 1 − φ itself is good enough (``phi`` given and 1 − φ ≥
-    :data:`_MU_WEIGHT_FLOOR` at every interior dof).  Otherwise w ~ e^(−barrier/D) deep
-    inside and 1 − φ is round-off (~ε) there, while the μ error gathers contributions P·(w − I_h w) from every shell between
+    w ~ e^(−barrier/D) deep inside and 1 − φ is round-off (~ε) there, while the μ error gathers contributions P·(w − I_h w) from every shell between
     the bulk and the boundary (P·w varies little across them: radial OU at δ = 0.01, with
     w cut at 1e-8 the estimate missed 17 % on uniform meshes and all of the error on
     adapted ones).  w solves a problem without the near-null mode: Aᵀφ = μMᵀφ on the
@@ -428,15 +450,15 @@ def _escape_rate_weight(dual: DualSolver, P: np.ndarray, phi: np.ndarray | None 
     from . import ordering
 
     A, Mop, I, N, mu = dual.A.tocsr(), dual.Mop.tocsr(), dual.idx, dual.N, dual.mu
-    if phi is not None and np.min(np.abs(1.0 - phi[I])) >= _MU_WEIGHT_FLOOR:
-        return None
     B = np.setdiff1d(np.arange(N), I)
     AII, MII = A[I][:, I], Mop[I][:, I]
     rhs = -np.asarray(A[B][:, I].sum(axis=0)).ravel() - mu * np.asarray(MII.sum(axis=0)).ravel()
     k = int(np.argmax(P[I]))
     keep = np.delete(np.arange(I.size), k)
     K = (AII - mu * MII)[keep][:, keep].T.tocsc()
-    perm = ordering.restrict(ordering.nd_permutation(AII.tocsc()), keep)
+    # the primal's fill-reducing order (nested dissection) restricted to the pinned block
+    perm = getattr(dual.lu, "perm", None)
+    perm = None if perm is None else ordering.restrict(perm, keep)
     w = np.ones(N)
     w[I] = 0.0
     w[I[keep]] = ordering.splu(K, perm=perm).solve(rhs[keep])
