@@ -53,21 +53,23 @@ U64 = np.uint64(64)
 
 
 @intrinsic
-def mulhi(typingctx, a, b):  # pragma: no cover
-    sig = types.uint64(types.uint64, types.uint64)
+def mul128(typingctx, a, b):  # pragma: no cover
+    # (low, high) 64-bit halves of the 128-bit product: one mulx
+    sig = types.UniTuple(types.uint64, 2)(types.uint64, types.uint64)
 
     def codegen(context, builder, sig, args):
-        i128 = ir.IntType(128)
+        i64, i128 = ir.IntType(64), ir.IntType(128)
         p = builder.mul(builder.zext(args[0], i128), builder.zext(args[1], i128))
-        return builder.trunc(builder.lshr(p, ir.Constant(i128, 64)), ir.IntType(64))
+        halves = [builder.trunc(p, i64), builder.trunc(builder.lshr(p, ir.Constant(i128, 64)), i64)]
+        return context.make_tuple(builder, sig.return_type, halves)
     return sig, codegen
 
 
 @njit(inline="always")
 def next64(hi, lo, ihi, ilo):  # pragma: no cover
     # state <- state * MUL + inc (mod 2**128); output XSL-RR of the new state
-    plo = lo * PCG_MUL_LO
-    phi = hi * PCG_MUL_LO + lo * PCG_MUL_HI + mulhi(lo, PCG_MUL_LO)
+    plo, carry = mul128(lo, PCG_MUL_LO)
+    phi = hi * PCG_MUL_LO + lo * PCG_MUL_HI + carry
     nlo = plo + ilo
     nhi = phi + ihi + np.uint64(nlo < plo)
     rot = nhi >> U58
@@ -254,7 +256,7 @@ if live__L:
     y__L = Y[w__L]
 xp__L = x__L
 yp__L = y__L
-s__L = 0
+s__L = k                # steps taken: k unless the walker leaves
 out__L = False
 o__L = __N * 2 * k"""
 
@@ -267,10 +269,10 @@ LANE_STEP = """if on__L:
 {step}
     x__L = (x__L - a * gx__L) + c * nx__L
     y__L = (y__L - a * gy__L) + c * ny__L
-    s__L += 1
     if not (x__L * x__L + y__L * y__L <= R2):   # also catches NaN
         on__L = False
-        out__L = True"""
+        out__L = True
+        s__L = s + 1"""
 
 #: exit bookkeeping and statistics of lane __L, in walker order
 LANE_POST = """if live__L:
