@@ -280,3 +280,20 @@ def test_sweep_counts_the_assembly_once():
                                           + t1["solve_s"] + t1["estimate_s"])
     assert t2["total_s"] == pytest.approx(t2["matrix_s"] + t2["factorisation_s"] + t2["solve_s"]
                                           + t2["estimate_s"])
+
+
+def test_on_solved_sees_the_solution_before_its_estimate():
+    """Problem.on_solved gets the Solution itself before the error estimate is computed
+    (a study hands it on meanwhile); the estimate is filled in afterwards."""
+    L = fp.landscapes.quadratic([[1.0, 0.0], [0.0, 2.0]])
+    prob = fp.Problem(L, fp.diffusion.isotropic(0.1), fp.disk_mesh(1.0, 0.25), order=2)
+    seen = []
+    prob.on_solved = lambda s: seen.append((s, dict(s.error_estimate),
+                                            "error_estimate" in s.diagnostics))
+    sol = prob.solve()
+    assert len(seen) == 1 and seen[0][0] is sol
+    assert seen[0][1] == {} and not seen[0][2]
+    assert sol.error_estimate == sol.diagnostics["error_estimate"] and sol.error_estimate
+    prob.on_solved = None
+    again = prob.solve()
+    assert np.array_equal(again.P, sol.P) and again.error_estimate == sol.error_estimate

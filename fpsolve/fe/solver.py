@@ -153,6 +153,10 @@ class Problem:
         #: (``sweep`` does it itself): the LU then uses a cached nested-dissection
         #: order for P2 too (``pymetis``), which pays from about the fourth solve.
         self.reuse_ordering = False
+        #: Called with each Solution of a fixed-mesh solve before its error estimate is
+        #: computed (its ``error_estimate`` is filled in afterwards): a study hands the
+        #: density to its renderer while this process computes the estimate.
+        self.on_solved: Callable | None = None
         basis = self.operator.basis
         # P1 dofs are the vertices: skip scikit-fem's facet connectivity (costly, unused)
         self.boundary_dofs = (mesh.boundary_vertices() if order == 1
@@ -207,18 +211,23 @@ class Problem:
         diag["escape_rate_eig"] = mu_eig
         if self.boundary == "absorbing":
             _check_escape_agreement(diag)
+        sol = Solution(P, op.basis, self.mesh, self.landscape, diffusion, self.boundary,
+                       self.order, mu, diag, self.drift, self.stabilisation)
+        t_hook = time.perf_counter()
+        if self.on_solved is not None:
+            self.on_solved(sol)
+        t_hook = time.perf_counter() - t_hook
         # an adaptive level that will be refined anyway (negative mass above the loop's
         # bound) needs only marking indicators: the cheaper recovered weights serve
         lazy = self._lazy_above is not None and diag["negative_mass"] > self._lazy_above
         est = self._estimate(A, op, P, mu, info, diffusion, lazy)
         diag["estimate_weights"] = est.weights
-        diag["timings"]["estimate_s"] = time.perf_counter() - t2
+        diag["timings"]["estimate_s"] = time.perf_counter() - t2 - t_hook
         diag["timings"]["total_s"] += diag["timings"]["estimate_s"]
         _check_estimate(diag, est, mu, self.boundary)
         for w in diag["warnings"]:
             warnings.warn(w, FPSolveWarning, stacklevel=2)
-        sol = Solution(P, op.basis, self.mesh, self.landscape, diffusion, self.boundary,
-                       self.order, mu, diag, self.drift, self.stabilisation)
+        sol.error_estimate = dict(diag["error_estimate"])
         sol._estimate = est          # corrections and element indicators (adaptivity)
         return sol
 

@@ -48,8 +48,7 @@ class Renderer:
     def __init__(self, min_dofs: int = MIN_DOFS):
         self.min_dofs = min_dofs
         self._ex = None                   # the process, started by the first job
-        # (Future, function, args, case job or None, held until reclaimed)
-        self._queue: deque = deque()
+        self._queue: deque = deque()      # (Future, function, args, case job or None)
         self._cv = threading.Condition()
         self._thread = None
         self._closing = False
@@ -70,15 +69,11 @@ class Renderer:
         ``config`` (a case configuration) while this process solves."""
         self._pool().submit(_prepare, config)
 
-    def case(self, job: dict, hold: bool = False) -> Future:
-        """Render one case: ``job`` from :func:`case_job`.
-
-        ``hold``: the job is not started until :meth:`reclaim` takes it back (or the
-        renderer closes); the jobs submitted after it wait behind it.
-        """
-        if job["keep"] and not hold:
+    def case(self, job: dict) -> Future:
+        """Render one case: ``job`` from :func:`case_job`."""
+        if job["keep"]:
             self.kept.add(job["name"])
-        return self._submit(_render_case, (job,), job, hold)
+        return self._submit(_render_case, (job,), job)
 
     def panel(self, names: list, titles: list, dpi: int = 150, jobs=()) -> Future:
         """The panel of cases ``names`` (rows of case names), ``titles`` alike: kept
@@ -97,15 +92,14 @@ class Renderer:
             back = {item[3]["name"]: item[3] for item in self._queue
                     if item[3] is not None and item[0].cancel()}
             self._queue = deque(item for item in self._queue if not item[0].cancelled())
-            self._cv.notify()       # a held job no longer blocks the jobs behind it
         self.kept -= set(back)
         return back
 
-    def _submit(self, fn, args, job, hold: bool = False) -> Future:
+    def _submit(self, fn, args, job) -> Future:
         fut = Future()
         fut.add_done_callback(self._count)
         with self._cv:
-            self._queue.append((fut, fn, args, job, hold))
+            self._queue.append((fut, fn, args, job))
             if self._thread is None:
                 self._thread = threading.Thread(target=self._dispatch, daemon=True,
                                                 name="fpsolve-renderer")
@@ -116,11 +110,11 @@ class Renderer:
     def _dispatch(self) -> None:
         while True:
             with self._cv:
-                while (not self._queue or self._queue[0][4]) and not self._closing:
+                while not self._queue and not self._closing:
                     self._cv.wait()
-                if not self._queue or self._queue[0][4]:
+                if not self._queue:
                     return
-                fut, fn, args, _, _ = self._queue.popleft()
+                fut, fn, args, _ = self._queue.popleft()
                 if not fut.set_running_or_notify_cancel():
                     continue
             try:

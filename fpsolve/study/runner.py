@@ -353,7 +353,7 @@ class _Run:
         """Hand the panel to the renderer as soon as every one of its cases is solved
         (kept there, or among the reclaimed ``jobs``), before this process draws the
         reclaimed cases."""
-        if not self.panel_wanted:
+        if not self.panel_wanted or self.panel_future is not None:
             return
         names = [n for r in self.layout for n in r]
         if not all(n in renderer.kept or n in jobs for n in names):
@@ -628,6 +628,16 @@ def _execute(study, out, tasks, outputs, records, workers, client, reporter, liv
         # the last case's files are drawn here while the renderer draws the panel
         payloads[-1]["hold_last"] = True
     cases = _Cases(study, out, records, reporter, live, renderer)
+    taken: dict = {}
+
+    def last_solved(job):
+        # the renderer's unstarted jobs come back; the panel goes to it right away
+        back = renderer.reclaim()
+        cases.take_back(back)
+        taken.update(back)
+        if early_panel is not None:
+            early_panel(dict(back, **{job["name"]: job}))
+
     reporter.start(study, len(study.cases), len(records), len(tasks), workers)
     for c in study.cases:
         if c.name in records:
@@ -640,11 +650,12 @@ def _execute(study, out, tasks, outputs, records, workers, client, reporter, liv
     else:
         for p in payloads:
             run_task(p, on_case=cases.handle, keep=True, renderer=renderer,
-                     on_time=reporter.time_step)
+                     on_time=reporter.time_step,
+                     on_last=None if renderer is None else last_solved)
     if renderer is not None and renderer.started:
-        back = renderer.reclaim()
+        back = dict(renderer.reclaim(), **taken)
         if early_panel is not None:
-            early_panel(back)
+            early_panel(back)          # unless last_solved handed it over already
         cases.render_here(back)
     cases.poll(block=True)
     return cases.computed, cases.failed
@@ -674,22 +685,31 @@ class _Cases:
         if "error" in res:
             self.failed[res["name"]] = res["error"]
             self.report({"name": res["name"], "reused": False, "error": res["error"]})
-        elif "pending" in res:
-            self.waiting.append(res)
+        elif "pending" in res or self.waiting:
+            self.waiting.append(res)        # cases are committed in the order they come
         else:
             self.commit(res)
         self.poll()
 
     def poll(self, block: bool = False) -> None:
         """Commit the waiting cases whose files are ready (all of them if ``block``)."""
-        while self.waiting and (block or self.waiting[0]["pending"].done()):
+        while self.waiting and (block or "pending" not in self.waiting[0]
+                                or self.waiting[0]["pending"].done()):
             res = self.waiting.pop(0)
-            got = self.renderer.result(res.pop("pending"))
-            res["files"].update(got["files"])
-            s = res["summary"]
-            s["warnings"] = list(dict.fromkeys(s["warnings"] + got["warnings"]))
-            s["timings_s"]["render_cpu"] = got["cpu_s"]
+            if "pending" in res:
+                got = self.renderer.result(res.pop("pending"))
+                res["files"].update(got["files"])
+                s = res["summary"]
+                s["warnings"] = list(dict.fromkeys(s["warnings"] + got["warnings"]))
+                s["timings_s"]["render_cpu"] = got["cpu_s"]
             self.commit(res)
+
+    def take_back(self, jobs: dict) -> None:
+        """The reclaimed case ``jobs`` wait for :meth:`render_here` (their cancelled
+        futures are replaced by ones that are not done yet)."""
+        for res in self.waiting:
+            if res["name"] in jobs:
+                res["pending"] = Future()
 
     def render_here(self, jobs: dict) -> None:
         """Make the files of the reclaimed case ``jobs`` in this process."""

@@ -123,7 +123,7 @@ def single_threaded_children():
 
 
 def run_task(task: dict, on_case=None, keep: bool = False, renderer=None,
-             on_time=None) -> list[dict]:
+             on_time=None, on_last=None) -> list[dict]:
     """Assemble once, solve every case of ``task``, return results (files as bytes).
 
     Parameters
@@ -132,7 +132,7 @@ def run_task(task: dict, on_case=None, keep: bool = False, renderer=None,
         ``cases``: list of ``{"name", "title", "config", "hash", "strength"}`` sharing
         everything but the diffusion strength; ``outputs``: ``{"vtk", "figures",
         "flux"}`` booleans and optional ``panel``: names of the cases the panel shows;
-        ``hold_last`` (optional): the renderer keeps the last case's job until reclaimed.
+        ``hold_last`` (optional): the last case's files are made in this process.
     on_case : callable, optional
         Called with each result as soon as it is ready (in-process runs).
     keep : bool
@@ -145,6 +145,10 @@ def run_task(task: dict, on_case=None, keep: bool = False, renderer=None,
     on_time : callable, optional
         ``on_time(case, t, fraction)`` after every step of a ``[time]`` transient
         (in-process runs: the CLI's progress bar).
+    on_last : callable, optional
+        With ``hold_last`` and a renderer: called with the renderer job of the last
+        case (its plot data only) as soon as it is solved and its flux computed, before
+        its error estimate, observables and files (the runner hands the panel over).
 
     Returns
     -------
@@ -186,7 +190,7 @@ def run_task(task: dict, on_case=None, keep: bool = False, renderer=None,
             with warnings.catch_warnings(record=True) as rec:
                 warnings.simplefilter("always")
                 res = _solve_case(prob, c, mods, renderer, c["name"] in panel, hold,
-                                  on_time)
+                                  on_time, on_last)
             msgs = list(dict.fromkeys(setup_warnings + _capture(rec)))
         except Exception as exc:
             done({"name": c["name"], "hash": c["hash"], "error": f"{type(exc).__name__}: {exc}"})
@@ -221,21 +225,39 @@ def _setup(cfg: dict):
 
 
 def _solve_case(prob, c: dict, mods: dict, renderer, in_panel: bool, hold: bool,
-                on_time=None) -> dict:
-    """Solve one case, compute its flux and observables, make (or hand over) its files."""
+                on_time=None, on_last=None) -> dict:
+    """Solve one case, compute its flux and observables, make (or hand over) its files.
+
+    ``hold``: the run's last case; its files are made here, and ``on_last`` gets its
+    plot data before the error estimate is computed (:func:`_early_hand_over`).
+    """
     clock = _Clock()
-    sol = prob.solve(c["strength"])
+    early: dict = {}
+    if (hold and on_last is not None and mods["flux"] is not None and prob.tol is None
+            and renderer is not None and renderer.accepts(prob.basis.N)):
+        prob.on_solved = lambda s: _early_hand_over(s, c, mods, on_last, early)
+    try:
+        sol = prob.solve(c["strength"])
+    finally:
+        prob.on_solved = None
     clock("solve")
-    fl = mods["flux"].flux(sol) if mods["flux"] is not None else None
-    clock("flux")
+    if "flux" in early:
+        for w in early["warnings"]:      # in the order of a flux computed after the solve
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        fl = early["flux"]
+        clock.laps["solve"] -= early["flux_s"]
+        clock.laps["flux"] = early["flux_s"]
+    else:
+        fl = mods["flux"].flux(sol) if mods["flux"] is not None else None
+        clock("flux")
     summary = case_observables(sol, fl)
     clock("observables")
     res = {"name": c["name"], "hash": c["hash"], "summary": summary, "live": (sol, fl)}
-    if renderer is None or not renderer.accepts(sol.basis.N):
+    if renderer is None or not renderer.accepts(sol.basis.N) or hold:
         res["files"] = _case_files(sol, fl, c, mods, clock)
     else:
         res["files"] = {}
-        res["pending"] = _hand_over(sol, fl, c, mods, renderer, in_panel, hold, clock)
+        res["pending"] = _hand_over(sol, fl, c, mods, renderer, in_panel, clock)
     if "time" in c["config"]:       # [time]: spectrum and a transient
         from .dynamics import time_results
         # on the mesh of the solution: an adaptive case's own (one more assembly)
@@ -282,12 +304,23 @@ def _case_files(sol, fl, c: dict, mods: dict, clock) -> dict:
     return files
 
 
-def _hand_over(sol, fl, c: dict, mods: dict, renderer, in_panel: bool, hold: bool, clock):
-    """Give the case's figure and .vtu to the renderer process; a Future of its files.
+def _early_hand_over(sol, c: dict, mods: dict, on_last, early: dict) -> None:
+    """The flux of the just-solved last case and ``on_last`` of its plot data (the
+    renderer draws the panel while this process computes the error estimate and the
+    case's files).  The flux's warnings are kept in ``early`` to be re-issued after the
+    solve's own."""
+    from .render import case_job
+    t0 = time.perf_counter()
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        fl = mods["flux"].flux(sol)
+    early.update(flux=fl, warnings=list(rec), flux_s=time.perf_counter() - t0)
+    on_last(case_job(c["name"], c["title"], c["config"], c["strength"], sol, fl, None,
+                     False, True))
 
-    ``hold``: the renderer keeps the job queued until it is reclaimed (the last case of
-    a run, drawn by this process while the renderer draws the panel).
-    """
+
+def _hand_over(sol, fl, c: dict, mods: dict, renderer, in_panel: bool, clock):
+    """Give the case's figure and .vtu to the renderer process; a Future of its files."""
     from .render import case_job
     vtk = None
     if mods["io"] is not None:
@@ -298,6 +331,6 @@ def _hand_over(sol, fl, c: dict, mods: dict, renderer, in_panel: bool, hold: boo
         fl = component("plot")._flux_of(sol, None)       # the figures show the flux
     job = case_job(c["name"], c["title"], c["config"], c["strength"], sol, fl, vtk,
                    figure, in_panel)
-    fut = renderer.case(job, hold)
+    fut = renderer.case(job)
     clock("figure")
     return fut
