@@ -111,20 +111,50 @@ def run_fipy(h, dt):
             "detail": f"implicit Euler, {steps} steps"}
 
 
+# (tool, run, setting): fpsolve at P2 and P3 with the tolerance matched to the mesh, so
+# that the table can pick the cheapest configuration for each accuracy from one run
+LADDER = [("fpsolve", run_fpsolve, (0.6, 1e-2, 2)), ("fpsolve", run_fpsolve, (0.55, 1e-2, 2)),
+          ("fpsolve", run_fpsolve, (0.5, 1e-2, 2)),
+          ("fpsolve", run_fpsolve, (0.8, 1e-2, 3)), ("fpsolve", run_fpsolve, (0.7, 3e-3, 3)),
+          ("fpsolve", run_fpsolve, (0.3, 1e-3, 2)), ("fpsolve", run_fpsolve, (0.5, 1e-3, 3)),
+          ("fpsolve", run_fpsolve, (0.4, 1e-4, 3)), ("fpsolve", run_fpsolve, (0.3, 3e-5, 3)),
+          ("fpsolve", run_fpsolve, (0.2, 3e-6, 3)),
+          ("fplanck", run_fplanck, (0.1,)), ("fplanck", run_fplanck, (0.08,)),
+          ("fplanck", run_fplanck, (0.075,)), ("fplanck", run_fplanck, (0.07,)),
+          ("fplanck", run_fplanck, (0.05,)),
+          ("fplanck", run_fplanck, (0.035,)), ("fplanck", run_fplanck, (0.024,)),
+          ("fplanck", run_fplanck, (0.0125,)),
+          ("FiPy", run_fipy, (0.1, 0.01)), ("FiPy", run_fipy, (0.07, 0.01)),
+          ("FiPy", run_fipy, (0.05, 0.005)), ("FiPy", run_fipy, (0.05, 0.001))]
+QUICK = [0, 2, 4, 6, 10, 11, 13, 18]
+
+
+def _timed(run, args, budget=3.0, repeats=10):
+    """The run's result with the minimum wall time of up to ``repeats`` repetitions
+    (repeated only while the total stays under ``budget`` s): the same rule for every
+    tool, so that sub-second runs are not timed on one noisy sample."""
+    best, total, n = None, 0.0, 0
+    while n < repeats and (n == 0 or total + best["wall_s"] < budget):
+        res = run(*args)
+        total += res["wall_s"]
+        n += 1
+        if best is None or res["wall_s"] < best["wall_s"]:
+            best = res
+    best["repeats"] = n
+    return best
+
+
 def comparison(quick=False):
-    runs = [lambda: run_fpsolve(0.5, 1e-2, 2), lambda: run_fpsolve(0.4, 1e-3),
-            lambda: run_fpsolve(0.3, 1e-4),
-            lambda: run_fpsolve(0.2, 1e-5), lambda: run_fpsolve(0.15, 1e-6),
-            lambda: run_fplanck(0.1), lambda: run_fplanck(0.05), lambda: run_fplanck(0.025),
-            lambda: run_fplanck(0.0125),
-            lambda: run_fipy(0.1, 0.01), lambda: run_fipy(0.05, 0.005),
-            lambda: run_fipy(0.05, 0.001)]
-    if quick:
-        runs = runs[:3] + runs[5:7] + runs[9:10]
+    """All runs of the ladder, interleaved in one process (the same machine load)."""
+    runs = [LADDER[i] for i in QUICK] if quick else LADDER
+    for run, args in ((run_fpsolve, (0.8, 1e-2, 3)), (run_fplanck, (0.2,)),
+                      (run_fipy, (0.2, 0.1))):
+        run(*args)                                 # warm-up: imports and compilation
     out = []
-    for r in runs:      # interleaved in one run: the same machine load for all
-        res = r()
-        print(res, os.getloadavg(), flush=True)
+    for _tool, run, args in runs:
+        res = _timed(run, args)
+        res["load"] = os.getloadavg()[0]
+        print(res, flush=True)
         out.append(res)
     return out
 
@@ -161,26 +191,34 @@ def relaxation_82k():
 
 
 def render(rows, rel) -> str:
-    lines = ["| tool | setting | unknowns | error at t = 1 | wall s | |", "|---|---|---|---|---|---|"]
+    lines = ["| tool | setting | unknowns | error at t = 1 | wall s (min of n) | load | |",
+             "|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['tool']} | {r['setting']} | {r['unknowns']} | {r['error']:.1e} | "
-                     f"{r['wall_s']:.2f} | {r['detail']} |")
-    lines += ["", "| accuracy | fpsolve | fplanck | FiPy | speed-up vs fplanck | vs FiPy |",
+                     f"{r['wall_s']:.3f} ({r['repeats']}) | {r['load']:.1f} | {r['detail']} |")
+    lines += ["", "Cheapest run of each tool that reaches the accuracy:", "",
+              "| accuracy | fpsolve | fplanck | FiPy | speed-up vs fplanck | vs FiPy |",
               "|---|---|---|---|---|---|"]
     for target in (1e-2, 1e-3, 1e-4):
         c = {t: _cheapest(rows, t, target) for t in ("fpsolve", "fplanck", "FiPy")}
-        cell = {t: (f"{v['wall_s']:.2f} s" if v else "not reached") for t, v in c.items()}
+        cell = {t: (f"{v['wall_s']:.3f} s ({v['setting']})" if v else "not reached")
+                for t, v in c.items()}
         sp = {t: (f"{c[t]['wall_s'] / c['fpsolve']['wall_s']:.0f}×" if c[t] and c["fpsolve"]
                   else "—") for t in ("fplanck", "FiPy")}
         lines.append(f"| ≤ {target:g} | {cell['fpsolve']} | {cell['fplanck']} | {cell['FiPy']} | "
                      f"{sp['fplanck']} | {sp['FiPy']} |")
-    lines += ["", f"Paper landscape, Δ_S = 0.012, P3 h = 0.04 ({rel['dofs']} dofs), absorbing: "
-              f"assembly {rel['assembly_s']:.1f} s; one TR-BDF2 step {rel['first_step_s']:.2f} s "
-              f"with its factorisation, {rel['step_s']:.3f} s re-using it; the relaxation "
-              f"from N(0, diag(0.01, 0.001)) to t = 600 (13 log-spaced outputs, tol 1e-6): "
-              f"{rel['relaxation_s']:.1f} s, {rel['steps']} steps ({rel['rejected']} rejected), "
-              f"{rel['lu']} factorisations ({rel['lu_s']:.1f} s), S(600) = {rel['survival']:.6f}.",
-              "", f"load average {', '.join(f'{x:.1f}' for x in os.getloadavg())}; "
+    loads = [r["load"] for r in rows]
+    lines += ["", f"1-min load average during the comparison {min(loads):.1f}–{max(loads):.1f}."]
+    if rel is not None:
+        r = rel
+        lines += ["", f"Paper landscape, Δ_S = 0.012, P3 h = 0.04 ({r['dofs']} dofs), absorbing: "
+                  f"assembly {r['assembly_s']:.1f} s; one TR-BDF2 step {r['first_step_s']:.2f} s "
+                  f"with its factorisation, {r['step_s']:.3f} s re-using it; the relaxation "
+                  f"from N(0, diag(0.01, 0.001)) to t = 600 (13 log-spaced outputs, tol 1e-6): "
+                  f"{r['relaxation_s']:.1f} s, {r['steps']} steps ({r['rejected']} rejected), "
+                  f"{r['lu']} factorisations ({r['lu_s']:.1f} s), "
+                  f"S(600) = {r['survival']:.6f}."]
+    lines += ["", f"load average {', '.join(f'{x:.1f}' for x in os.getloadavg())}; "
               f"{os.cpu_count()} cores"]
     return "\n".join(lines)
 
@@ -188,7 +226,7 @@ def render(rows, rel) -> str:
 if __name__ == "__main__":
     quick = "--quick" in sys.argv
     rows = comparison(quick)
-    rel = relaxation_82k()
+    rel = None if quick else relaxation_82k()
     text = render(rows, rel)
     print(text)
     if not quick and not replace_block(DOC, "performance", text):
