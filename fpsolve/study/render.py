@@ -185,9 +185,12 @@ def case_job(name: str, title: str, config: dict, strength, sol, fl, vtk, figure
 
 def _warm_up() -> None:
     # imported while the main process validates, assembles and solves the first case
+    # (and in the main process while it solves the last group, whose last figure it draws)
+    import matplotlib.backends.backend_agg  # noqa: F401
     import matplotlib.figure  # noqa: F401
     import matplotlib.tri  # noqa: F401
     import meshio  # noqa: F401
+    import mpl_toolkits.axes_grid1  # noqa: F401
 
     from .. import io, plot  # noqa: F401
     from ..fe import solution  # noqa: F401

@@ -13,6 +13,7 @@ import io
 import logging
 import os
 import tempfile
+import threading
 import time
 import warnings
 
@@ -182,6 +183,11 @@ def run_task(task: dict, on_case=None, keep: bool = False, renderer=None,
     if renderer is not None and not adaptive and renderer.accepts(prob.basis.N):
         renderer.start(cases[0]["config"])
     prob.reuse_ordering = len(cases) >= 4    # a sweep group: share one LU ordering
+    if task.get("hold_last") and renderer is not None and mods["plot"] is not None:
+        # the last case's figure is drawn here: import matplotlib meanwhile, in the
+        # time the solves spend in SuperLU without the GIL
+        from .render import _warm_up
+        threading.Thread(target=_warm_up, name="fpsolve-import-plot", daemon=True).start()
     panel = set(opts.get("panel", ()))
     for c in cases:
         t1 = time.perf_counter()
