@@ -70,6 +70,24 @@ def test_compiled_and_numpy_expression_paths_agree(simulator):
     assert np.array_equal(c.status, n.status)
 
 
+@pytest.mark.parametrize("D12, D22, root", [
+    ("0", "0.2 + 0.02*sin(y)", "math.sqrt(max(d22, 0.0))"),     # diagonal: two roots
+    ("0", "0.1 + 0.05*x**2", "rq = math.sqrt(max(d11, 0.0))"),  # isotropic: one root
+    ("0.01*x", "0.2 + 0.02*sin(y)", "rt = math.sqrt")])         # full: closed-form 2x2 root
+def test_diagonal_expression_noise_takes_the_direct_roots(D12, D22, root):
+    L = fp.landscapes.expression("0.5*(x**2 + 2*y**2) + 0.1*x**4")
+    D = fp.diffusion.expression("0.1 + 0.05*x**2", D22, D12)
+    fast, _, why = models.langevin_model(L, D, None)
+    assert why is None and any(root in ln for ln in fast.step)
+    assert ("rt = math.sqrt" in "\n".join(fast.step)) == (D12 != "0")
+    kw = dict(n_walkers=512, n_steps=400, seed=6, dt=0.01)
+    c, n = mcm.langevin(L, D, **kw), mcm.langevin(L, D, backend="numpy", **kw)
+    assert (c.backend, n.backend) == ("numba", "numpy")
+    # same normals, B = √D by another formula: equal up to rounding
+    assert np.nanmax(np.abs(c.positions - n.positions)) < 1e-9
+    assert np.array_equal(c.status, n.status)
+
+
 def test_compiled_expression_is_bit_identical_across_workers():
     kw = dict(n_walkers=700, n_steps=300, seed=2, block_size=64)
     D = fp.diffusion.expression("0.1 + 0.05*x**2", "0.2")

@@ -360,6 +360,9 @@ NOISE_CONST = ("nx = b00 * z1 + b01 * z2", "ny = b10 * z1 + b11 * z2")
 NOISE_HESS = ("nx = hxx * z1 + hxy * z2", "ny = hxy * z1 + hyy * z2")
 NOISE_HESS_DIAG = ("nx = math.sqrt(hxx * hxx + hxy * hxy) * z1",
                    "ny = math.sqrt(hxy * hxy + hyy * hyy) * z2")
+#: B = √D of a diagonal D (the closed-form root below reduces to it when d12 = 0)
+NOISE_SQRT_DIAG = ("nx = math.sqrt(max(d11, 0.0)) * z1", "ny = math.sqrt(max(d22, 0.0)) * z2")
+NOISE_SQRT_ISO = ("rq = math.sqrt(max(d11, 0.0))", "nx = rq * z1", "ny = rq * z2")
 #: B = √D (closed-form symmetric root of [[d11, d12], [d12, d22]], as diffusion.sqrt_psd)
 NOISE_SQRT_PSD = ("rs = math.sqrt(max(d11 * d22 - d12 * d12, 0.0))",
                   "rt = math.sqrt(max(d11 + d22 + 2.0 * rs, 0.0))",

@@ -89,13 +89,19 @@ def _tensor_part(D):
     texts, params = D.texts, D._params
     exprs = [sp.Float(D.strength) * _expressions.parse(texts[k], params)
              for k in ("D11", "D12", "D22")]
+    # D12 = 0: √D = diag(√D11, √D22), no root of a 2x2 matrix on the walker's chain
+    root = _K.NOISE_SQRT_PSD
+    if exprs[1] == 0:
+        root = _K.NOISE_SQRT_ISO if exprs[0] == exprs[2] else _K.NOISE_SQRT_DIAG
     exprs, values, names = coefficients(exprs, "nc")
+    keep = ("d11", "d22") if root is not _K.NOISE_SQRT_PSD else ("d11", "d12", "d22")
     try:
-        step = tuple(printed(dict(zip(("d11", "d12", "d22"), exprs)), "nt"))
+        step = tuple(printed({k: e for k, e in zip(("d11", "d12", "d22"), exprs) if k in keep},
+                             "nt"))
     except CodegenError as exc:
         return f"the expression noise cannot be compiled ({exc})"
     pro = tuple(f"{n} = bm[{i}]" for i, n in enumerate(names))
-    return pro, step + _K.NOISE_SQRT_PSD, np.array(values + [0.0])
+    return pro, step + root, np.array(values + [0.0])
 
 
 def _combine(L, nk, bm, what, noise=None):
