@@ -26,7 +26,8 @@ import numpy as np
 
 __all__ = ["BudgetError", "MIN_DOFS", "BYTES_PER_DOF", "available_memory", "disk_vertices",
            "dofs_from_counts", "mesh_dofs", "estimate_dofs", "peak_memory",
-           "default_max_dofs", "check_max_dofs", "check", "check_disk", "check_mesh_build"]
+           "default_max_dofs", "check_max_dofs", "check", "check_disk", "check_mesh_build",
+           "parallel_workers", "format_bytes"]
 
 #: The smallest ``max_dofs`` accepted (the coarsest disk mesh has ~20 vertices).
 MIN_DOFS = 100
@@ -154,9 +155,22 @@ def default_max_dofs(order: int, flux: bool = False, available: int | None = Non
 def parallel_workers(peaks, workers: int, available: int | None = None) -> int:
     """How many of ``workers`` can run at once without exceeding the memory.
 
-    ``peaks`` are the estimated peak memories (bytes) of the jobs; the largest ones
-    are assumed to run together.  Each job alone passed :func:`check`, so at least one
-    worker is always allowed.
+    Parameters
+    ----------
+    peaks
+        Estimated peak memories (bytes) of the jobs; the largest ones are assumed to
+        run together.
+    workers
+        Workers asked for.
+    available
+        Available memory in bytes (default :func:`available_memory`).
+
+    Returns
+    -------
+    int
+        The largest k ≤ ``workers`` whose k largest peaks fit in
+        :data:`MEMORY_FRACTION` of the memory; at least 1 (each job alone passed
+        :func:`check`).
     """
     avail = available_memory() if available is None else available
     peaks = sorted((float(p) for p in peaks), reverse=True)
@@ -181,7 +195,8 @@ def _count(dofs: float) -> str:
     return f"{int(dofs):,}" if dofs < 1e9 else f"{dofs:.3g}"
 
 
-def _gib(nbytes: float) -> str:
+def format_bytes(nbytes: float) -> str:
+    """Bytes as GiB with three significant digits, for messages."""
     return f"{nbytes / 2**30:.3g} GiB"
 
 
@@ -216,14 +231,14 @@ def check(dofs: float, order: int, max_dofs: int | None = None, what: str = "the
     need = peak_memory(dofs, order, flux)
     limit = max_dofs if max_dofs is not None else default_max_dofs(order, flux, avail)
     origin = ("max_dofs" if max_dofs is not None
-              else f"max_dofs (default for {_gib(avail)} of available memory)")
+              else f"max_dofs (default for {format_bytes(avail)} of available memory)")
     if dofs > limit:
         raise BudgetError(f"{what}: {_count(dofs)} P{order} dofs exceed {origin} = {limit:,} "
-                          f"(estimated peak memory {_gib(need)}); use a coarser mesh (larger h), "
+                          f"(estimated peak memory {format_bytes(need)}); use a coarser mesh (larger h), "
                           "a lower order or a smaller domain")
     if need > MEMORY_FRACTION * avail:
         raise BudgetError(f"{what}: {_count(dofs)} P{order} dofs need an estimated "
-                          f"{_gib(need)} of memory, but only {_gib(avail)} are available; use "
+                          f"{format_bytes(need)} of memory, but only {format_bytes(avail)} are available; use "
                           "a coarser mesh (larger h), a lower order or a smaller domain")
     return int(limit)
 
@@ -255,5 +270,5 @@ def check_mesh_build(radius: float, h: float, band: float | None = None,
     avail = available_memory()
     need = SAFETY * MESH_BYTES_PER_VERTEX * nv
     if need > MEMORY_FRACTION * avail:
-        raise BudgetError(f"{what}: {_count(nv)} vertices need an estimated {_gib(need)} "
-                          f"to mesh, but only {_gib(avail)} are available; use a larger h")
+        raise BudgetError(f"{what}: {_count(nv)} vertices need an estimated {format_bytes(need)} "
+                          f"to mesh, but only {format_bytes(avail)} are available; use a larger h")

@@ -280,6 +280,16 @@ def denominators(exprs) -> list[sp.Expr]:
     pole that falls between them (``1/x`` is finite at every point of a polar grid),
     but the sign change or the zero of such a base on the domain shows it
     (:func:`fpsolve.models.validity.check_poles`).
+
+    Parameters
+    ----------
+    exprs
+        sympy expressions (or anything :func:`sympy.sympify` accepts).
+
+    Returns
+    -------
+    list of sympy.Expr
+        The distinct non-constant bases, in a deterministic order.
     """
     out = set()
     for e in exprs:
@@ -293,7 +303,22 @@ def denominators(exprs) -> list[sp.Expr]:
 
 
 def pole_bases(derived: Mapping[str, list], cache: dict, quantity: str) -> list:
-    """``(text, f)`` for the :func:`denominators` of ``derived[quantity]``, vectorised once."""
+    """``(text, f)`` for the :func:`denominators` of ``derived[quantity]``, vectorised once.
+
+    Parameters
+    ----------
+    derived
+        The model's expressions per quantity name (``"L"``, ``"∇L"``, ``"D"``, ...).
+    cache
+        The model's dict of already vectorised bases, filled here.
+    quantity
+        Which quantity.
+
+    Returns
+    -------
+    list of (str, callable)
+        The denominator's text and ``f(x, y)``.
+    """
     if quantity not in cache:             # lambdified on first use only
         cache[quantity] = [(str(b), vectorise(b)) for b in denominators(derived[quantity])]
     return cache[quantity]

@@ -94,20 +94,45 @@ def check_diffusion(diffusion, x, y, tensor=None, divergence=None) -> None:
         check_poles(diffusion.unit_divergence, bases("∇·D"), x, y, what, "∇·D")
 
 
+#: at most this many points are searched for poles (a subsample of evenly spaced
+#: indices): the assembly passes every quadrature point, millions on adapted meshes
+POLE_POINTS = 20_000
+
+
 def check_poles(quantity_fn, bases, x, y, what: str, quantity: str) -> None:
     """Raise :class:`ModelError` if ``quantity`` is unbounded between the points.
 
     A finite check at sample points misses a pole between them: ``1/x`` is finite at
-    every point of a polar grid.  For each base b of ``bases`` (``(text, f)`` pairs,
-    the denominators of the model's expressions), a zero inside the domain is found
-    from a sign change of b between two points (bisection; the domain is taken as
-    connected) or, where b keeps its sign, by minimising |b| from the points where
-    it is smallest.  The zero is a pole if ``quantity_fn`` grows without bound
-    towards it (``x/√(x² + y²)`` has a vanishing denominator but stays bounded).
+    every point of a polar grid.  For each base b of ``bases`` (the denominators of
+    the model's expressions), a zero inside the domain is found from a sign change of
+    b between two points (bisection; the domain is taken as connected) or, where b
+    keeps its sign, by minimising |b| from the point where it is smallest.  The zero
+    is a pole if ``quantity_fn`` grows without bound towards it (``x/√(x² + y²)`` has
+    a vanishing denominator but stays bounded).
+
+    Parameters
+    ----------
+    quantity_fn
+        ``f(x, y)`` evaluating the quantity (components first, points last).
+    bases
+        ``(text, f)`` pairs: a denominator's text (for the message) and its function.
+    x, y
+        Points of the domain (any common shape); at most :data:`POLE_POINTS` of them
+        are used.
+    what, quantity
+        How the message names the model and the quantity.
+
+    Raises
+    ------
+    ModelError
+        Naming the model, the quantity, the point and the denominator.
     """
     if not bases:
         return
     xs, ys = _points(x, y)
+    if xs.size > POLE_POINTS:
+        pick = np.linspace(0, xs.size - 1, POLE_POINTS).astype(np.int64)
+        xs, ys = xs[pick], ys[pick]
     scale = max(np.ptp(xs), np.ptp(ys), 1e-300)
     for text, f in bases:
         with np.errstate(all="ignore"):

@@ -100,17 +100,27 @@ def sample_points(cfg: dict):
             cfg["center"][1] + (R * np.sin(PHI)).ravel())
 
 
-def case_dofs(cfg: dict) -> float:
+def case_dofs(cfg: dict, flux: bool = True) -> float:
     """Unknowns of one case configuration, estimated without meshing a generated disk.
 
-    A mesh file is read and counted; an adaptive case (``solver.tol``) counts its
-    ``max_dofs`` budget (the default budget fills the available memory).
+    Parameters
+    ----------
+    cfg
+        A resolved case configuration.
+    flux
+        Whether the case computes the flux (it enters the default budget).
+
+    Returns
+    -------
+    float
+        The dofs; a mesh file is read and counted; an adaptive case (``solver.tol``)
+        counts its ``max_dofs`` budget (the default budget fills the available memory).
     """
     from ..fe import budget
     mcfg, scfg = cfg["mesh"], cfg["solver"]
     order = scfg["order"]
     if scfg.get("tol") is not None:
-        return scfg.get("max_dofs") or budget.default_max_dofs(order, True)
+        return scfg.get("max_dofs") or budget.default_max_dofs(order, flux)
     if "file" in mcfg:
         return budget.mesh_dofs(build_mesh(mcfg), order)
     return budget.estimate_dofs(mcfg["radius"], mcfg["h"], order, mcfg["band"],
@@ -118,17 +128,19 @@ def case_dofs(cfg: dict) -> float:
 
 
 def case_peak_memory(cfg: dict, flux: bool) -> float:
-    """Estimated peak memory (bytes) of solving one case configuration.
+    """Estimated peak memory (bytes) of solving one case configuration (:func:`case_dofs`).
 
-    From the dofs estimated without meshing (a generated disk) or counted on the mesh
-    file; an adaptive case (``solver.tol``) may grow to its ``max_dofs`` budget (the
-    default budget fills the available memory).
+    Parameters
+    ----------
+    cfg
+        A resolved case configuration.
+    flux
+        Whether the case computes the flux post-processing.
+
+    Returns
+    -------
+    float
+        Bytes, from :func:`fpsolve.fe.budget.peak_memory`.
     """
     from ..fe import budget
-    mcfg, scfg = cfg["mesh"], cfg["solver"]
-    order = scfg["order"]
-    if scfg.get("tol") is not None:
-        dofs = scfg.get("max_dofs") or budget.default_max_dofs(order, flux)
-    else:
-        dofs = case_dofs(cfg)
-    return budget.peak_memory(dofs, order, flux)
+    return budget.peak_memory(case_dofs(cfg, flux), cfg["solver"]["order"], flux)

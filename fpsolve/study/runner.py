@@ -296,7 +296,7 @@ def _memory_workers(todo: list[Case], workers: int, flux: bool) -> int:
     Every case passed the budget check alone; two of them in parallel may not (an
     adaptive case may grow to its whole ``max_dofs`` budget).
     """
-    from ..fe.budget import _gib, parallel_workers
+    from ..fe.budget import format_bytes, parallel_workers
     from .build import case_peak_memory
     if workers <= 1 or len(todo) <= 1:
         return workers
@@ -305,7 +305,7 @@ def _memory_workers(todo: list[Case], workers: int, flux: bool) -> int:
     if k < workers:
         logger.warning("running %d case%s at a time instead of %d: the largest cases need "
                        "an estimated %s each (adaptive cases up to their max_dofs budget)",
-                       k, "s" * (k != 1), workers, _gib(max(peaks)))
+                       k, "s" * (k != 1), workers, format_bytes(max(peaks)))
     return k
 
 
