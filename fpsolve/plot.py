@@ -433,6 +433,9 @@ def _draw(fig, ax, data, extent, title, show_legend=True):
         _streamplot(ax, gx, gy, U, W, lw, density=1.3, arrowsize=0.9, minlength=0.2,
                     color="white")
     mesh = data.sol.mesh
+    adapted = "adapt" in data.sol.diagnostics
+    if adapted:         # where the adaptive refinement put the elements
+        _draw_edges(ax, mesh, extent)
     if mesh.radius is not None:
         ax.add_patch(Circle(mesh.center, mesh.radius, fill=False, color="0.3", lw=1.0))
     for c in data.cycles:
@@ -454,6 +457,9 @@ def _draw(fig, ax, data, extent, title, show_legend=True):
                           label=f"{_CCW} ccw cycle centre"),
                    Line2D([], [], ls="none", marker="o", mfc="#36c2ff", mec="black",
                           label=f"{_CW} cw cycle centre")]
+        if adapted:
+            handles.append(Line2D([], [], color="white", lw=0.6, alpha=0.6,
+                                  label="adapted mesh"))
         leg = ax.legend(handles=handles, loc="lower left", fontsize=7, framealpha=0.55,
                         facecolor="0.25", labelcolor="white", edgecolor="none")
         leg.set_zorder(10)
@@ -470,6 +476,20 @@ def _draw(fig, ax, data, extent, title, show_legend=True):
     top.grid(alpha=0.3)
     top.set_title(title, fontsize=11)
     return cs
+
+
+def _draw_edges(ax, mesh, extent) -> None:
+    """The (straight) mesh edges meeting ``extent``, thin and faint."""
+    from matplotlib.collections import LineCollection
+
+    x0, x1, y0, y1 = extent
+    e, _ = mesh.edges()
+    a, b = mesh.p[:, e[0]], mesh.p[:, e[1]]
+    keep = ((np.maximum(a[0], b[0]) >= x0) & (np.minimum(a[0], b[0]) <= x1)
+            & (np.maximum(a[1], b[1]) >= y0) & (np.minimum(a[1], b[1]) <= y1))
+    segs = np.stack([a[:, keep].T, b[:, keep].T], axis=1)
+    ax.add_collection(LineCollection(segs, colors="white", linewidths=0.25, alpha=0.45,
+                                     zorder=2))
 
 
 def _check_png(path) -> str:

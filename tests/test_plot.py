@@ -159,3 +159,29 @@ def test_plot_data_is_shared_and_matches_fresh_figures(tmp_path, paper_pair):
         assert np.array_equal(got, want)
     xs = np.linspace(*da.extent[:2], 7)
     assert np.array_equal(da.marginal(xs), a.marginal("x", xs))
+
+
+def test_adaptive_solution_figure_shows_its_mesh(ou):
+    """An adaptive solution's figure draws its (adapted) mesh edges in the window, with a
+    legend entry; a solution on a given mesh does not."""
+    from matplotlib.collections import LineCollection
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", fp.FPSolveWarning)
+        ada = fp.solve(fp.landscapes.quadratic(OU_A), fp.diffusion.constant(OU_D),
+                       fp.disk_mesh(1.5, 0.5), boundary="reflecting", order=2, tol=1e-3)
+    for sol, fl, adapted in ((ada, None, True), (*ou, False)):
+        fig = plot._solution_fig(sol, fl)
+        ax = next(a for a in fig.axes if a.get_xlabel() == "x" and a.get_ylabel() == "y")
+        labels = [t.get_text() for t in ax.get_legend().get_texts()]
+        assert ("adapted mesh" in labels) is adapted
+        edges = [c for c in ax.collections if isinstance(c, LineCollection)
+                 and len(c.get_segments()) and np.all(c.get_linewidths() == 0.25)]
+        if adapted:
+            (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
+            e, _ = sol.mesh.edges()
+            mid = 0.5 * (sol.mesh.p[:, e[0]] + sol.mesh.p[:, e[1]])
+            inside = np.sum((mid[0] > x0) & (mid[0] < x1) & (mid[1] > y0) & (mid[1] < y1))
+            assert len(edges) == 1 and len(edges[0].get_segments()) >= inside > 100
+        else:
+            assert edges == []
