@@ -155,8 +155,8 @@ def radial_mfpt_graded():
     """``fp.mfpt(..., peclet=)``: the mesh graded to a streamline Péclet bound."""
     L = fp.landscapes.quadratic(np.eye(2))
     rows, data = [], []
-    for delta, h, pe in ((0.02, 0.1, 2.0), (0.02, 0.1, 1.5), (0.01, 0.05, 2.0),
-                         (0.01, 0.05, 1.5), (0.01, 0.05, 1.0)):
+    for delta, h, pe in ((0.02, 0.1, 2.0), (0.02, 0.1, 1.5), (0.01, 0.1, 2.0),
+                         (0.01, 0.1, 1.5), (0.01, 0.1, 1.0), (0.005, 0.1, 2.0)):
         t0 = time.perf_counter()
         T = fp.mfpt(L, fp.diffusion.isotropic(delta), fp.disk_mesh(1.0, h), order=3, peclet=pe)
         wall = time.perf_counter() - t0

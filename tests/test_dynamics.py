@@ -174,13 +174,13 @@ def test_mfpt_keeps_relative_accuracy_where_a_direct_solve_fails():
 def test_peclet_graded_mesh_resolves_the_small_noise_exit_time():
     """δ = 0.02 from h = 0.1: uniform P3 is off by 21 %; grading to Péclet ≤ 1.5 gives
     T(0) and μ to 2e-4 (measured 1.1e-4), every element then within the bound."""
-    from fpsolve.fe.mfpt import element_peclet
+    from fpsolve.fe.adapt import element_peclet
 
     L, D, delta = fp.landscapes.quadratic(np.eye(2)), fp.diffusion.isotropic(0.02), 0.02
     T = fp.mfpt(L, D, fp.disk_mesh(1.0, 0.1), order=3, peclet=1.5)
     g = T.diagnostics["grading"]
     assert g["above_bound"] == 0 and g["levels"] >= 2 and g["max_peclet"] <= 1.5
-    assert element_peclet(L, D, T.mesh).max() <= 1.5
+    assert element_peclet(T).max() <= 1.5            # T carries mesh, landscape, D
     assert abs(T([0.0, 0.0]) / radial_ou_mfpt(0.0, delta) - 1) < 2e-4
     assert T.escape_rate == pytest.approx(radial_ou_escape_rate(delta), rel=2e-4)
     assert abs(_radial(delta, 0.1)([0.0, 0.0]) / radial_ou_mfpt(0.0, delta) - 1) > 0.1
@@ -191,11 +191,21 @@ def test_peclet_graded_mesh_resolves_the_small_noise_exit_time():
 @pytest.mark.slow
 def test_peclet_graded_mesh_at_delta_001():
     """δ = 0.01 (T(0) = 5.3e19): uniform h = 0.025 is off by 1.6e-2; Péclet ≤ 1.5 from
-    h = 0.05 gives ≤ 1e-3 (measured 2.8e-4, 175k dofs)."""
+    h = 0.1 gives ≤ 1e-3 (measured 3.2e-4, 211k dofs)."""
     T = fp.mfpt(fp.landscapes.quadratic(np.eye(2)), fp.diffusion.isotropic(0.01),
-                fp.disk_mesh(1.0, 0.05), order=3, peclet=1.5)
+                fp.disk_mesh(1.0, 0.1), order=3, peclet=1.5)
     assert abs(T([0.0, 0.0]) / radial_ou_mfpt(0.0, 0.01) - 1) < 1e-3
     assert T.escape_rate == pytest.approx(radial_ou_escape_rate(0.01), rel=1e-3)
+
+
+@pytest.mark.slow
+def test_mfpt_inverse_iteration_converges_in_the_layer_at_delta_0005():
+    """δ = 0.005 (μ = 7.4e-42), Péclet ≤ 2 from h = 0.1 (387k dofs): a max-norm stop
+    gave μ = 3.4e-35 after two steps; the componentwise residual stop gives 4.5e-3."""
+    T = fp.mfpt(fp.landscapes.quadratic(np.eye(2)), fp.diffusion.isotropic(0.005),
+                fp.disk_mesh(1.0, 0.1), order=3, peclet=2.0)
+    assert T.escape_rate == pytest.approx(radial_ou_escape_rate(0.005), rel=1e-2)
+    assert T([0.0, 0.0]) == pytest.approx(radial_ou_mfpt(0.0, 0.005), rel=1e-2)
 
 
 def test_graded_mesh_flags_a_diffusion_that_vanishes_along_the_drift():

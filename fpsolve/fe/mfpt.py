@@ -28,7 +28,7 @@ same LU, and the round-off it picks up along q is projected out.
 What is left at small noise is discretisation error: the exit time and the QSD vary on
 the scale D/|b| wherever the drift dominates (the QSD decays like e^(−L/δ), a relative
 change on the scale δ/|∇L|, not only in the boundary layer).  ``peclet=`` grades the mesh
-until every element's streamline Péclet number h_K·|b|/(b̂ᵀD b̂) is at most that bound
+until every element's cell Péclet number h_K·|β|/(β̂ᵀD β̂) is at most that bound
 (docs/dynamics.md: ≤ 1.5 brings T(0) of the radial test at δ = 0.01 from 1.6e-2 on a
 uniform mesh to 3e-4).
 """
@@ -36,18 +36,21 @@ from __future__ import annotations
 
 import time
 import warnings
+from types import SimpleNamespace
 from typing import Callable
 
 import numpy as np
 import scipy.sparse.linalg as spla
 
 from . import budget as _budget
-from .assembly import _beta0, evaluate
+from .adapt import element_peclet as _element_peclet
+from .assembly import evaluate
 from .ordering import splu
 from .refine import refine
-from .solver import FPSolveWarning, Problem, SolverError
+from .solver import COMPONENTWISE_TOL, FPSolveWarning, Problem, SolverError, \
+    _componentwise_residual
 
-__all__ = ["MeanExitTime", "mfpt", "mfpt_problem", "element_peclet", "graded_mesh"]
+__all__ = ["MeanExitTime", "mfpt", "mfpt_problem", "graded_mesh"]
 
 
 class MeanExitTime:
@@ -96,21 +99,31 @@ class MeanExitTime:
                 f"escape_rate={self.escape_rate:.6g})")
 
 
-def _inverse_iteration(solve, Mv, n, tol=1e-13, maxit=500):
-    """Dominant vector of solve∘Mv (the eigenvector of the eigenvalue nearest 0)."""
+def _inverse_iteration(solve, A, M, tol=1e-13, maxit=500):
+    """Eigenvector of A w = μ M w for the eigenvalue nearest 0 (inverse iteration).
+
+    Converged when the max-norm change is below ``tol`` *and* every row's residual
+    |A w − μ M w|_i is below COMPONENTWISE_TOL of its own scale (|A||w|)_i: the rows of
+    the boundary layer, e^(−barrier/δ) below the maximum, carry the outflow μ, and a
+    max-norm test alone stops while they are still wrong (radial δ = 0.005: μ 1e7 too
+    large after 2 steps).
+    """
+    n = A.shape[0]
+    absA = abs(A).tocsr()
     v = np.ones(n) / np.sqrt(n)
     for it in range(1, maxit + 1):
-        w = solve(Mv(v))
+        w = solve(M @ v)
         nrm = np.linalg.norm(w)
         if not np.isfinite(nrm) or nrm == 0:
             raise SolverError("mfpt: inverse iteration broke down (non-finite iterate)")
         w /= nrm
         if w.sum() < 0:
             w = -w
-        if np.max(np.abs(w - v)) < tol * np.max(np.abs(w)):
+        if np.max(np.abs(w - v)) < tol * np.max(np.abs(w)) and \
+                _componentwise_residual(A, absA, M, w, 1.0 / nrm) < COMPONENTWISE_TOL:
             return w, it
         v = w
-    return _arpack(solve, Mv, n, v), maxit
+    return _arpack(solve, M.__matmul__, n, v), maxit
 
 
 def _arpack(solve, Mv, n, v0):
@@ -143,15 +156,16 @@ def mfpt_problem(problem: Problem, strength: float | None = None) -> MeanExitTim
     except RuntimeError as exc:
         raise SolverError(f"mfpt: interior operator is singular ({exc})") from None
     n = len(I)
-    p, itp = _inverse_iteration(lu.solve, MII.__matmul__, n)
-    q, itq = _inverse_iteration(lambda b: lu.solve(b, trans="T"), MIIt.__matmul__, n)
+    p, itp = _inverse_iteration(lu.solve, AII, MII)
+    q, itq = _inverse_iteration(lambda b: lu.solve(b, trans="T"), AII.T.tocsr(), MIIt)
     P = np.zeros(A.shape[0])
     P[I] = p
     Mp = MII @ p
     mu = float(-(A @ P)[B].sum() / Mp.sum())       # boundary outflow: relative precision
     if not mu > 0:
-        raise SolverError(f"mfpt: escape rate {mu:.3e} is not positive; no exit through "
-                          "the boundary")
+        raise SolverError(f"mfpt: escape rate {mu:.3e} is not positive: no exit through "
+                          "the boundary, or its layer is not resolved on this mesh (grade "
+                          "it, e.g. peclet=1.5)")
     b = MIIt @ np.ones(n)
     c = Mp.sum() / (Mp @ q)
     r = lu.solve(b - c * (MIIt @ q), trans="T")
@@ -166,28 +180,12 @@ def mfpt_problem(problem: Problem, strength: float | None = None) -> MeanExitTim
     return MeanExitTime(T, problem, diffusion, mu, (Mp @ t) / Mp.sum(), diag)
 
 
-def element_peclet(landscape, diffusion, mesh, drift: Callable | None = None) -> np.ndarray:
-    """Streamline Péclet number h_K·|b|/(b̂ᵀD b̂) of every element at its centroid.
-
-    h_K is the longest edge, b = −∇L (or the user drift) the drift of the SDE and D the
-    diffusion tensor at the model's strength; ``inf`` where D vanishes along b.
-    """
-    p, t = mesh.p, mesh.t
-    x, y = p[:, t].mean(axis=1)
-    hK = np.max([np.linalg.norm(p[:, t[i]] - p[:, t[(i + 1) % 3]], axis=0) for i in range(3)],
-                axis=0)
-    b = np.asarray(_beta0(landscape, drift, x, y), dtype=float)
-    Dhat, _ = diffusion.unit_coefficients(x, y)
-    nb = np.linalg.norm(b, axis=0)
-    u = b / np.where(nb > 0, nb, 1.0)
-    dbb = diffusion.strength * np.einsum("i...,ij...,j...->...", u, np.asarray(Dhat), u)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(nb > 0, np.where(dbb > 0, hK * nb / dbb, np.inf), 0.0)
-
-
 def graded_mesh(landscape, diffusion, mesh, peclet: float, drift: Callable | None = None,
                 max_levels: int = 6, order: int = 3):
     """Refine ``mesh`` until every element's Péclet number is ≤ ``peclet``.
+
+    The Péclet number is :func:`fpsolve.fe.adapt.element_peclet`'s, h_K Σ|β|³/Σ βᵀDβ over
+    the centroid and corners (the length on which P and T vary is D_β/|β|).
 
     Returns the mesh and a record (levels, largest remaining Péclet number, elements
     left above the bound: those where D vanishes along b, or all after ``max_levels``).
@@ -198,7 +196,8 @@ def graded_mesh(landscape, diffusion, mesh, peclet: float, drift: Callable | Non
             or not np.isfinite(peclet):
         raise ValueError(f"peclet: expected a positive number, got {peclet!r}")
     for level in range(max_levels + 1):
-        pe = element_peclet(landscape, diffusion, mesh, drift)
+        pe = _element_peclet(SimpleNamespace(mesh=mesh, diffusion=diffusion,
+                                             landscape=landscape, drift=drift))
         marked = np.flatnonzero(np.isfinite(pe) & (pe > peclet))
         if marked.size == 0 or level == max_levels:
             break
@@ -225,7 +224,7 @@ def mfpt(landscape, diffusion, mesh, order: int = 2, drift: Callable | None = No
         As for :class:`fpsolve.Problem` (the boundary is absorbing).
     peclet : float, optional
         Grade the mesh first: refine (red–green–blue, boundary on the circle) until
-        every element's streamline Péclet number h_K·|b|/(b̂ᵀDb̂) is ≤ ``peclet``.
+        every element's cell Péclet number h_K·|β|/(β̂ᵀDβ̂) is ≤ ``peclet``.
         At small noise this is what resolves T and μ (1.5: relative error 3e-4 at
         T ~ 5e19 in the radial test).  ``diagnostics["grading"]`` records the levels.
 
