@@ -11,11 +11,15 @@ _KERNELS = None
 
 
 def kernels():
-    """The numba module, or None if numba cannot be imported (lazy, cached)."""
+    """The numba module, or None if numba cannot be imported (lazy, cached).
+
+    The kernel also needs numba's ziggurat tables (``numba.np.random._constants``, an
+    internal module): a numba without them counts as missing (numpy path)."""
     global _KERNELS
     if _KERNELS is None:
         try:
             import numba
+            from numba.np.random import _constants  # noqa: F401
         except ImportError:
             _KERNELS = False
         else:
