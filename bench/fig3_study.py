@@ -19,7 +19,11 @@ reports the largest relative difference.  The Markdown table goes between the
 Usage::
 
     python bench/fig3_study.py                       # before = BEFORE (a commit), 2 repeats
-    python bench/fig3_study.py --before /path/to/tree --repeat 3
+    python bench/fig3_study.py --before 409fd04      # before the estimate/renderer work
+    python bench/fig3_study.py --before /path/to/tree --repeat 3 --no-doc
+
+Run it on a quiet machine (load average ≤ 1) for the wall times; the load before and
+after each run is printed, and the CPU rows stay meaningful on a loaded machine.
 """
 from __future__ import annotations
 
@@ -32,6 +36,8 @@ import subprocess
 import sys
 import tempfile
 import time
+
+import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -86,7 +92,10 @@ def run_once(tree: str, out: str) -> dict:
     parts["outputs"] = ex["wall_s"]["study_outputs"]
     parts["startup"] = wall - ex["wall_s"]["total"]
     render = ex.get("render") or {}
+    cpu_main = ex.get("cpu_s") or {}
     return {"wall": wall, "cpu": (c1.ru_utime - c0.ru_utime) + (c1.ru_stime - c0.ru_stime),
+            "cpu_main": (cpu_main.get("main_cases", 0.0) + cpu_main.get("main_study_outputs", 0.0)
+                         if cpu_main else None),
             "load": [load0, os.getloadavg()[0]], "parts": parts,
             "render_cpu": render.get("cpu_s"), "render_wait": render.get("wait_s"),
             "summary": summary}
@@ -137,6 +146,9 @@ def render_table(runs: dict, meta: dict, diff: dict) -> str:
          "| **wall, `fpsolve run studies/fig3.toml --force`** | "
          + " | ".join(f"**{r['wall']:.1f}**" for r in flat) + " |",
          "| CPU (all processes) | " + " | ".join(f"{r['cpu']:.1f}" for r in flat) + " |",
+         "| … of which the main process (start-up included) | "
+         + " | ".join("–" if r.get("cpu_main") is None else f"{r['cpu_main']:.1f}"
+                      for r in flat) + " |",
          "| load average (1 min) before / after | "
          + " | ".join(f"{r['load'][0]:.1f} / {r['load'][1]:.1f}" for r in flat) + " |"]
     for name, key in PARTS:
@@ -148,6 +160,14 @@ def render_table(runs: dict, meta: dict, diff: dict) -> str:
     L.append("| waiting for the renderer at the end | "
              + " | ".join("–" if r["render_wait"] is None else f"{r['render_wait']:.2f}"
                           for r in flat) + " |")
+    med = {lab: {k: float(np.median([r[k] for r in runs[lab]])) for k in ("wall", "cpu")}
+           for lab in labels}
+    if len(labels) == 2:
+        a, b = labels
+        L += ["", f"Medians, {b} / {a}: wall {med[b]['wall']:.1f} / {med[a]['wall']:.1f} s "
+              f"(× {med[b]['wall'] / med[a]['wall']:.2f}), CPU {med[b]['cpu']:.1f} / "
+              f"{med[a]['cpu']:.1f} s (× {med[b]['cpu'] / med[a]['cpu']:.2f}). Under load the wall "
+              "times are the machine's, not the command's: compare the CPU rows."]
     L += ["", f"summary.json, after vs before, value by value (timings excluded): "
           f"{diff['floats']} numbers, largest relative difference {diff['max_rel']:.1e}"
           + (f" ({diff['where']})" if diff["where"] else "")
