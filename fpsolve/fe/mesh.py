@@ -106,6 +106,17 @@ class Mesh:
                                              sort_t=False)
         return self._cache["curved"]
 
+    @property
+    def graded(self) -> bool:
+        """Whether element sizes vary by more than a quasi-uniform mesh's (longest-edge
+        ratio > :data:`GRADED_RATIO`): local refinement, a band, a graded mesh file."""
+        if "graded" not in self._cache:
+            p, t = self.p, self.t
+            longest = np.max([np.linalg.norm(p[:, t[i]] - p[:, t[(i + 1) % 3]], axis=0)
+                              for i in range(3)], axis=0)
+            self._cache["graded"] = bool(longest.max() > GRADED_RATIO * longest.min())
+        return self._cache["graded"]
+
     def quality(self) -> dict:
         """Minimum angle (degrees) and edge-length range."""
         p, t = self.p, self.t
@@ -138,6 +149,11 @@ class Mesh:
         shape = f"disk r={self.radius:g}" if self.radius is not None else "polygon"
         return (f"Mesh({shape}, {self.nvertices} vertices, {self.nelements} triangles, "
                 f"h={self.h:.3g})")
+
+
+#: longest-edge ratio above which a mesh counts as graded (generated disks: 1.5-1.7;
+#: one band level or one red refinement next to unrefined elements: ≥ 2)
+GRADED_RATIO = 2.5
 
 
 def _edges(t: np.ndarray, n: int):

@@ -238,9 +238,9 @@ class Problem:
             dual = DualSolver(info["lu"], self.interior_dofs, A.shape[0], A, Mop, mu)
         else:
             dual = DualSolver(info["lu"], info["keep"], A.shape[0], A, Mop, 0.0)
-        # meshes from local refinement are graded: the patch-recovered moment weights fail
-        # there, the duals are solved in V_{k+1} instead (docs/adaptivity.md)
-        graded = "+refine" in self.mesh.source and not lazy
+        # on graded meshes (local refinement, bands, graded files) the patch-recovered
+        # moment weights fail: the duals are solved in V_{k+1} instead (docs/adaptivity.md)
+        graded = ("+refine" in self.mesh.source or self.mesh.graded) and not lazy
         return estimate_errors(self, diffusion, op.basis, self.mesh._cache, P, mu, dual, op.M,
                                enriched_duals=graded)
 
