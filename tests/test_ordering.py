@@ -179,3 +179,24 @@ def test_sweeps_use_nested_dissection_for_p2(fp_block, monkeypatch):
     for a, b in zip(swept, single):
         assert a.escape_rate == pytest.approx(b.escape_rate, rel=1e-8)
         np.testing.assert_allclose(a.P, b.P, rtol=0, atol=1e-9 * b.P.max())
+
+
+def test_orders_computed_elsewhere_are_the_orders_computed_here(monkeypatch):
+    """pattern_orders in one process, remember in another (a study's renderer computes the
+    flux's mesh order): nd_permutation then returns METIS's own order without calling it."""
+    pytest.importorskip("pymetis")
+    from fpsolve.fe.assembly import make_basis, mass_matrix
+
+    M = mass_matrix(make_basis(fp.disk_mesh(2.0, 0.08), 3)).tocsc()
+    assert M.shape[0] >= _ordering.MIN_SIZE
+    own = _ordering.metis_order(M)
+    orders = _ordering.pattern_orders(M)
+    assert len(orders) == 1 and np.array_equal(next(iter(orders.values())), own)
+    monkeypatch.setattr(_ordering, "_CACHE", type(_ordering._CACHE)())      # another process
+
+    def no_metis(A):
+        raise AssertionError("METIS called although the order was remembered")
+
+    monkeypatch.setattr(_ordering, "metis_order", no_metis)
+    _ordering.remember(orders)
+    assert np.array_equal(_ordering.nd_permutation(M.copy()), own)

@@ -82,8 +82,10 @@ def _build_operators(basis) -> dict:
             "lu_neumann": _spd_lu(K[keep][:, keep], _ordering.restrict(perm, keep))}
 
 
-def _fill(fut, basis) -> None:
+def _fill(fut, basis, before=None) -> None:
     try:
+        if before is not None:
+            before()
         fut.set_result(_build_operators(basis))
     except BaseException as exc:     # re-raised by the flux that needs the operators
         fut.set_exception(exc)
@@ -109,7 +111,7 @@ def _mesh_operators(basis) -> dict:
         raise
 
 
-def prefetch_operators(basis) -> bool:
+def prefetch_operators(basis, before=None) -> bool:
     """Start building the flux operators of ``basis`` in a background thread.
 
     A study calls this right after the assembly, so that the mesh-only factorisations
@@ -118,6 +120,10 @@ def prefetch_operators(basis) -> bool:
     those :func:`flux` would build itself (same matrices, same orderings), so the
     numbers do not depend on whether they were prefetched.
 
+    ``before``, if given, is called first in the thread (a study waits there for the
+    nested-dissection order of the mesh computed by its renderer process; METIS holds
+    the GIL, so computed here it would stall the first solve).
+
     Returns
     -------
     bool
@@ -125,6 +131,6 @@ def prefetch_operators(basis) -> bool:
     """
     fut, created = _operator_slot(basis)
     if created:
-        threading.Thread(target=_fill, args=(fut, basis), name="fpsolve-flux-operators",
-                         daemon=True).start()
+        threading.Thread(target=_fill, args=(fut, basis, before),
+                         name="fpsolve-flux-operators", daemon=True).start()
     return created

@@ -122,6 +122,26 @@ def nd_permutation(A, reuse: bool = False):
     return perm
 
 
+def pattern_orders(A, reuse: bool = True) -> dict:
+    """``{pattern key: permutation}`` of A's pattern (empty when it gets none), for
+    :func:`remember` in another process: METIS is deterministic, so the permutation is
+    the one :func:`nd_permutation` would compute there."""
+    A = sp.csc_matrix(A)
+    perm = nd_permutation(A, reuse)
+    return {} if perm is None else {_pattern_key(A): perm}
+
+
+def remember(orders: dict) -> None:
+    """Cache permutations computed elsewhere (:func:`pattern_orders`): a later
+    :func:`nd_permutation` of the same pattern returns them instead of calling METIS."""
+    with _LOCK:
+        for key, perm in orders.items():
+            _CACHE[key] = np.asarray(perm, dtype=np.int64)
+            _CACHE.move_to_end(key)
+        while len(_CACHE) > _CACHE_SIZE:
+            _CACHE.popitem(last=False)
+
+
 def restrict(perm, subset):
     """The order ``perm`` induces on a principal sub-block.
 

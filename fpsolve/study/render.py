@@ -53,6 +53,9 @@ class Renderer:
         self._thread = None
         self._closing = False
         self.kept: set[str] = set()
+        #: Future of the nested-dissection orders the process computed for the mesh
+        #: of :meth:`start` (``fpsolve.fe.ordering.pattern_orders``)
+        self.orders = None
         self.cpu_s = 0.0
         self.wait_s = 0.0
 
@@ -65,9 +68,13 @@ class Renderer:
         return dofs >= self.min_dofs
 
     def start(self, config: dict | None = None) -> None:
-        """Start the process now: it imports matplotlib and builds the mesh and basis of
-        ``config`` (a case configuration) while this process solves."""
-        self._pool().submit(_prepare, config)
+        """Start the process now: it builds the mesh and basis of ``config`` (a case
+        configuration), computes the nested-dissection order of their pattern (the flux
+        operators' METIS call, which would hold this process's GIL) and imports
+        matplotlib, while this process assembles and solves."""
+        fut = self._pool().submit(_prepare, config)
+        if self.orders is None and config is not None:
+            self.orders = fut
 
     def case(self, job: dict) -> Future:
         """Render one case: ``job`` from :func:`case_job`."""
@@ -128,8 +135,7 @@ class Renderer:
             # prefetch) that a forked child would inherit in an undefined state
             with single_threaded_children():
                 self._ex = ProcessPoolExecutor(
-                    max_workers=1, mp_context=multiprocessing.get_context("spawn"),
-                    initializer=_warm_up)
+                    max_workers=1, mp_context=multiprocessing.get_context("spawn"))
         return self._ex
 
     def _count(self, fut: Future) -> None:
@@ -196,9 +202,17 @@ def _warm_up() -> None:
     from ..fe import solution  # noqa: F401
 
 
-def _prepare(config) -> None:
+def _prepare(config) -> dict:
+    """The first job: the mesh order for the main process, then the imports."""
+    orders = {}
     if config is not None:
-        _basis(config)
+        from ..fe.assembly import mass_matrix
+        from ..fe.ordering import pattern_orders
+        _, basis = _basis(config)
+        # the flux operators' order: nested dissection of the mass matrix's pattern
+        orders = pattern_orders(mass_matrix(basis))
+    _warm_up()
+    return orders
 
 
 def _basis(cfg: dict, arrays=None):

@@ -179,7 +179,8 @@ def run_task(task: dict, on_case=None, keep: bool = False, renderer=None,
     assembly_share = (time.perf_counter() - t0) / len(cases)
     adaptive = prob.tol is not None    # each case ends on its own refined mesh
     if mods["flux"] is not None and not adaptive:   # mesh-only flux factorisations
-        mods["flux"].prefetch_operators(prob.basis)  # overlap the first solve
+        mods["flux"].prefetch_operators(prob.basis,  # overlap the first solve
+                                        _orders_from(renderer))
     if renderer is not None and not adaptive and renderer.accepts(prob.basis.N):
         renderer.start(cases[0]["config"])
     prob.reuse_ordering = len(cases) >= 4    # a sweep group: share one LU ordering
@@ -212,6 +213,26 @@ def run_task(task: dict, on_case=None, keep: bool = False, renderer=None,
             res["live"] = (sol, fl)
         done(res)
     return results
+
+
+#: seconds the flux prefetch waits for the renderer's mesh order before computing it
+ORDER_WAIT = 120.0
+
+
+def _orders_from(renderer):
+    """A function that waits for the nested-dissection orders the renderer process
+    computed for the mesh and caches them here (None without a started renderer)."""
+    fut = None if renderer is None else renderer.orders
+    if fut is None:
+        return None
+
+    def wait():
+        from ..fe.ordering import remember
+        try:
+            remember(fut.result(timeout=ORDER_WAIT))
+        except Exception as exc:        # METIS runs here instead, as without a renderer
+            logger.debug("no mesh order from the renderer: %s", exc)
+    return wait
 
 
 def _setup(cfg: dict):
