@@ -29,7 +29,7 @@ import multiprocessing
 import os
 import time
 import warnings
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -45,6 +45,7 @@ from .outputs import (atomic_path, atomic_write, provenance, remove_stale_tempor
                       sweep_figure, write_json)
 from .schema import Case, Study, StudyError, _digest, case_hash
 from .tasks import _capture, component, jsonable, run_task, single_threaded_children
+from .writer import CaseWriter
 
 __all__ = ["run_study", "plan_tasks", "Reporter", "RunResult", "StudyRunError"]
 
@@ -247,7 +248,6 @@ def run_study(study: Study, out: str | None = None, *, force: bool = False,
     records = run.reusable_records()
     todo = [c for c in study.cases if c.name not in records]
     run.prepare_directory()
-
     scheduler = study.execution["scheduler"]
     client = _connect(scheduler) if scheduler != "local" and todo else None
     renderer = None
@@ -255,12 +255,9 @@ def run_study(study: Study, out: str | None = None, *, force: bool = False,
         n_workers = workers if client is None else max(1, sum(client.nthreads().values()))
         if client is None:
             n_workers = _memory_workers(todo, n_workers, run.outputs["flux"])
-        if _use_background(background, client, n_workers, todo, run.outputs):
-            from .render import MIN_DOFS, Renderer
-            renderer = Renderer(MIN_DOFS if background is None else 0)
         tasks = plan_tasks(todo, n_workers)
-        if renderer is not None:
-            _start_early(renderer, tasks)
+        if _use_background(background, client, n_workers, todo, run.outputs):
+            renderer = _renderer(background, tasks)
         logger.info("%d cases in %d tasks on %d workers (%s)", len(todo), len(tasks),
                     n_workers, scheduler)
         computed, failed = _execute(study, out, tasks, run.task_outputs(), records,
@@ -280,14 +277,18 @@ def run_study(study: Study, out: str | None = None, *, force: bool = False,
                       {"workers": n_workers, "scheduler": scheduler, "tasks": len(tasks)})
 
 
-def _start_early(renderer, tasks) -> None:
-    """Start the renderer process now if the first case will use it: its interpreter
-    imports matplotlib while this one assembles, instead of during the first solve."""
+def _renderer(background, tasks):
+    """The background renderer, its process started now if the first case will use it:
+    its interpreter then imports matplotlib while this one assembles, instead of during
+    the first solve."""
     from .build import case_dofs
+    from .render import MIN_DOFS, Renderer
+    renderer = Renderer(MIN_DOFS if background is None else 0)
     cfg = tasks[0][0].config
     # an adaptive case's size is known only after refining (its first job starts it)
     if cfg["solver"].get("tol") is None and renderer.accepts(case_dofs(cfg)):
         renderer.start(cfg)
+    return renderer
 
 
 def _memory_workers(todo: list[Case], workers: int, flux: bool) -> int:
@@ -627,7 +628,7 @@ def _execute(study, out, tasks, outputs, records, workers, client, reporter, liv
     if renderer is not None and payloads:
         # the last case's files are drawn here while the renderer draws the panel
         payloads[-1]["hold_last"] = True
-    cases = _Cases(study, out, records, reporter, live, renderer)
+    cases = CaseWriter(study, out, records, reporter, live, renderer)
     taken: dict = {}
 
     def last_solved(job):
@@ -659,85 +660,6 @@ def _execute(study, out, tasks, outputs, records, workers, client, reporter, liv
         cases.render_here(back)
     cases.poll(block=True)
     return cases.computed, cases.failed
-
-
-class _Cases:
-    """Writes finished cases: files, coefficients, then the record (which commits it).
-
-    A case whose figure and ``.vtu`` are still with the renderer waits (in order) until
-    they arrive; meanwhile this process solves the next case.
-    """
-
-    def __init__(self, study, out, records, reporter, live, renderer):
-        self.out, self.records, self.reporter = out, records, reporter
-        self.live, self.renderer = live, renderer
-        self.total = len(study.cases)
-        self.done = 0
-        self.failed: dict[str, str] = {}
-        self.computed: list[str] = []
-        self.waiting: list[dict] = []
-
-    def report(self, outcome: dict) -> None:
-        self.done += 1
-        self.reporter.case_finished(dict(outcome, done=self.done, total=self.total))
-
-    def handle(self, res: dict) -> None:
-        if "error" in res:
-            self.failed[res["name"]] = res["error"]
-            self.report({"name": res["name"], "reused": False, "error": res["error"]})
-        elif "pending" in res or self.waiting:
-            self.waiting.append(res)        # cases are committed in the order they come
-        else:
-            self.commit(res)
-        self.poll()
-
-    def poll(self, block: bool = False) -> None:
-        """Commit the waiting cases whose files are ready (all of them if ``block``)."""
-        while self.waiting and (block or "pending" not in self.waiting[0]
-                                or self.waiting[0]["pending"].done()):
-            res = self.waiting.pop(0)
-            if "pending" in res:
-                got = self.renderer.result(res.pop("pending"))
-                res["files"].update(got["files"])
-                s = res["summary"]
-                s["warnings"] = list(dict.fromkeys(s["warnings"] + got["warnings"]))
-                s["timings_s"]["render_cpu"] = got["cpu_s"]
-            self.commit(res)
-
-    def take_back(self, jobs: dict) -> None:
-        """The reclaimed case ``jobs`` wait for :meth:`render_here` (their cancelled
-        futures are replaced by ones that are not done yet)."""
-        for res in self.waiting:
-            if res["name"] in jobs:
-                res["pending"] = Future()
-
-    def render_here(self, jobs: dict) -> None:
-        """Make the files of the reclaimed case ``jobs`` in this process."""
-        from .render import render_here
-        for res in self.waiting:
-            job = jobs.get(res["name"])
-            if job is not None:
-                done = Future()
-                done.set_result(render_here(job))
-                res["pending"] = done
-
-    def commit(self, res: dict) -> None:
-        out, name = self.out, res["name"]
-        for rel, data in res["files"].items():
-            os.makedirs(os.path.dirname(os.path.join(out, rel)), exist_ok=True)
-            atomic_write(os.path.join(out, rel), data)
-        atomic_write(os.path.join(out, "cases", f"{name}.npz"), res["npz"])
-        rec = {"name": name, "hash": res["hash"], "fpsolve": __version__,
-               "summary": res["summary"], "files": sorted(res["files"])}
-        write_json(os.path.join(out, "cases", f"{name}.json"), rec)   # last: commits the case
-        logger.info("case %s written (%.1f s)", name, res["summary"]["runtime_s"])
-        self.records[name] = rec
-        self.computed.append(name)
-        if "live" in res:
-            self.live[name] = res["live"]
-        for w in res["summary"]["warnings"]:
-            self.reporter.warning(name, w)
-        self.report({"name": name, "reused": False, "summary": res["summary"]})
 
 
 def _cpu(who) -> float:

@@ -177,18 +177,7 @@ def run_task(task: dict, on_case=None, keep: bool = False, renderer=None,
             done({"name": c["name"], "hash": c["hash"], "error": msg})
         return results
     assembly_share = (time.perf_counter() - t0) / len(cases)
-    adaptive = prob.tol is not None    # each case ends on its own refined mesh
-    if mods["flux"] is not None and not adaptive:   # mesh-only flux factorisations
-        mods["flux"].prefetch_operators(prob.basis,  # overlap the first solve
-                                        _orders_from(renderer))
-    if renderer is not None and not adaptive and renderer.accepts(prob.basis.N):
-        renderer.start(cases[0]["config"])
-    prob.reuse_ordering = len(cases) >= 4    # a sweep group: share one LU ordering
-    if task.get("hold_last") and renderer is not None and mods["plot"] is not None:
-        # the last case's figure is drawn here: import matplotlib meanwhile, in the
-        # time the solves spend in SuperLU without the GIL
-        from .render import _warm_up
-        threading.Thread(target=_warm_up, name="fpsolve-import-plot", daemon=True).start()
+    _overlap(prob, task, mods, renderer)
     panel = set(opts.get("panel", ()))
     for c in cases:
         t1 = time.perf_counter()
@@ -213,6 +202,24 @@ def run_task(task: dict, on_case=None, keep: bool = False, renderer=None,
             res["live"] = (sol, fl)
         done(res)
     return results
+
+
+def _overlap(prob, task: dict, mods: dict, renderer) -> None:
+    """Start what overlaps the solves of a task: the flux's mesh-only factorisations (a
+    thread), the renderer process, and the import of matplotlib for the last case."""
+    cases = task["cases"]
+    adaptive = prob.tol is not None    # each case ends on its own refined mesh
+    if mods["flux"] is not None and not adaptive:   # mesh-only flux factorisations
+        mods["flux"].prefetch_operators(prob.basis,  # overlap the first solve
+                                        _orders_from(renderer))
+    if renderer is not None and not adaptive and renderer.accepts(prob.basis.N):
+        renderer.start(cases[0]["config"])
+    prob.reuse_ordering = len(cases) >= 4    # a sweep group: share one LU ordering
+    if task.get("hold_last") and renderer is not None and mods["plot"] is not None:
+        # the last case's figure is drawn here: import matplotlib meanwhile, in the
+        # time the solves spend in SuperLU without the GIL
+        from .render import _warm_up
+        threading.Thread(target=_warm_up, name="fpsolve-import-plot", daemon=True).start()
 
 
 #: seconds the flux prefetch waits for the renderer's mesh order before computing it
