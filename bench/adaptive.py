@@ -1,14 +1,18 @@
 """Uniform against adaptive refinement: error against dofs and time (docs/adaptivity.md).
 
-    python bench/adaptive.py                 # all cases (long: a quiet machine, ~1 h)
+    python bench/adaptive.py                 # all cases, P2 and P3 (~25 min on a loaded machine)
+    python bench/adaptive.py --quick         # P3, tol = 1e-6 only, reference h = 0.028 (~8 min)
     python bench/adaptive.py --cases fig3_cross_0.009 --orders 3
     python bench/adaptive.py --render        # page and figures from bench/results/
 
-For each case: uniform P2/P3 runs on disk_mesh(2, h) for a ladder of h, and adaptive runs
-from disk_mesh(2, 0.16) with ``tol`` on ⟨x²⟩ (goals=["x2"]) for tol = 1e-4, 1e-5, 1e-6.
-The reference is a uniform P3 run at h = 0.02 (4× the dofs of the shipped Fig. 3 mesh,
-h = 0.04).  Every run is timed in the same process, interleaved, and the load average is
-recorded with it (the machine may be shared).  Raw numbers: bench/results/adaptive.json.
+For each case (paper landscape, disk R = 2, absorbing): uniform P2/P3 runs on
+disk_mesh(2, h) for a ladder of h, and adaptive runs from disk_mesh(2, 0.16) with ``tol``
+on ⟨x²⟩ (the case's goals, ["x2"]) for tol = 1e-4, 1e-5 and (P3) 1e-6.  The reference is
+a uniform P3 run at h = 0.02 (327k dofs, 4× the dofs of h = 0.04; --quick: h = 0.028);
+its own estimate is reported with it.  Every run is timed in the same process,
+interleaved, with the load average recorded next to it: the machine may be shared, so
+the ratios of runs measured side by side are what count.
+Raw numbers: bench/results/adaptive.json.
 """
 from __future__ import annotations
 
@@ -25,30 +29,36 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
 import fpsolve as fp                                     # noqa: E402
-from _report import machine_meta, write_report          # noqa: E402
+from _report import machine_meta, replace_block, write_report   # noqa: E402
 
 RAW = os.path.join(HERE, "results", "adaptive.json")
 DOC = os.path.join(os.path.dirname(HERE), "docs", "adaptivity.md")
 FIG = os.path.join(os.path.dirname(HERE), "docs", "figures")
 
-#: name -> (Δ_S, cross-diffusion)
-CASES = {"fig3_cross_0.009": (0.009, True), "fig3_cross_0.012": (0.012, True),
-         "fig3_nocross_0.009": (0.009, False), "fig3_nocross_0.012": (0.012, False),
-         "paper_0.03": (0.03, True), "paper_0.004": (0.004, True), "paper_0.002": (0.002, True)}
-UNIFORM_H = {2: (0.16, 0.08, 0.04, 0.028), 3: (0.16, 0.08, 0.056, 0.04)}
-TOLS = (1e-4, 1e-5, 1e-6)
+#: name -> (Δ_S, cross-diffusion, goals of the adaptive runs)
+CASES = {"fig3_cross_0.009": (0.009, True, ["x2"]),
+         "fig3_cross_0.012": (0.012, True, ["x2"]),
+         "fig3_nocross_0.009": (0.009, False, ["x2"]),
+         "fig3_nocross_0.012": (0.012, False, ["x2"]),
+         "paper_0.03": (0.03, True, ["x2"]),
+         "paper_0.004": (0.004, True, ["x2"]),
+         "paper_0.002": (0.002, True, ["x2"])}
+UNIFORM_H = {2: (0.16, 0.08, 0.04, 0.028), 3: (0.16, 0.08, 0.056, 0.04, 0.028)}
+#: tolerances of the adaptive runs by order (P2 at 1e-6 would need ~0.3M dofs: minutes)
+TOLS = {2: (1e-4, 1e-5), 3: (1e-4, 1e-5, 1e-6)}
 H_REF, H_START = 0.02, 0.16
+QUICK = {"orders": [3], "tols": {3: (1e-6,)}, "h_ref": 0.028,
+         "uniform_h": {3: (0.16, 0.08, 0.056, 0.04)}}
 
 
-def _run(ds, cross, order, h, tol=None):
+def _run(ds, cross, order, h, tol=None, goals=None):
     L = fp.landscapes.paper()
     D = fp.diffusion.sgd(L, ds, cross_diffusion=cross)
     load = os.getloadavg()[0]
     t = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        sol = fp.solve(L, D, fp.disk_mesh(2.0, h), order=order, tol=tol,
-                       goals=None if tol is None else ["x2"])
+        sol = fp.solve(L, D, fp.disk_mesh(2.0, h), order=order, tol=tol, goals=goals)
     wall = time.perf_counter() - t
     d = sol.diagnostics
     return {"order": order, "h": h, "tol": tol, "dofs": int(d["dofs"]), "time_s": wall,
@@ -56,128 +66,214 @@ def _run(ds, cross, order, h, tol=None):
             "mu": sol.escape_rate, "estimate": dict(sol.error_estimate),
             "correction": dict(d["error_correction"]),
             "negative_mass": d["negative_mass"], "converged": d.get("adapt_converged"),
-            "levels": d.get("adapt", [])}
+            "weights": d.get("estimate_weights"), "levels": d.get("adapt", [])}
 
 
-def measure(names, orders) -> dict:
-    data = {"meta": machine_meta(load=os.getloadavg()), "cases": {}}
+def _say(name, kind, r):
+    print(f"{name:20s} {kind:8s} P{r['order']} h={r['h']:<6g} tol={r['tol'] or '-':<6} "
+          f"dofs={r['dofs']:>8,} {r['time_s']:6.1f} s  est x2 {r['estimate']['x2']:.1e}  "
+          f"load {r['load']:.1f}", flush=True)
+
+
+def _save(data) -> dict:
+    """Merge ``data`` into the raw file (cases measured before with the same reference are
+    kept); written after every case, so an interrupted run keeps what it measured."""
+    old = {}
+    if os.path.exists(RAW):
+        with open(RAW) as f:
+            old = json.load(f)
+        if old.get("h_ref") != data["h_ref"]:
+            old = {}                      # another reference: do not mix
+    merged = {**data, "cases": {**old.get("cases", {}), **data["cases"]}}
+    os.makedirs(os.path.dirname(RAW), exist_ok=True)
+    write_report(RAW, json.dumps(merged, indent=1, default=float))
+    return merged
+
+
+def measure(names, orders, tols, uniform_h, h_ref) -> dict:
+    data = {"meta": machine_meta(load=os.getloadavg()), "h_ref": h_ref, "cases": {}}
     for name in names:
-        ds, cross = CASES[name]
-        rows = {"uniform": [], "adaptive": []}
+        ds, cross, goals = CASES[name]
+        rows = {"goals": goals, "uniform": [], "adaptive": []}
         for order in orders:
-            for h in UNIFORM_H[order]:
+            for h in uniform_h[order]:
                 rows["uniform"].append(_run(ds, cross, order, h))
-                print(name, "uniform", order, h, rows["uniform"][-1]["dofs"], flush=True)
-            for tol in TOLS:
-                rows["adaptive"].append(_run(ds, cross, order, H_START, tol))
-                print(name, "adaptive", order, tol, rows["adaptive"][-1]["dofs"], flush=True)
-        rows["reference"] = _run(ds, cross, 3, H_REF)
+                _say(name, "uniform", rows["uniform"][-1])
+            for tol in tols[order]:
+                rows["adaptive"].append(_run(ds, cross, order, H_START, tol, goals))
+                _say(name, "adaptive", rows["adaptive"][-1])
+        rows["reference"] = _run(ds, cross, 3, h_ref)
+        _say(name, "ref.", rows["reference"])
         data["cases"][name] = rows
-    return data
+        merged = _save(data)
+    return merged
 
 
 def _true(r, ref, key):
     return abs(r[key] - ref[key]) / abs(ref[key])
 
 
-def _uniform_match(rows, err, ref):
-    """Dofs and time of the cheapest uniform P3 run with true ⟨x²⟩ error ≤ err (log-interp)."""
+def _eff(r, ref, key, est_key):
+    err = _true(r, ref, key)
+    return r["estimate"][est_key] / err if err > 0 else float("inf")
+
+
+def _crossing(n, v, target):
+    """N where v(N) falls to ``target``, log-log between the bracketing runs (the error
+    and the negative mass fall as powers of the dofs); beyond the last run the last two
+    are extrapolated.  Returns (N, how)."""
+    ok = np.flatnonzero(v <= target)
+    if ok.size and ok[0] == 0:
+        return n[0], "≤"
+    i = ok[0] if ok.size else len(n) - 1
+    s = np.log(v[i] / v[i - 1]) / np.log(n[i] / n[i - 1])
+    return n[i - 1] * (target / v[i - 1]) ** (1 / s), "≈" if ok.size else "extrap."
+
+
+def _uniform_match(rows, err, ref, positive=False):
+    """Dofs and time of the cheapest uniform P3 run with true ⟨x²⟩ error ≤ err (and, with
+    ``positive``, negative mass ≤ the adaptive loop's bound, as every adaptive result)."""
+    from fpsolve.fe.adapt import NEGATIVE_MASS
+
     u = sorted((r for r in rows if r["order"] == 3), key=lambda r: r["dofs"])
-    e = np.array([_true(r, ref, "x2") for r in u])
     n = np.array([r["dofs"] for r in u], dtype=float)
     t = np.array([r["time_s"] for r in u])
-    ok = np.flatnonzero(e <= err)
-    if ok.size and ok[0] == 0:
-        return n[0], t[0], "≤"
-    if not ok.size:      # extrapolate with the last two points (errors fall as a power of N)
-        i = len(u) - 1
-    else:
-        i = ok[0]
-    s = np.log(e[i] / e[i - 1]) / np.log(n[i] / n[i - 1])
-    nm = n[i - 1] * (err / e[i - 1]) ** (1 / s)
-    st = np.log(t[i] / t[i - 1]) / np.log(n[i] / n[i - 1])
-    return nm, t[i - 1] * (nm / n[i - 1]) ** st, "≈" if ok.size else "extrapolated"
+    nm, how = _crossing(n, np.array([_true(r, ref, "x2") for r in u]), err)
+    if positive:
+        neg = np.maximum([r["negative_mass"] for r in u], 1e-300)
+        npos, how_pos = _crossing(n, neg, NEGATIVE_MASS)
+        if npos > nm:
+            nm, how = npos, how_pos
+    j = int(np.clip(np.searchsorted(n, nm), 1, len(n) - 1))     # time: log-log in the dofs
+    st = np.log(t[j] / t[j - 1]) / np.log(n[j] / n[j - 1])
+    return nm, t[j - 1] * (nm / n[j - 1]) ** st, how
 
 
 def figures(data) -> list[str]:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    names = list(data["cases"])
+    ncol = 4
+    nrow = -(-len(names) // ncol)
     out = []
-    for name, rows in data["cases"].items():
-        ref = rows["reference"]
-        fig, axes = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
-        for order, color in ((2, "tab:blue"), (3, "tab:red")):
-            for kind, marker, ls in (("uniform", "o", "-"), ("adaptive", "s", "--")):
-                rs = sorted((r for r in rows[kind] if r["order"] == order), key=lambda r: r["dofs"])
-                if not rs:
-                    continue
-                e = [max(_true(r, ref, "x2"), 1e-16) for r in rs]
-                for ax, xk in zip(axes, ("dofs", "time_s")):
+    for xk, xlabel, fname in (("dofs", "dofs", "adaptive_dofs.png"),
+                              ("time_s", "wall time [s] (loaded machine)", "adaptive_time.png")):
+        fig, axes = plt.subplots(nrow, ncol, figsize=(4 * ncol, 3.4 * nrow),
+                                 constrained_layout=True, squeeze=False)
+        for ax, name in zip(axes.flat, names):
+            rows = data["cases"][name]
+            ref = rows["reference"]
+            for order, color in ((2, "tab:blue"), (3, "tab:red")):
+                for kind, marker, ls in (("uniform", "o", "-"), ("adaptive", "s", "none")):
+                    rs = sorted((r for r in rows[kind] if r["order"] == order),
+                                key=lambda r: r["dofs"])
+                    if not rs:
+                        continue
+                    e = [max(_true(r, ref, "x2"), 1e-12) for r in rs]
                     ax.loglog([r[xk] for r in rs], e, marker=marker, ls=ls, color=color,
+                              mfc="none" if kind == "adaptive" else color,
                               label=f"P{order} {kind}")
-        for ax, lab in zip(axes, ("dofs", "wall time [s]")):
-            ax.set_xlabel(lab)
-            ax.set_ylabel("relative error of ⟨x²⟩ (vs uniform P3, h = 0.02)")
+                    if kind == "adaptive":
+                        for r, ei in zip(rs, e):
+                            ax.annotate(f"{r['tol']:g}", (r[xk], ei), fontsize=7,
+                                        textcoords="offset points", xytext=(4, 2))
+            ax.axhline(1e-6, color="0.6", lw=0.8, ls=":")
+            ax.set_title(name, fontsize=10)
+            ax.set_xlabel(xlabel)
+            ax.set_ylabel("rel. error of ⟨x²⟩")
             ax.grid(True, which="both", alpha=0.3)
-        axes[0].legend()
-        fig.suptitle(f"{name}: uniform vs adaptive (tol = {', '.join(f'{t:g}' for t in TOLS)})")
-        path = os.path.join(FIG, f"adaptive_{name}.png")
-        fig.savefig(path, dpi=90)
+        for ax in list(axes.flat)[len(names):]:
+            ax.axis("off")
+        axes.flat[0].legend(fontsize=8)
+        fig.suptitle(f"⟨x²⟩ error against {xlabel.split(' (')[0]}: uniform lines, adaptive "
+                     f"squares labelled by tol (reference: uniform P3, h = {data['h_ref']})")
+        fig.savefig(os.path.join(FIG, fname), dpi=80)
         plt.close(fig)
-        out.append(os.path.basename(path))
+        out.append(fname)
     return out
 
 
+def _fmt_eff(x):
+    return "–" if not np.isfinite(x) else f"{x:.2f}"
+
+
 def table(data) -> str:
-    lines = ["| case | tol | P | dofs | time [s] | true err ⟨x²⟩ | eff. ⟨x²⟩ | eff. μ | "
-             "uniform P3 same error: dofs / time [s] | dof ratio | load |",
-             "|---|---|---|---:|---:|---:|---:|---:|---|---:|---:|"]
+    lines = ["| case | P | tol | levels | dofs | time [s] | true err ⟨x²⟩ | eff. ⟨x²⟩ | "
+             "eff. μ | uniform P3, same error: dofs / time [s] | ratio dofs / time | "
+             "… and negative mass ≤ 1e-8: dofs / time [s] | ratio dofs / time | load |",
+             "|---|---|---|---:|---:|---:|---:|---:|---:|---|---|---|---|---:|"]
     for name, rows in data["cases"].items():
         ref = rows["reference"]
         for r in rows["adaptive"]:
             err = _true(r, ref, "x2")
-            eff_x2 = r["estimate"]["x2"] / err if err > 0 else float("inf")
-            mu_err = _true(r, ref, "mu")
-            eff_mu = r["estimate"]["escape_rate"] / mu_err if mu_err > 0 else float("inf")
-            nu, tu, how = _uniform_match(rows["uniform"], err, ref)
-            lines.append(f"| {name} | {r['tol']:g} | {r['order']} | {r['dofs']:,} | "
-                         f"{r['time_s']:.1f} | {err:.1e} | {eff_x2:.2f} | {eff_mu:.2f} | "
-                         f"{how} {nu:,.0f} / {tu:.1f} | {nu / r['dofs']:.1f} | {r['load']:.1f} |")
+            conv = "" if r["converged"] else " (not conv.)"
+            cells = []
+            for positive in (False, True):
+                nu, tu, how = _uniform_match(rows["uniform"], err, ref, positive)
+                cells.append(f"{how} {nu:,.0f} / {tu:.1f} | "
+                             f"{nu / r['dofs']:.1f} / {tu / r['time_s']:.2f}")
+            lines.append(
+                f"| {name} | {r['order']} | {r['tol']:g}{conv} | {len(r['levels'])} | "
+                f"{r['dofs']:,} | {r['time_s']:.1f} | {err:.1e} | "
+                f"{_fmt_eff(_eff(r, ref, 'x2', 'x2'))} | "
+                f"{_fmt_eff(_eff(r, ref, 'mu', 'escape_rate'))} | {' | '.join(cells)} | "
+                f"{r['load']:.1f} |")
+    return "\n".join(lines)
+
+
+def uniform_table(data) -> str:
+    lines = ["| case | P | h | dofs | time [s] | true err ⟨x²⟩ | eff. ⟨x²⟩ | true err μ | "
+             "eff. μ | negative mass |", "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for name, rows in data["cases"].items():
+        ref = rows["reference"]
+        for r in sorted(rows["uniform"], key=lambda r: (r["order"], r["dofs"])):
+            lines.append(
+                f"| {name} | {r['order']} | {r['h']:g} | {r['dofs']:,} | {r['time_s']:.1f} | "
+                f"{_true(r, ref, 'x2'):.1e} | {_fmt_eff(_eff(r, ref, 'x2', 'x2'))} | "
+                f"{_true(r, ref, 'mu'):.1e} | {_fmt_eff(_eff(r, ref, 'mu', 'escape_rate'))} | "
+                f"{r['negative_mass']:.0e} |")
+        lines.append(f"| {name} | ref. 3 | {ref['h']:g} | {ref['dofs']:,} | "
+                     f"{ref['time_s']:.1f} | (est. {ref['estimate']['x2']:.0e}) | | "
+                     f"(est. {ref['estimate']['escape_rate']:.0e}) | | "
+                     f"{ref['negative_mass']:.0e} |")
     return "\n".join(lines)
 
 
 def render(data) -> None:
     figs = figures(data)
-    with open(DOC, encoding="utf-8") as f:
-        page = f.read()
-    begin, end = "<!-- bench:adaptive:begin -->", "<!-- bench:adaptive:end -->"
     meta = data["meta"]
-    block = (f"Measured {meta['date']} on {meta['machine']} (load average at start "
-             f"{', '.join(f'{x:.1f}' for x in meta['load'])}; the load column is per run).\n\n"
-             + table(data) + "\n\n" + "\n".join(f"![{f}](figures/{f})" for f in figs))
-    i, j = page.index(begin), page.index(end)
-    write_report(DOC, page[:i + len(begin)] + "\n" + block + "\n" + page[j:], None, None)
+    block = (f"Measured {meta['date']} on {meta['machine']}; load average at the start "
+             f"{', '.join(f'{x:.1f}' for x in meta['load'])} (the load column is per run; "
+             "the machine was shared, so absolute times are load-affected and the ratios "
+             "of runs measured side by side are what count).\n\n"
+             "Adaptive runs (from h = 0.16, goals ⟨x²⟩) against the cheapest uniform P3 "
+             "mesh with the same true error (dof and time ratio > 1: adaptive is cheaper):\n\n"
+             + table(data) + "\n\nUniform runs (effectivity of the reported estimates; the "
+             "reference row gives its own estimate):\n\n" + uniform_table(data) + "\n\n"
+             + "\n\n".join(f"![{f}](figures/{f})" for f in figs))
+    if not replace_block(DOC, "adaptive", block):
+        raise SystemExit(f"{DOC}: no bench:adaptive block")
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cases", nargs="*", default=list(CASES), choices=list(CASES))
     ap.add_argument("--orders", nargs="*", type=int, default=[2, 3], choices=[2, 3])
+    ap.add_argument("--quick", action="store_true",
+                    help="P3, tol = 1e-6, reference h = 0.028 (a third of the time)")
     ap.add_argument("--render", action="store_true", help="only re-render from the raw JSON")
     args = ap.parse_args(argv)
     if args.render:
         with open(RAW) as f:
             data = json.load(f)
     else:
-        data = measure(args.cases, args.orders)
-        old = {}
-        if os.path.exists(RAW):               # keep the cases not re-measured now
-            with open(RAW) as f:
-                old = json.load(f).get("cases", {})
-        data["cases"] = {**old, **data["cases"]}
-        os.makedirs(os.path.dirname(RAW), exist_ok=True)
-        write_report(RAW, json.dumps(data, indent=1, default=float))
+        print(f"load average {os.getloadavg()}", flush=True)
+        if args.quick:
+            data = measure(args.cases, QUICK["orders"], QUICK["tols"], QUICK["uniform_h"],
+                           QUICK["h_ref"])
+        else:
+            data = measure(args.cases, args.orders, TOLS, UNIFORM_H, H_REF)
     render(data)
 
 

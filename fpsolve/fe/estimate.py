@@ -42,7 +42,8 @@ _MU_WEIGHT_FLOOR = 1e-8
 #: ... unless the elements where it does could carry more than this fraction of μ
 _MU_FLOOR_RELATIVE = 1e-6
 #: reported estimates are SAFETY·|η|: measured effectivities of |η| are 0.5-1.4 once the
-#: layers are resolved and 0.25-0.7 on coarse meshes (docs/adaptivity.md)
+#: layers are resolved and 0.25-0.7 on coarse meshes, 0.98-1.07 for the moments on graded
+#: meshes with the P_{k+1} duals (docs/adaptivity.md)
 SAFETY = 2.0
 
 
