@@ -145,8 +145,11 @@ def _mark(sol, tol, open_goals, theta) -> np.ndarray:
     marked = layer
     for g in open_goals:
         marked = np.union1d(marked, _dorfler_finite(ind[g] / tol, theta))
-    if sol.diagnostics["negative_mass"] > NEGATIVE_MASS:
-        marked = np.union1d(marked, _dorfler_finite(_negative_indicator(sol), NEGATIVE_THETA))
+    neg = sol.diagnostics["negative_mass"]
+    if neg > NEGATIVE_MASS:
+        # enough of the negative mass that the unmarked rest is half the bound
+        th = min(NEGATIVE_THETA, max(theta, 1.0 - 0.5 * NEGATIVE_MASS / neg))
+        marked = np.union1d(marked, _dorfler_finite(_negative_indicator(sol), th))
     if marked.size == 0:        # nothing to go on (μ unreliable, layer resolved): the μ weights
         marked = _dorfler_finite(ind.get("escape_rate", np.ones(total.size)) + 0.0, theta)
     return marked if marked.size else np.arange(total.size)

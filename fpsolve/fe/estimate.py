@@ -336,9 +336,11 @@ def estimate_errors(problem, diffusion, basis: Basis, cache: dict, P: np.ndarray
         nm = len(MOMENTS)
         x, y = (np.asarray(c) for c in bp.global_coordinates())
         gq = [g(x, y) for g in MOMENTS.values()]
-        Zp = _enriched_moment_duals(bp, rec, coeff, P, mu if absorbing else 0.0, gq,
-                                    [values[n] for n in MOMENTS], absorbing, cache)
+        Zp, phi_p = _enriched_moment_duals(bp, rec, coeff, P, mu if absorbing else 0.0, gq,
+                                           [values[n] for n in MOMENTS], absorbing, cache)
         E[:, :nm] = Zp - rec.prolong(Z[:, :nm])
+        if absorbing:           # the μ weight from the V_{k+1} left eigenvector too
+            E[:, nm] = phi_p - rec.prolong(phi[:, None])[:, 0]
     if absorbing:
         E[_boundary_dofs(bp, cache)] = 0.0
     eta = np.einsum("ei,ien->en", rho, E[bp.element_dofs])        # (ne, ngoals)
@@ -391,7 +393,8 @@ def _enriched_moment_duals(bp, rec, coeff, P, mu, gq, values, absorbing, cache):
     if absorbing:
         idx = np.setdiff1d(np.arange(bp.N), _boundary_dofs(bp, cache))
         dual = DualSolver(splu(A[idx][:, idx]), idx, bp.N, A, M, mu)
-        return _adjoint(dual, R, P1, M, _left_eigenvector(dual))
+        phi = _left_eigenvector(dual)
+        return _adjoint(dual, R, P1, M, phi), phi
     pin = int(np.argmax(P1))
     idx = np.setdiff1d(np.arange(bp.N), [pin])
     dual = DualSolver(splu(A[idx][:, idx]), idx, bp.N, A, M, 0.0)
@@ -399,7 +402,7 @@ def _enriched_moment_duals(bp, rec, coeff, P, mu, gq, values, absorbing, cache):
     p[pin] = 1.0
     p[idx] = dual.lu.solve(-np.asarray(A[idx][:, [pin]].todense()).ravel())
     R -= np.outer(F1, (p @ R) / (p @ F1))
-    return dual.solve_T(R)
+    return dual.solve_T(R), None
 
 
 def _boundary_dofs(bp, cache):
