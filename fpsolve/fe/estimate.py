@@ -307,10 +307,12 @@ def estimate_errors(problem, diffusion, basis: Basis, cache: dict, P: np.ndarray
     M
         Mass matrix of ``basis``.
     enriched_duals
-        Solve the moment duals in V_{k+1} (one more factorisation) instead of
-        recovering their weights: needed on locally refined (graded) meshes, where the
-        patch recovery loses the weights' accuracy and the sum of η_K, which cancels
-        strongly there, comes out wrong by factors (docs/adaptivity.md).
+        Solve the moment duals, and the left eigenvector of the μ weight, in V_{k+1}
+        (one more factorisation) instead of recovering their weights: needed on locally
+        refined (graded) meshes, where the patch recovery loses the weights' accuracy
+        and the sum of η_K, which cancels strongly there, comes out wrong by factors
+        (docs/adaptivity.md).  Where 1 − φ is round-off, the μ weight is still the one of
+        :func:`_escape_rate_eta`.
     """
     bp, rec = enriched_basis(basis, cache)
     absorbing = problem.boundary == "absorbing"
