@@ -477,3 +477,18 @@ def test_reflecting_flux_on_tiny_curved_boundary_elements_is_solenoidal_and_exac
     P = np.exp(-(pts ** 2).sum(1) / (2 * T)) / Z
     exact = omega * P[:, None] * np.stack([-pts[:, 1], pts[:, 0]], axis=1)
     np.testing.assert_allclose(fl(pts), exact, rtol=0, atol=1e-3 * np.abs(exact).max())
+
+
+def test_mirror_cycles_keep_their_order_under_round_off():
+    # the paper landscape's cycles come in mirror pairs of equal |circulation|: a
+    # perturbation at round-off (in either direction) must not swap them
+    from fpsolve.fe.flux import _order_cycles
+
+    def cyc(v, x):
+        return {"circulation": v, "center": (x, 0.1)}
+
+    base = 0.012345678949999            # |ψ|/scale sits on a 9-digit rounding edge
+    for a, b in ((0.0, 0.0), (3e-12, 0.0), (0.0, 3e-12), (-2e-12, 1e-12)):
+        out = _order_cycles([cyc(-(base + a), 0.5), cyc(base + b, -0.5), cyc(0.02, 0.0),
+                             cyc(0.001, 1.0)], 0.02)
+        assert [c["center"][0] for c in out] == [0.0, -0.5, 0.5, 1.0]

@@ -471,9 +471,7 @@ class Flux:
                            "current_line": float(-sign * self.through([c, end])),
                            "psi_fraction": float(abs(val) / scale),
                            "density": float(self.solution(c))})
-        cycles.sort(key=lambda cy: (-round(abs(cy["circulation"]) / scale, 9),
-                                    cy["center"][0], cy["center"][1]))
-        return cycles
+        return _order_cycles(cycles, scale)
 
     def _refine_extremum(self, start, sign, h, tol=1e-10):
         """Shrinking-grid search for the extremum of sign·ψ (derivative-free, like
@@ -715,3 +713,17 @@ class _CallableModule(types.ModuleType):
 
 
 sys.modules[__name__].__class__ = _CallableModule
+
+
+def _order_cycles(cycles: list, scale: float, rel: float = 1e-7) -> list:
+    """Largest |circulation| first; cycles within ``rel``·scale of each other (mirror
+    images of a symmetric landscape) ordered by centre, so that round-off cannot swap
+    them (a rounded sort key still flips when the values straddle a rounding edge)."""
+    cycles = sorted(cycles, key=lambda cy: -abs(cy["circulation"]))
+    out, group = [], []
+    for cy in cycles:
+        if group and abs(group[-1]["circulation"]) - abs(cy["circulation"]) > rel * scale:
+            out += sorted(group, key=lambda g: g["center"])
+            group = []
+        group.append(cy)
+    return out + sorted(group, key=lambda g: g["center"])
