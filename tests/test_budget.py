@@ -70,6 +70,29 @@ def test_default_budget_follows_the_available_memory(monkeypatch):
     assert budget.check(1000, 2, max_dofs=10 ** 7) == 10 ** 7
 
 
+def test_graded_meshes_plan_the_estimate_s_extra_factorisations(monkeypatch):
+    # adaptive levels and banded disks solve the moment duals in P_{k+1}: measured 1.75x
+    # the uniform plan, so they get GRADED_FACTOR on the solve's memory per dof
+    gib = 2 ** 30
+    assert budget.peak_memory(1e5, 3, graded=True) == pytest.approx(
+        budget.GRADED_FACTOR * budget.peak_memory(1e5, 3))
+    assert budget.default_max_dofs(3, available=gib, graded=True) == pytest.approx(
+        budget.default_max_dofs(3, available=gib) / budget.GRADED_FACTOR, abs=1)
+    monkeypatch.setattr(budget, "available_memory", lambda: gib)
+    n = 0.5 * budget.default_max_dofs(3, available=gib)
+    assert budget.check(n, 3) > n
+    with pytest.raises(BudgetError, match="adaptive level 3"):
+        budget.check(n, 3, what="adaptive level 3", graded=True)
+    mesh = fp.disk_mesh(1.0, 0.2, band=0.2, band_levels=2)
+    assert mesh.graded
+    dofs = budget.mesh_dofs(mesh, 3)
+    monkeypatch.setattr(budget, "available_memory", lambda: int(
+        budget.peak_memory(dofs, 3) / budget.MEMORY_FRACTION * 1.2))
+    with pytest.raises(BudgetError, match="memory"):      # fits uniform, not graded
+        fp.Problem(fp.landscapes.quadratic(np.eye(2)), fp.diffusion.isotropic(0.1), mesh,
+                   order=3)
+
+
 def test_errors_are_on_the_facade():
     assert fp.BudgetError is BudgetError and issubclass(fp.ModelError, ValueError)
     with pytest.raises(fp.BudgetError):

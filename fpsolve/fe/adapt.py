@@ -217,7 +217,8 @@ def solve_adaptive(problem, strength=None):
         mesh = refine(sol.mesh, _mark(sol, tol, open_goals, problem.theta))
         dofs = _budget.mesh_dofs(mesh, problem.order)
         try:
-            _budget.check(dofs, problem.order, problem.max_dofs, f"adaptive level {level + 1}")
+            _budget.check(dofs, problem.order, problem.max_dofs, f"adaptive level {level + 1}",
+                          graded=True)
         except _budget.BudgetError as exc:
             why = str(exc)
             break

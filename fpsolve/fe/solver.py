@@ -144,7 +144,7 @@ class Problem:
         self.max_dofs = _budget.check_max_dofs(max_dofs)
         if isinstance(mesh, Mesh) and order in (1, 2, 3):   # else assemble() says what is wrong
             _budget.check(_budget.mesh_dofs(mesh, order), order, self.max_dofs,
-                          f"Problem(order={order}) on {mesh!r}")
+                          f"Problem(order={order}) on {mesh!r}", graded=mesh.graded)
         self.operator: Operator = assemble(landscape, diffusion, mesh, order, drift,
                                            stabilisation, intorder)
         self._assembly_used = False

@@ -57,8 +57,9 @@ def _budget_check(ld: _Loader, case_label: str, cfg: dict, flux: bool) -> None:
     try:
         if "file" in mcfg:
             from ..build import build_mesh
-            budget.check(budget.mesh_dofs(build_mesh(mcfg), order), order, max_dofs,
-                         f"mesh file {mcfg['file']!r}, order {order}", flux)
+            mesh = build_mesh(mcfg)
+            budget.check(budget.mesh_dofs(mesh, order), order, max_dofs,
+                         f"mesh file {mcfg['file']!r}, order {order}", flux, mesh.graded)
         else:
             budget.check_disk(mcfg["radius"], mcfg["h"], order, mcfg["band"],
                               mcfg["band_levels"], max_dofs, flux=flux)
