@@ -484,11 +484,15 @@ def test_mirror_cycles_keep_their_order_under_round_off():
     # perturbation at round-off (in either direction) must not swap them
     from fpsolve.fe.flux import _order_cycles
 
-    def cyc(v, x):
-        return {"circulation": v, "center": (x, 0.1)}
+    def cyc(v, x, y=0.1):
+        return {"circulation": v, "center": (x, y)}
 
     base = 0.012345678949999            # |ψ|/scale sits on a 9-digit rounding edge
     for a, b in ((0.0, 0.0), (3e-12, 0.0), (0.0, 3e-12), (-2e-12, 1e-12)):
         out = _order_cycles([cyc(-(base + a), 0.5), cyc(base + b, -0.5), cyc(0.02, 0.0),
                              cyc(0.001, 1.0)], 0.02)
         assert [c["center"][0] for c in out] == [0.0, -0.5, 0.5, 1.0]
+    # mirror images in y share x up to round-off: ordered by y, whichever x is larger
+    for dx in (0.0, 1e-12, -1e-12):
+        out = _order_cycles([cyc(base, 0.3 + dx, 0.2), cyc(-base, 0.3, -0.2)], 0.02)
+        assert [c["center"][1] for c in out] == [-0.2, 0.2]

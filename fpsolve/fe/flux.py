@@ -717,13 +717,17 @@ sys.modules[__name__].__class__ = _CallableModule
 
 def _order_cycles(cycles: list, scale: float, rel: float = 1e-7) -> list:
     """Largest |circulation| first; cycles within ``rel``·scale of each other (mirror
-    images of a symmetric landscape) ordered by centre, so that round-off cannot swap
-    them (a rounded sort key still flips when the values straddle a rounding edge)."""
+    images of a symmetric landscape) ordered by their centres rounded to 1e-6, so that
+    round-off cannot swap them (a rounded |circulation| key still flipped when the
+    values straddled a rounding edge, and mirror images in y share x to round-off)."""
+    def where(g):
+        return tuple(round(float(c), 6) for c in g["center"])
+
     cycles = sorted(cycles, key=lambda cy: -abs(cy["circulation"]))
     out, group = [], []
     for cy in cycles:
         if group and abs(group[-1]["circulation"]) - abs(cy["circulation"]) > rel * scale:
-            out += sorted(group, key=lambda g: g["center"])
+            out += sorted(group, key=where)
             group = []
         group.append(cy)
-    return out + sorted(group, key=lambda g: g["center"])
+    return out + sorted(group, key=where)
