@@ -382,3 +382,11 @@ def test_study_time_section_of_an_adaptive_case_runs_on_the_adapted_mesh(tmp_pat
         assert np.allclose(mean, m, atol=1e-4) and np.allclose(cov, C, atol=1e-4)
     frame = meshio.read(tmp_path / "out" / "vtk" / "ou_tol_time_0002.vtu")
     assert len(frame.points) == case["dofs"]
+
+
+@pytest.mark.parametrize("bad", [-1, 1.5, True, "2"])
+def test_graded_mesh_rejects_bad_max_levels(bad):
+    from fpsolve.fe.mfpt import graded_mesh
+    L = fp.landscapes.quadratic(np.eye(2))
+    with pytest.raises(ValueError, match="max_levels: expected an integer >= 0"):
+        graded_mesh(L, fp.diffusion.isotropic(0.1), fp.disk_mesh(1.0, 0.3), 1.5, max_levels=bad)

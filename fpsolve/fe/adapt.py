@@ -230,7 +230,9 @@ def solve_adaptive(problem, strength=None):
         # the loop stopped (budget, max_levels) on a level estimated for marking only:
         # solve it again with the P_{k+1} duals, so the returned estimates are honest
         level_problem._lazy_above = None
+        t = time.perf_counter()
         sol, caught = _solve_level(level_problem, None)
+        levels[-1] = _level_record(levels[-1]["level"], sol, time.perf_counter() - t)
     d = sol.diagnostics
     d["adapt"] = levels
     d["adapt_converged"] = why is None

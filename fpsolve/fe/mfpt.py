@@ -195,6 +195,9 @@ def graded_mesh(landscape, diffusion, mesh, peclet: float, drift: Callable | Non
     if isinstance(peclet, bool) or not isinstance(peclet, (int, float)) or not peclet > 0 \
             or not np.isfinite(peclet):
         raise ValueError(f"peclet: expected a positive number, got {peclet!r}")
+    if isinstance(max_levels, bool) or not isinstance(max_levels, (int, np.integer)) \
+            or max_levels < 0:
+        raise ValueError(f"max_levels: expected an integer >= 0, got {max_levels!r}")
     for level in range(max_levels + 1):
         pe = _element_peclet(SimpleNamespace(mesh=mesh, diffusion=diffusion,
                                              landscape=landscape, drift=drift))

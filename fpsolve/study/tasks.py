@@ -219,7 +219,14 @@ def _overlap(prob, task: dict, mods: dict, renderer) -> None:
         # the last case's figure is drawn here: import matplotlib meanwhile, in the
         # time the solves spend in SuperLU without the GIL
         from .render import _warm_up
-        threading.Thread(target=_warm_up, name="fpsolve-import-plot", daemon=True).start()
+        _WARM_UP[0] = threading.Thread(target=_warm_up, name="fpsolve-import-plot",
+                                       daemon=True)
+        _WARM_UP[0].start()
+
+
+#: the matplotlib import thread of a held last case: joined before that case is drawn,
+#: so the two threads never import the same modules at once
+_WARM_UP: list = [None]
 
 
 #: seconds the flux prefetch waits for the renderer's mesh order before computing it
@@ -288,6 +295,9 @@ def _solve_case(prob, c: dict, mods: dict, renderer, in_panel: bool, hold: bool,
     clock("observables")
     res = {"name": c["name"], "hash": c["hash"], "summary": summary, "live": (sol, fl)}
     if renderer is None or not renderer.accepts(sol.basis.N) or hold:
+        if hold and _WARM_UP[0] is not None:
+            _WARM_UP[0].join()
+            _WARM_UP[0] = None
         res["files"] = _case_files(sol, fl, c, mods, clock)
     else:
         res["files"] = {}
