@@ -71,6 +71,8 @@ def test_moment_estimate_on_adapted_mesh(order, h, levels):
         sol = prob.solve()
     assert f"+refine{levels}" in sol.mesh.source
     assert sol.diagnostics["estimate_weights"] == "enriched"      # also after max_levels
+    last = sol.diagnostics["adapt"][-1]["estimate"]             # the record says the same
+    assert all(last[k] == pytest.approx(v) for k, v in sol.error_estimate.items())
     true = S[0, 0] - sol.expectation(lambda x, y: x * x)
     assert abs(true / S[0, 0]) > 1e-8                     # far above round-off
     eta = sol.diagnostics["error_correction"]["x2"]
