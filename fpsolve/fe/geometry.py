@@ -45,6 +45,17 @@ def inverse_map(mapping, x, tind, X0):
     below 64·eps·(|x| + h)/h, the round-off floor of reference coordinates in an element
     of size h = |det DF|^½ (or 1e-12, whichever is larger).
 
+    Parameters
+    ----------
+    mapping : skfem mapping
+        The mesh's (isoparametric) mapping.
+    x : array_like (2, n)
+        Physical points.
+    tind : array_like of int (n,)
+        The element of each point.
+    X0 : array_like (2, n)
+        Starting reference coordinates.
+
     Returns
     -------
     X : ndarray (2, n)
@@ -84,6 +95,15 @@ def facet_reference_points(mesh, find, tind, s) -> np.ndarray:
     ``mesh.facets[0, find]`` (the convention of the facet map ``mapping.G``).  Each
     facet is a local edge (a, b) of its element; the point is P_a + s(P_b − P_a) with
     the edge taken in the facet's direction.
+
+    Parameters
+    ----------
+    mesh : skfem.MeshTri
+        The mesh (its ``t2f``, ``facets`` and reference domain are used).
+    find, tind : array_like of int
+        Facets and, for each, an element that has it as an edge.
+    s : array_like (1, nq)
+        Points of the reference line [0, 1].
 
     Returns
     -------

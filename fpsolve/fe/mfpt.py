@@ -187,7 +187,25 @@ def graded_mesh(landscape, diffusion, mesh, peclet: float, drift: Callable | Non
     The Péclet number is :func:`fpsolve.fe.adapt.element_peclet`'s, h_K Σ|β|³/Σ βᵀDβ over
     the centroid and corners (the length on which P and T vary is D_β/|β|).
 
-    Returns the mesh and a record (levels, largest remaining Péclet number, elements
+    Parameters
+    ----------
+    landscape, diffusion
+        The models of the problem (the drift is −∇L unless ``drift`` is given).
+    mesh : Mesh
+        The starting mesh.
+    peclet : float
+        The bound on every element's Péclet number (> 0).
+    drift : callable, optional
+        A drift b(x, y) replacing −∇L.
+    max_levels : int
+        At most this many refinement levels (≥ 0).
+    order : int
+        The element order whose dofs are checked against the memory budget.
+
+    Returns
+    -------
+    (Mesh, dict)
+        The mesh and a record (levels, largest remaining Péclet number, elements
     left above the bound: those where D vanishes along b, or all after ``max_levels``).
     A level whose P``order`` dofs exceed the memory budget raises
     :class:`~fpsolve.fe.budget.BudgetError` before anything is assembled on it.

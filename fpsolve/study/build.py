@@ -63,6 +63,17 @@ def mesh_arrays(mesh: Mesh) -> dict:
     An adaptive case (``solver.tol``) ends on its own refined mesh, which no section
     describes: its vertices and triangles travel with the coefficients, so the figures,
     the panel and a rerun's reuse draw on the mesh the solution lives on.
+
+    Parameters
+    ----------
+    mesh : Mesh
+        The case's (possibly adapted) mesh.
+
+    Returns
+    -------
+    dict
+        ``mesh_p`` (2, n) vertices, ``mesh_t`` (3, m) triangles, ``mesh_circle`` (radius,
+        centre x, centre y; radius NaN for a mesh without a circle) and ``mesh_source``.
     """
     radius = np.nan if mesh.radius is None else float(mesh.radius)
     return {"mesh_p": np.asarray(mesh.p, dtype=float), "mesh_t": np.asarray(mesh.t),
@@ -71,9 +82,22 @@ def mesh_arrays(mesh: Mesh) -> dict:
 
 
 def case_mesh(cfg: dict, arrays=None) -> Mesh:
-    """The mesh of a case: the adapted one stored by :func:`mesh_arrays` in ``arrays``
-    (an ``np.load`` of the case's ``.npz``, or a dict) if there is one, else the mesh
-    of its ``[mesh]`` section."""
+    """The mesh of a case.
+
+    Parameters
+    ----------
+    cfg : dict
+        The case's validated configuration.
+    arrays : mapping, optional
+        An ``np.load`` of the case's ``.npz``, or a dict, possibly holding the arrays of
+        :func:`mesh_arrays`.
+
+    Returns
+    -------
+    Mesh
+        The adapted mesh stored in ``arrays`` if there is one, else the mesh of the
+        case's ``[mesh]`` section.
+    """
     if arrays is None or "mesh_p" not in arrays:
         return build_mesh(cfg)
     from skfem import MeshTri
