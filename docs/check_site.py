@@ -88,7 +88,8 @@ def check_links(site: str) -> tuple[list[str], int]:
 
 def check_api(site: str) -> tuple[list[str], int]:
     """Names of public ``__all__`` lists missing from the site's inventory."""
-    sys.path.insert(0, HERE)
+    # this tree's package, as conf.py builds it (not an installed copy from elsewhere)
+    sys.path[:0] = [ROOT, HERE]
     import _apigen
     from sphinx.util.inventory import InventoryFile
 
