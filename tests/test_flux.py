@@ -496,3 +496,30 @@ def test_mirror_cycles_keep_their_order_under_round_off():
     for dx in (0.0, 1e-12, -1e-12):
         out = _order_cycles([cyc(base, 0.3 + dx, 0.2), cyc(-base, 0.3, -0.2)], 0.02)
         assert [c["center"][1] for c in out] == [-0.2, 0.2]
+
+
+def test_batched_extremum_searches_equal_the_single_ones(fig3):
+    """find_cycles refines its candidates in one batch: each search gives exactly the
+    centre it gives alone."""
+    _, fl = fig3[True, 0.012]
+    h = fl.solution.mesh.h
+    ed = fl.basis.element_dofs
+    starts = fl.basis.doflocs[:, [np.argmax(fl.psi), np.argmin(fl.psi), ed[0, 7], ed[0, 99]]]
+    signs = np.array([1.0, -1.0, 1.0, -1.0])
+    both = fl._refine_extrema(starts, signs, h)
+
+    def alone(best, sign, step, tol=1e-10):      # the search point by point, as a matrix
+        g = np.linspace(-1.0, 1.0, 11)
+        gx, gy = (a.ravel() for a in np.meshgrid(g, g))
+        while step > tol:
+            pts = np.stack([best[0] + step * gx, best[1] + step * gy])
+            V, _, _, inside = value_gradient_matrices(fl.basis, pts)
+            best = pts[:, int(np.argmax(np.where(inside, sign * (V @ fl.psi), -np.inf)))]
+            step *= 0.3
+        return best
+
+    for k in range(4):
+        assert np.array_equal(both[:, k], alone(starts[:, k], signs[k], h))
+        assert np.array_equal(both[:, k], fl._refine_extremum(starts[:, k], signs[k], h))
+    c = both[:, 0]
+    assert fl.psi_at(c) >= fl.psi.max()

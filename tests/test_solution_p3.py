@@ -83,3 +83,44 @@ def test_p3_figure_resolves_the_cubic(tmp_path, sol):
     assert plot.solution_figure(sol, path, flux=fl) == str(path)
     with open(path, "rb") as f:
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def _random_points(n, seed=1):
+    """Points of the disk of radius 2 and a little beyond (outside rows included)."""
+    rng = np.random.default_rng(seed)
+    r = 2.03 * np.sqrt(rng.uniform(0, 1, n))
+    t = rng.uniform(0, 2 * np.pi, n)
+    return np.stack([r * np.cos(t), r * np.sin(t)])
+
+
+def test_probe_values_equal_the_probe_matrix_bit_for_bit(sol):
+    """The matrix-free evaluation adds each point's terms in the sparse product's order:
+    the same floats (the shrinking-grid searches compare values with argmax)."""
+    from fpsolve.fe.assembly import locate, probe_matrix, probe_values
+    pts = _random_points(20000)
+    rng = np.random.default_rng(2)
+    for u in (sol.P, rng.standard_normal(sol.P.size)):
+        v, inside = probe_values(sol.basis, u, pts, inside=True)
+        assert np.array_equal(v, probe_matrix(sol.basis, pts) @ u)
+        assert 0 < inside.sum() < pts.shape[1] and np.all(v[~inside] == 0.0)
+        cells, X = locate(sol.basis, pts)
+        assert np.array_equal(probe_values(sol.basis, u, pts, cells, X), v)
+
+
+def test_value_gradient_matrices_equal_scikit_fem_gbasis(sol):
+    """One inverse Jacobian per batch gives scikit-fem's gbasis numbers exactly."""
+    from fpsolve.fe.assembly import locate
+    from fpsolve.fe.flux import value_gradient_matrices
+    basis = sol.basis
+    pts = _random_points(3000, seed=3)
+    V, Gx, Gy, inside = value_gradient_matrices(basis, pts)
+    cells, X = locate(basis, pts)
+    idx = np.flatnonzero(cells >= 0)
+    assert np.array_equal(inside, cells >= 0)
+    # entry (point, its j-th dof) against gbasis' value and gradient of basis function j
+    for j in range(basis.Nbfun):
+        f = basis.elem.gbasis(basis.mapping, X[:, idx, None], j, tind=cells[idx])[0]
+        cols = basis.element_dofs[j, cells[idx]]
+        for M, ref_j in ((V, np.asarray(f)[:, 0]), (Gx, np.asarray(f.grad)[0][:, 0]),
+                         (Gy, np.asarray(f.grad)[1][:, 0])):
+            assert np.array_equal(np.asarray(M[idx, cols]).ravel(), ref_j)

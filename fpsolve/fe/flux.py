@@ -37,7 +37,7 @@ from skfem import LinearForm
 from skfem.helpers import dot, grad
 
 from .. import _display
-from .assembly import _beta0, locate
+from .assembly import _beta0, locate, probe_values
 from .geometry import boundary_basis
 # the mesh-only operators (also reachable here under their old names)
 from .flux_operators import _laplace, _mesh_operators, _spd_lu, prefetch_operators  # noqa: F401
@@ -103,11 +103,14 @@ def value_gradient_matrices(basis, points):
         return z, z.copy(), z.copy(), inside
     c = cells[idx]
     Xr = X[:, idx, None]
+    # the inverse Jacobian once for all basis functions (gbasis recomputes it for each
+    # one); the gradients are scikit-fem's own arithmetic, so the numbers are the same
+    invDF = _inverse_jacobian(basis.mapping, Xr, c)
     vals, gx, gy = [], [], []
     for j in range(basis.Nbfun):
-        f = basis.elem.gbasis(basis.mapping, Xr, j, tind=c)[0]
-        vals.append(np.asarray(f)[:, 0])
-        g = np.asarray(f.grad)
+        phi, dphi = basis.elem.lbasis(Xr, j)
+        g = np.einsum("ijkl,ikl->jkl", invDF, dphi)
+        vals.append(np.broadcast_to(phi, g.shape[1:])[:, 0])
         gx.append(g[0][:, 0])
         gy.append(g[1][:, 0])
     rows = np.tile(idx, basis.Nbfun)
@@ -117,6 +120,21 @@ def value_gradient_matrices(basis, points):
         return sp.coo_matrix((np.ravel(data), (rows, cols)), shape=(n, basis.N)).tocsr()
 
     return mat(vals), mat(gx), mat(gy), inside
+
+
+def _inverse_jacobian(mapping, X, tind):
+    """``mapping.invDF(X, tind)`` (same arithmetic) without filling the isoparametric
+    mapping's Jacobian cache, which keeps every array of points it ever saw."""
+    if not hasattr(mapping, "_J") or getattr(mapping, "dim", 2) != 2:
+        return mapping.invDF(X, tind)
+    J = [[mapping._J(i, j, X, tind=tind) for j in range(2)] for i in range(2)]
+    det = mapping.detDF(X, tind, J=J)
+    inv = np.empty((2, 2) + J[0][0].shape)
+    inv[0, 0] = J[1][1]
+    inv[0, 1] = -J[0][1]
+    inv[1, 0] = -J[1][0]
+    inv[1, 1] = J[0][0]
+    return inv / det
 
 
 def _points(points, name="points"):
@@ -449,13 +467,21 @@ class Flux:
         cand.sort(key=lambda c: -abs(psi[c[1]]))
         h = self.solution.mesh.h
         found = []
-        for sign, i in cand:
-            if len(found) >= max_cycles:
-                break
-            c = self._refine_extremum(basis.doflocs[:, i], sign, h)
-            if any(f[0] == sign and np.hypot(*(c - f[1])) < h for f in found):
-                continue
-            found.append((sign, c))
+        k = 0
+        while k < len(cand) and len(found) < max_cycles:
+            # refine the next candidates together (each one's search is independent of
+            # the others, so a batch gives the same centres), as many as could still be
+            # accepted; merged in order as before
+            batch = cand[k:k + max_cycles - len(found)]
+            k += len(batch)
+            signs = np.array([sg for sg, _ in batch])
+            centres = self._refine_extrema(basis.doflocs[:, [i for _, i in batch]], signs, h)
+            for sign, c in zip(signs, centres.T):
+                if len(found) >= max_cycles:
+                    break
+                if any(f[0] == sign and np.hypot(*(c - f[1])) < h for f in found):
+                    continue
+                found.append((sign, c))
         cycles = []
         for sign, c in found:
             val = self.psi_at(c)
@@ -476,15 +502,24 @@ class Flux:
     def _refine_extremum(self, start, sign, h, tol=1e-10):
         """Shrinking-grid search for the extremum of sign·ψ (derivative-free, like
         Solution.mode: the kinks of ψ_h across element edges do not stall it)."""
-        best = np.asarray(start, dtype=float)
+        return self._refine_extrema(np.asarray(start, dtype=float)[:, None],
+                                    np.array([float(sign)]), h, tol)[:, 0]
+
+    def _refine_extrema(self, starts, signs, h, tol=1e-10):
+        """:meth:`_refine_extremum` of several starts (2, k) at once: the points of all
+        searches are located and evaluated in one batch per step."""
+        best = np.array(starts, dtype=float)
+        signs = np.asarray(signs, dtype=float)[:, None]
         step = h
         g = np.linspace(-1.0, 1.0, 11)
         gx, gy = (a.ravel() for a in np.meshgrid(g, g))
+        rows = np.arange(best.shape[1])
         while step > tol:
-            pts = np.stack([best[0] + step * gx, best[1] + step * gy])
-            V, _, _, inside = value_gradient_matrices(self.basis, pts)
-            val = np.where(inside, sign * (V @ self.psi), -np.inf)
-            best = pts[:, int(np.argmax(val))]
+            pts = np.stack([best[0][:, None] + step * gx, best[1][:, None] + step * gy])
+            v, inside = probe_values(self.basis, self.psi, pts.reshape(2, -1), inside=True)
+            val = np.where(inside.reshape(pts.shape[1:]), signs * v.reshape(pts.shape[1:]),
+                           -np.inf)
+            best = pts[:, rows, np.argmax(val, axis=1)]
             step *= 0.3
         return best
 

@@ -7,7 +7,7 @@ import numpy as np
 from scipy.optimize import minimize_scalar
 
 from .. import _display
-from .assembly import evaluate, line_cuts, probe_matrix
+from .assembly import evaluate, line_cuts, probe_matrix, probe_values
 
 __all__ = ["Solution"]
 
@@ -129,7 +129,7 @@ class Solution:
         gx, gy = (a.ravel() for a in np.meshgrid(g, g))
         while step > tol:
             pts = np.stack([best[0] + step * gx, best[1] + step * gy])
-            best = pts[:, int(np.argmax(probe_matrix(self.basis, pts) @ self.P))]
+            best = pts[:, int(np.argmax(probe_values(self.basis, self.P, pts)))]
             step *= 0.3
         return best
 
