@@ -41,6 +41,8 @@ _BLOCK = 4096
 _MU_WEIGHT_FLOOR = 1e-8
 #: ... unless the elements where it does could carry more than this fraction of μ
 _MU_FLOOR_RELATIVE = 1e-6
+#: the μ weight is refined until its corrections are below this, relative, componentwise
+_WEIGHT_RTOL = 1e-3
 #: reported estimates are SAFETY·|η|: measured effectivities of |η| are 0.5-1.4 once the
 #: layers are resolved and 0.25-0.7 on coarse meshes, 0.98-1.07 for the moments on graded
 #: meshes with the P_{k+1} duals (docs/adaptivity.md)
@@ -449,9 +451,12 @@ def _escape_rate_weight(dual: DualSolver, P: np.ndarray) -> np.ndarray:
 
     singular with the kernel φ.  Pinning w = 0 at the interior dof k where P is largest
     (w_k ≈ μ·O(1); the pinned solution is w − w_k φ) leaves a regular system whose
-    right-hand side lives at the boundary; its LU solve keeps the exponentially small
-    values of w to relative accuracy (checked against the exact radial OU weight down to
-    1e-19).  Costs one more factorisation, in the primal's fill-reducing order.
+    right-hand side lives at the boundary.  Its LU solve alone resolves w only to
+    ε·max|w| where the slow valley mode of a flat landscape amplifies round-off (paper
+    landscape at Δ_S = 0.004); iterative refinement with exact residuals
+    (:func:`_refine_escape_rate_weight`) keeps w to relative accuracy everywhere (checked
+    against the exact radial OU weight down to 5e-21, and for mirror symmetry on the paper
+    landscape).  Costs one more factorisation, in the primal's fill-reducing order.
     """
     from . import ordering
 
@@ -467,5 +472,43 @@ def _escape_rate_weight(dual: DualSolver, P: np.ndarray) -> np.ndarray:
     perm = None if perm is None else ordering.restrict(perm, keep)
     w = np.ones(N)
     w[I] = 0.0
-    w[I[keep]] = ordering.splu(K, perm=perm).solve(rhs[keep])
-    return w
+    lu = ordering.splu(K, perm=perm)
+    w[I[keep]] = lu.solve(rhs[keep])
+    return _refine_escape_rate_weight(dual, w, lu.solve, I[keep])
+
+
+def _refine_escape_rate_weight(dual: DualSolver, w: np.ndarray, solve, free) -> np.ndarray:
+    """The μ weight w of :func:`_escape_rate_weight` refined to relative accuracy everywhere.
+
+    The LU solve's error is ε·max|w| spread over all unknowns, i.e. ~1e-18 where the
+    exact w is ~μ/λ₂ (the paper landscape at Δ_S = 0.004: μ ≈ 8e-26, w ≈ 5e-26 in the
+    valley, where P is large, and the computed w was antisymmetric noise 1e-21 across the
+    symmetry axis).  Iterative refinement with the residual of the stored system in
+    double-double (:func:`.exact_residual.refine`) recovers it: one step brings the valley
+    w to ~1e-5, the next to ~1e-9 relative (docs/adaptivity.md).  The residual is formed
+    with the fixed values in place (w = 1 on the boundary, 0 at the pinned dof), so the
+    boundary column sums of the right-hand side never cancel in floating point.
+
+    Parameters
+    ----------
+    dual
+        ``A``, ``Mop``, ``idx`` (interior dofs I) and ``mu`` of the system.
+    w
+        The direct solve's w on all dofs (fixed values included).
+    solve
+        ``solve(r)`` ≈ the pinned system's inverse applied to ``r`` on ``free``.
+    free
+        The unknowns (interior dofs without the pinned one), in ``solve``'s order.
+    """
+    import scipy.sparse as sp
+
+    from .exact_residual import dd_row_sums, refine
+
+    A, Mop, I, mu = dual.A.tocsr(), dual.Mop.tocsr(), dual.idx, dual.mu
+    inner = np.zeros(dual.N)
+    inner[I] = 1.0
+    # rows j ∈ free of (A − μ M_I)ᵀ: Σ_i (A − μM)_ij w_i over i ∈ I plus Σ_{i∈B} A_ij·1,
+    # against −μ Σ_{i∈I} M_ij (the system of _escape_rate_weight with its rhs unexpanded)
+    C = (A - mu * (sp.diags(inner) @ Mop)).T.tocsr()[free]
+    b = -mu * dd_row_sums(Mop.T.tocsr()[free][:, I])[0]
+    return refine(C, b, w, solve, cols=free, rtol=_WEIGHT_RTOL)[0]
