@@ -15,6 +15,7 @@ written atomically (temporary file in the target directory, then ``os.replace``)
 from __future__ import annotations
 
 import os
+import weakref
 
 import numpy as np
 
@@ -133,9 +134,10 @@ class PlotData:
         """Points, triangles and values of the subdivided elements meeting ``extent``
         (as :func:`_refined`, from values computed once for the whole mesh)."""
         if self._elements is None:
-            m = self.sol.basis.mesh
-            self._elements = _refined_elements(self.sol.basis, self.sol.P,
-                                               np.arange(m.t.shape[1]), self._nrefs)
+            basis = self.sol.basis
+            xy, phis, ref_t, lo, hi = _shared(basis, "refined", self._nrefs,
+                                              lambda: _refined_basis(basis, self._nrefs))
+            self._elements = xy, _refined_values(basis, self.sol.P, phis), ref_t, lo, hi
         xy, vals, ref_t, lo, hi = self._elements
         x0, x1, y0, y1 = extent
         el = np.flatnonzero((hi[0] >= x0) & (lo[0] <= x1) & (hi[1] >= y0) & (lo[1] <= y1))
@@ -144,40 +146,94 @@ class PlotData:
         return xy[0, el].ravel(), xy[1, el].ravel(), tri, vals[el].ravel()
 
     def marginal(self, xs) -> np.ndarray:
-        """∫P dy at ``xs``; lines already computed for another window are reused."""
+        """∫P dy at ``xs`` (as ``sol.marginal("x", xs)``, whose quadrature on these lines
+        is shared by the solutions on the same basis)."""
         xs = np.asarray(xs, dtype=float)
-        new = np.array([x for x in xs if x not in self._marginal])
-        if new.size:
-            self._marginal.update(zip(new.tolist(), self.sol.marginal("x", new).tolist()))
-        return np.array([self._marginal[x] for x in xs.tolist()])
+        key = xs.tobytes()
+        if key not in self._marginal:
+            sol = self.sol
+            V, w, line = _shared(sol.basis, "marginal", (key, sol.order),
+                                 lambda: _marginal_quadrature(sol.basis, xs, sol.order))
+            out = np.zeros(xs.size)
+            if w.size:
+                np.add.at(out, line, w * (V @ sol.P))
+            self._marginal[key] = out
+        return self._marginal[key]
 
     def stream_field(self, extent):
         """Grid, projected flux (NaN where negligible or outside) and line widths."""
         key = tuple(float(v) for v in extent)
         if key not in self._fields:
-            self._fields[key] = _stream_field(self.sol.basis, self.J, extent)
+            basis = self.sol.basis
+            grid = _shared(basis, "stream", key, lambda: _stream_grid(basis, key))
+            self._fields[key] = _stream_field(grid, self.J)
         return self._fields[key]
+
+
+#: Mesh-only values of the figures, shared by the PlotData of the solutions on one basis
+#: (a study's cases on one mesh: the case figures and the panel): the shape functions on
+#: the refined elements, the marginal's quadrature and the streamline grid's probe matrix.
+#: Per basis and kind, the last few windows are kept.
+_SHARED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_SHARED_KEEP = 3
+
+
+def _shared(basis, kind: str, key, make):
+    """``make()``, remembered for ``basis`` under (``kind``, ``key``)."""
+    try:
+        per = _SHARED.setdefault(basis, {})
+    except TypeError:                       # not weak-referenceable: nothing shared
+        return make()
+    cache = per.setdefault(kind, {})
+    if key not in cache:
+        cache[key] = make()
+        while len(cache) > _SHARED_KEEP:    # the oldest window goes
+            cache.pop(next(iter(cache)))
+    return cache[key]
+
+
+def _marginal_quadrature(basis, xs, order):
+    """The quadrature of ``Solution.marginal("x", xs)``: probe matrix, weights, lines."""
+    from .fe.assembly import line_cuts, probe_matrix
+    pts, w, line, cells = line_cuts(basis, 0, xs, npts=order + 1)
+    V = probe_matrix(basis, pts, cells) if w.size else None
+    return V, w, line
 
 
 def _refined_elements(basis, values, el, nrefs):
     """Coordinates (2, nel, nref) and values (nel, nref) of the FE function at the
     nodes of ``nrefs``-times subdivided elements ``el``, the sub-triangles of the
     reference element and the corner bounding boxes of the elements."""
+    xy, phis, ref_t, lo, hi = _refined_basis(basis, nrefs, el)
+    return xy, _refined_values(basis, values, phis, el), ref_t, lo, hi
+
+
+def _refined_basis(basis, nrefs, el=None):
+    """As :func:`_refined_elements` (all elements if ``el`` is None), with the shape
+    functions (Nbfun, nel, nref) at the nodes instead of the values."""
     from skfem import MeshTri
     m = basis.mesh
+    el = np.arange(m.t.shape[1]) if el is None else el
     p = m.p[:2][:, m.t[:3, el]]                  # (2, 3, nel) corner coordinates
     ref = MeshTri.init_refdom().refined(nrefs)
     X = ref.p
     xy = basis.mapping.F(X, tind=el)              # (2, nel, nref)
-    vals = np.zeros(xy.shape[1:])
+    phis = np.array([np.asarray(basis.elem.gbasis(basis.mapping, X, j, tind=el)[0])
+                     for j in range(basis.Nbfun)])
+    return xy, phis, ref.t.T, p.min(axis=1), p.max(axis=1)
+
+
+def _refined_values(basis, values, phis, el=None):
+    """The FE function ``values`` at the refined nodes from :func:`_refined_basis`."""
+    dofs = basis.element_dofs if el is None else basis.element_dofs[:, el]
+    vals = np.zeros(phis.shape[1:])
     for j in range(basis.Nbfun):
-        phi = np.asarray(basis.elem.gbasis(basis.mapping, X, j, tind=el)[0])
-        vals += values[basis.element_dofs[j, el]][:, None] * phi
-    return xy, vals, ref.t.T, p.min(axis=1), p.max(axis=1)
+        vals += values[dofs[j]][:, None] * phis[j]
+    return vals
 
 
-def _stream_field(basis, J, extent):
-    """The projected flux on the regular streamline grid of ``extent``."""
+def _stream_grid(basis, extent):
+    """The regular streamline grid of ``extent``, its probe matrix and inside mask."""
     from .fe.assembly import locate, probe_matrix
     x0, x1, y0, y1 = extent
     nx = 180
@@ -186,10 +242,16 @@ def _stream_field(basis, J, extent):
     GX, GY = np.meshgrid(gx, gy)
     pts = np.stack([GX.ravel(), GY.ravel()])
     cells, X = locate(basis, pts)
-    inside = cells >= 0
     V = probe_matrix(basis, pts, cells, X)       # values only: no gradients needed here
-    U = np.where(inside, V @ J[0], np.nan).reshape(GX.shape)
-    W = np.where(inside, V @ J[1], np.nan).reshape(GX.shape)
+    return gx, gy, V, cells >= 0
+
+
+def _stream_field(grid, J):
+    """The projected flux on a streamline grid from :func:`_stream_grid`."""
+    gx, gy, V, inside = grid
+    shape = (gy.size, gx.size)
+    U = np.where(inside, V @ J[0], np.nan).reshape(shape)
+    W = np.where(inside, V @ J[1], np.nan).reshape(shape)
     speed = np.hypot(U, W)
     smax = np.nanmax(speed) if np.any(np.isfinite(speed)) else 0.0
     lw = None

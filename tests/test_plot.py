@@ -159,6 +159,12 @@ def test_plot_data_is_shared_and_matches_fresh_figures(tmp_path, paper_pair):
         assert np.array_equal(got, want)
     xs = np.linspace(*da.extent[:2], 7)
     assert np.array_equal(da.marginal(xs), a.marginal("x", xs))
+    # b's quadrature and refined shape functions are a's (one basis): same values as b's own
+    assert a.basis is b.basis and plot._SHARED[a.basis]["marginal"]
+    assert np.array_equal(db.marginal(xs), b.marginal("x", xs))
+    for got, want in zip(db.contour_data(da.extent),
+                         plot._refined(b.basis, b.P, da.extent, plot._subdivisions(b))):
+        assert np.array_equal(got, want)
 
 
 def test_adaptive_solution_figure_shows_its_mesh(ou):
