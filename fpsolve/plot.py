@@ -146,8 +146,8 @@ class PlotData:
         return xy[0, el].ravel(), xy[1, el].ravel(), tri, vals[el].ravel()
 
     def marginal(self, xs) -> np.ndarray:
-        """∫P dy at ``xs`` (as ``sol.marginal("x", xs)``, whose quadrature on these lines
-        is shared by the solutions on the same basis)."""
+        """∫P dy at ``xs`` (``sol.marginal("x", xs)`` to round-off; the quadrature on
+        these lines is shared by the solutions on the same basis)."""
         xs = np.asarray(xs, dtype=float)
         key = xs.tobytes()
         if key not in self._marginal:
@@ -193,9 +193,14 @@ def _shared(basis, kind: str, key, make):
 
 
 def _marginal_quadrature(basis, xs, order):
-    """The quadrature of ``Solution.marginal("x", xs)``: probe matrix, weights, lines."""
+    """The quadrature of ∫P dy on the lines x = ``xs``: probe matrix, weights, lines.
+
+    As in ``Solution.marginal("x", xs)``, but with the Gauss points that integrate the
+    FE function on each straight segment exactly (degree ``order``: 2 for P2 and P3),
+    not its products (``order + 1``): the same curve to round-off, at half the cost.
+    """
     from .fe.assembly import line_cuts, probe_matrix
-    pts, w, line, cells = line_cuts(basis, 0, xs, npts=order + 1)
+    pts, w, line, cells = line_cuts(basis, 0, xs, npts=order // 2 + 1)
     V = probe_matrix(basis, pts, cells) if w.size else None
     return V, w, line
 
@@ -470,7 +475,10 @@ def _streamplot(ax, x, y, u, v, linewidth, density, arrowsize, minlength, color)
     lc.sticky_edges.y[:] = [st.y0, st.y0 + (y[-1] - y[0])]
     ax.add_collection(lc)
     for p in arrows:
-        ax.add_patch(p)
+        # add_artist, not add_patch: the arrows lie on the lines, whose collection has
+        # set the data limits already (add_patch's per-patch limit update is 1/3 of the
+        # cost of the arrows)
+        ax.add_artist(p)
     ax.autoscale_view()
 
 

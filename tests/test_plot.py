@@ -58,7 +58,9 @@ def test_solution_figure_is_readable(ou):
     assert len(top) == 1 and top[0].get_ylabel() == "∫P dy"
     # marginal panel shows ∫P dy over the window
     x, m = top[0].lines[0].get_data()
-    np.testing.assert_allclose(m, sol.marginal("x", x), rtol=1e-12)
+    # exact on straight segments; the quadratures differ in the curved boundary ring,
+    # where neither is exact (reflecting boundary: P > 0 there)
+    np.testing.assert_allclose(m, sol.marginal("x", x), rtol=1e-7)
     # streamlines drawn, cycle centre marked with its sense (OU: one clockwise cycle)
     assert ax.collections, "no density / streamlines"
     assert [t.get_text() for t in ax.texts] == ["\u21bb"]
@@ -158,10 +160,13 @@ def test_plot_data_is_shared_and_matches_fresh_figures(tmp_path, paper_pair):
                          plot._refined(a.basis, a.P, da.extent, plot._subdivisions(a))):
         assert np.array_equal(got, want)
     xs = np.linspace(*da.extent[:2], 7)
-    assert np.array_equal(da.marginal(xs), a.marginal("x", xs))
+    # fewer Gauss points than Solution.marginal, both exact on straight segments
+    np.testing.assert_allclose(da.marginal(xs), a.marginal("x", xs), rtol=1e-12,
+                               atol=1e-14 * a.P.max())
     # b's quadrature and refined shape functions are a's (one basis): same values as b's own
     assert a.basis is b.basis and plot._SHARED[a.basis]["marginal"]
-    assert np.array_equal(db.marginal(xs), b.marginal("x", xs))
+    np.testing.assert_allclose(db.marginal(xs), b.marginal("x", xs), rtol=1e-12,
+                               atol=1e-14 * b.P.max())
     for got, want in zip(db.contour_data(da.extent),
                          plot._refined(b.basis, b.P, da.extent, plot._subdivisions(b))):
         assert np.array_equal(got, want)
