@@ -272,9 +272,11 @@ def vtu_bytes(content: dict) -> bytes:
     fd, tmp = tempfile.mkstemp(suffix=".vtu", prefix="fpsolve-")
     os.close(fd)
     try:
-        meshio.write(tmp, mesh, file_format="vtu")
+        # uncompressed, then compressed here at a lower zlib level (meshio's default
+        # level takes 1.7x the time for 0.6 % less on these float arrays)
+        meshio.write(tmp, mesh, file_format="vtu", compression=None)
         with open(tmp, "rb") as f:
-            text = f.read()
+            text = _zlib_vtu(f.read(), VTU_ZLIB_LEVEL)
     finally:
         os.remove(tmp)
     marker = b"<UnstructuredGrid>"
@@ -283,6 +285,43 @@ def vtu_bytes(content: dict) -> bytes:
                            "<UnstructuredGrid> element); cannot add field data")
     block = _field_data_xml(content["fields"], {"parameters_json": content["params_json"]})
     return text.replace(marker, marker + b"\n" + block.encode("utf-8"), 1)
+
+
+#: zlib level of the .vtu data blocks (1: fastest; the arrays are mostly float64 noise
+#: in their low bits, so higher levels gain < 1 %)
+VTU_ZLIB_LEVEL = 1
+_VTU_ROOT = b'<VTKFile type="UnstructuredGrid" version="0.1" byte_order="LittleEndian">'
+_VTU_BLOCK = 32768
+
+
+def _zlib_vtu(text: bytes, level: int) -> bytes:
+    """meshio's uncompressed binary ``.vtu`` (UInt32 headers, little endian) as its
+    ``vtkZLibDataCompressor`` layout, the blocks compressed at zlib ``level`` (with
+    level 6, zlib's default, the bytes meshio itself writes)."""
+    import base64
+    import re
+    import zlib
+
+    if text.count(_VTU_ROOT) != 1:
+        raise RuntimeError("export_vtk: unexpected meshio VTU layout (VTKFile element); "
+                           "cannot compress it")
+
+    def compress(m):
+        raw = base64.b64decode(m.group(2))
+        n = int.from_bytes(raw[:4], "little")
+        data = raw[4:4 + n]
+        blocks = [zlib.compress(data[i:i + _VTU_BLOCK], level)
+                  for i in range(0, len(data), _VTU_BLOCK)]
+        last = len(data) - (len(blocks) - 1) * _VTU_BLOCK if blocks else 0
+        header = np.array([len(blocks), _VTU_BLOCK, last] + [len(b) for b in blocks],
+                          dtype="<u4")
+        return (m.group(1) + base64.b64encode(header.tobytes())
+                + base64.b64encode(b"".join(blocks)) + m.group(3))
+
+    out = re.sub(rb'(format="binary">\s*)([A-Za-z0-9+/=]*)(\s*</DataArray>)', compress,
+                 text)
+    return out.replace(_VTU_ROOT, _VTU_ROOT[:-1] + b' compressor="vtkZLibDataCompressor">',
+                       1)
 
 
 def write_pvd(path, entries) -> str:
