@@ -144,6 +144,23 @@ def test_streamlines_are_matplotlibs(density):
     assert ours == ref
 
 
+def test_filled_contours_are_matplotlibs(paper_pair):
+    """plot._tricontourf gives the image of Axes.tricontourf byte for byte (also with
+    values exactly at the lowest level, which matplotlib puts in the first band)."""
+    from matplotlib.ticker import MaxNLocator
+    from matplotlib.tri import Triangulation
+    d = plot.PlotData(paper_pair[0], fp.flux(paper_pair[0]))
+    px, py, tri, vals = d.contour_data((-1, 1, -1.3, 1.3))
+    T = Triangulation(px, py, tri)
+    levels = MaxNLocator(nbins=24).tick_values(0.0, d.vmax)
+    for z in (np.clip(vals, 0.0, d.vmax), np.where(vals < 1e-3 * d.vmax, 0.0, vals)):
+        ref = _png(lambda ax: ax.figure.colorbar(ax.tricontourf(T, z, levels=levels,
+                                                                cmap="viridis")))
+        ours = _png(lambda ax: ax.figure.colorbar(plot._tricontourf(ax, T, z, levels,
+                                                                    cmap="viridis")))
+        assert ours == ref
+
+
 def test_plot_data_is_shared_and_matches_fresh_figures(tmp_path, paper_pair):
     """A PlotData drawn twice (case figure, then panel) gives the PNGs of fresh calls,
     and its cached contour data are those of plot._refined for the window."""
