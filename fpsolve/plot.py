@@ -215,23 +215,30 @@ def _refined_elements(basis, values, el, nrefs):
 
 def _refined_basis(basis, nrefs, el=None):
     """As :func:`_refined_elements` (all elements if ``el`` is None), with the shape
-    functions (Nbfun, nel, nref) at the nodes instead of the values."""
+    functions at the nodes instead of the values: (Nbfun, nref), the same on every
+    element for H1 (Lagrange) elements, else (Nbfun, nel, nref)."""
     from skfem import MeshTri
+    from skfem.element import ElementH1
     m = basis.mesh
     el = np.arange(m.t.shape[1]) if el is None else el
     p = m.p[:2][:, m.t[:3, el]]                  # (2, 3, nel) corner coordinates
     ref = MeshTri.init_refdom().refined(nrefs)
     X = ref.p
     xy = basis.mapping.F(X, tind=el)              # (2, nel, nref)
-    phis = np.array([np.asarray(basis.elem.gbasis(basis.mapping, X, j, tind=el)[0])
-                     for j in range(basis.Nbfun)])
+    if isinstance(basis.elem, ElementH1):
+        # gbasis's values are lbasis broadcast to every element (identity transformation);
+        # gbasis would also map the gradients of all elements
+        phis = np.array([basis.elem.lbasis(X, j)[0] for j in range(basis.Nbfun)])
+    else:
+        phis = np.array([np.asarray(basis.elem.gbasis(basis.mapping, X, j, tind=el)[0])
+                         for j in range(basis.Nbfun)])
     return xy, phis, ref.t.T, p.min(axis=1), p.max(axis=1)
 
 
 def _refined_values(basis, values, phis, el=None):
     """The FE function ``values`` at the refined nodes from :func:`_refined_basis`."""
     dofs = basis.element_dofs if el is None else basis.element_dofs[:, el]
-    vals = np.zeros(phis.shape[1:])
+    vals = np.zeros((dofs.shape[1], phis.shape[-1]))
     for j in range(basis.Nbfun):
         vals += values[dofs[j]][:, None] * phis[j]
     return vals

@@ -176,6 +176,13 @@ def test_plot_data_is_shared_and_matches_fresh_figures(tmp_path, paper_pair):
     for got, want in zip(da.contour_data(da.extent),
                          plot._refined(a.basis, a.P, da.extent, plot._subdivisions(a))):
         assert np.array_equal(got, want)
+    # the shape functions at the refined nodes are skfem's gbasis values on every element
+    from skfem import MeshTri
+    _, phis, _, _, _ = plot._refined_basis(a.basis, 2)
+    X = MeshTri.init_refdom().refined(2).p
+    for j in range(a.basis.Nbfun):
+        g = np.asarray(a.basis.elem.gbasis(a.basis.mapping, X, j)[0])
+        assert np.array_equal(np.broadcast_to(phis[j], g.shape), g)
     xs = np.linspace(*da.extent[:2], 7)
     # fewer Gauss points than Solution.marginal, both exact on straight segments
     np.testing.assert_allclose(da.marginal(xs), a.marginal("x", xs), rtol=1e-12,
