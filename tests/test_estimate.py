@@ -187,6 +187,30 @@ def test_escape_rate_weight_on_subdomain_matches_full_domain():
     np.testing.assert_allclose(sub, full, rtol=1e-5, atol=0)
 
 
+def test_escape_rate_weight_skips_exact_refinement_when_the_lu_resolves_it(monkeypatch):
+    """One plain refinement step decides: where its correction is below _WEIGHT_RTOL of every
+    component (no slow valley mode: radial OU), the double-double refinement is skipped
+    and the weight equals the exactly refined one to that accuracy."""
+    import fpsolve.fe.estimate as est
+
+    delta = 0.015
+    prob = fp.Problem(RADIAL, fp.diffusion.isotropic(delta), fp.disk_mesh(1.0, 0.05), order=3)
+    sol = prob.solve()
+    dual = est.DualSolver(None, prob.interior_dofs, prob.dofs, prob.operator.A(delta),
+                          prob.operator.M, sol.escape_rate)
+    calls = []
+    refine = est._refine_escape_rate_weight
+    monkeypatch.setattr(est, "_refine_escape_rate_weight",
+                        lambda *a: calls.append(1) or refine(*a))
+    fast = est._escape_rate_weight(dual, sol.P)
+    assert not calls
+    monkeypatch.setattr(est, "_WEIGHT_RTOL", 0.0)          # forces the exact refinement
+    exact = est._escape_rate_weight(dual, sol.P)
+    assert calls
+    assert np.min(exact[prob.interior_dofs][exact[prob.interior_dofs] > 0]) < 1e-12
+    np.testing.assert_allclose(fast, exact, rtol=1e-6, atol=0)
+
+
 @pytest.mark.parametrize("order", [2, 3])
 def test_moment_estimate_on_banded_mesh(order):
     """A banded disk is graded too (Mesh.graded): its moment duals are solved in V_{k+1}."""
