@@ -124,3 +124,40 @@ def test_value_gradient_matrices_equal_scikit_fem_gbasis(sol):
         for M, ref_j in ((V, np.asarray(f)[:, 0]), (Gx, np.asarray(f.grad)[0][:, 0]),
                          (Gy, np.asarray(f.grad)[1][:, 0])):
             assert np.array_equal(np.asarray(M[idx, cols]).ravel(), ref_j)
+
+
+def test_line_cuts_of_many_lines_are_those_of_each_line(sol):
+    """The lines are cut together (interval search): each line gets exactly the points,
+    weights and elements it gets alone, lines in the given order (duplicates, NaN and
+    lines outside the mesh included)."""
+    from fpsolve.fe.assembly import line_cuts
+    vals = np.array([0.3, -1.99, 0.3, 5.0, np.nan, 0.0, 1.2345, -0.7])
+    for axis in (0, 1):
+        pts, w, line, cells = line_cuts(sol.basis, axis, vals, npts=4)
+        assert np.all(np.diff(line) >= 0)
+        for i, v in enumerate(vals):
+            p1, w1, l1, c1 = line_cuts(sol.basis, axis, [v], npts=4)
+            k = line == i
+            assert np.array_equal(pts[:, k], p1) and np.array_equal(w[k], w1)
+            assert np.array_equal(cells[k], c1) and np.all(l1 == 0)
+            assert (w1.size == 0) == (not abs(v) < 2.0)
+        assert np.sum(w[line == 0]) == pytest.approx(2 * np.sqrt(4 - 0.09), rel=1e-3)
+
+
+def test_cached_marginal_grid_gives_the_fresh_values(sol):
+    """The quadrature of a set of many lines is kept on the basis (the cases of a study
+    share it): a second solution on the basis gets the values of a fresh computation."""
+    from fpsolve.fe import solution as S
+    xs = np.linspace(-2, 2, 101)
+    sol.basis.__dict__.pop("_fpsolve_lines", None)
+    first = sol.marginal("x", xs)
+    assert len(sol.basis._fpsolve_lines) == 1
+    other = S.Solution(2.0 * sol.P, sol.basis, sol.mesh, sol.landscape, sol.diffusion,
+                       sol.boundary, sol.order, sol.escape_rate, sol.diagnostics)
+    again = other.marginal("x", xs)                       # from the cache
+    sol.basis.__dict__.pop("_fpsolve_lines")
+    assert np.array_equal(again, other.marginal("x", xs))  # fresh
+    assert np.allclose(again, 2 * first, rtol=1e-14, atol=0)
+    for k in range(S._LINE_CACHE_SIZE + 2):                # bounded
+        sol.marginal("y", xs + k)
+    assert len(sol.basis._fpsolve_lines) == S._LINE_CACHE_SIZE

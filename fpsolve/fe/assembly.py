@@ -36,7 +36,7 @@ from .geometry import inverse_map
 from .mesh import Mesh
 
 __all__ = ["Operator", "assemble", "make_basis", "mass_matrix", "evaluate", "STABILISATIONS", "locate", "reference_coordinates",
-           "probe_matrix", "probe_values", "line_cuts"]
+           "probe_matrix", "probe_values", "PointProbe", "line_cuts"]
 
 logger = logging.getLogger(__name__)
 
@@ -477,38 +477,58 @@ def probe_matrix(basis: Basis, points: np.ndarray, cells=None, X=None) -> sp.csr
     return sp.coo_matrix((phis.ravel(), (rows, cols)), shape=(n, basis.N)).tocsr()
 
 
+class PointProbe:
+    """Evaluation of FE functions at fixed points, reusable for many coefficient vectors.
+
+    ``PointProbe(basis, points, cells, X)(u)`` is ``probe_matrix(basis, points, cells, X)
+    @ u`` bit for bit: each point's terms φ_j u_j are added from 0 in the order of the
+    matrix row (by increasing dof), as the sparse product adds them.  Without the
+    matrix (a COO to CSR conversion per call, what costs in the many small evaluations
+    of a shrinking-grid search); the located points and basis values can be kept and
+    applied to other vectors on the same basis (the cases of a study share a mesh).
+
+    Attributes
+    ----------
+    inside : ndarray of bool, shape (n,)
+        Points inside the mesh (the value is 0 at the others).
+    """
+
+    def __init__(self, basis: Basis, points: np.ndarray, cells=None, X=None):
+        pts = np.asarray(points, dtype=float)
+        if cells is None:
+            cells, X = locate(basis, pts)
+        elif X is None:
+            cells, X = reference_coordinates(basis, pts, cells)
+        self.inside = cells >= 0
+        self._idx = np.flatnonzero(self.inside)
+        self._n = pts.shape[1]
+        c = cells[self._idx]
+        dofs = basis.element_dofs[:, c]
+        order = np.argsort(dofs, axis=0, kind="stable")
+        phis = np.array([basis.elem.lbasis(X[:, self._idx], j)[0] for j in range(basis.Nbfun)])
+        self._phis = np.take_along_axis(phis.reshape(basis.Nbfun, -1), order, axis=0)
+        self._dofs = np.take_along_axis(dofs, order, axis=0)
+
+    def __call__(self, u: np.ndarray) -> np.ndarray:
+        out = np.zeros(self._n)
+        if self._idx.size:
+            terms = self._phis * np.asarray(u)[self._dofs]
+            acc = np.zeros(self._idx.size)
+            for t in terms:
+                acc += t
+            out[self._idx] = acc
+        return out
+
+
 def probe_values(basis: Basis, u: np.ndarray, points: np.ndarray, cells=None, X=None,
                  inside: bool = False):
-    """``probe_matrix(basis, points, cells, X) @ u`` without building the matrix.
-
-    Bit for bit the same numbers: each point's terms φ_j u_j are added from 0 in the
-    order of the matrix row (by increasing dof), as the sparse product adds them; the
-    matrix itself (a COO to CSR conversion per call) is what costs in the many small
-    evaluations of a shrinking-grid search.
+    """``probe_matrix(basis, points, cells, X) @ u`` without building the matrix (the
+    same floats, see :class:`PointProbe`).
 
     Returns the values (0 outside the mesh), and the inside mask too if ``inside``.
     """
-    pts = np.asarray(points, dtype=float)
-    if cells is None:
-        cells, X = locate(basis, pts)
-    elif X is None:
-        cells, X = reference_coordinates(basis, pts, cells)
-    mask = cells >= 0
-    idx = np.flatnonzero(mask)
-    out = np.zeros(pts.shape[1])
-    if idx.size:
-        c = cells[idx]
-        Xr = X[:, idx]
-        dofs = basis.element_dofs[:, c]
-        order = np.argsort(dofs, axis=0, kind="stable")
-        phis = np.array([basis.elem.lbasis(Xr, j)[0] for j in range(basis.Nbfun)])
-        terms = (np.take_along_axis(phis, order, axis=0)
-                 * np.asarray(u)[np.take_along_axis(dofs, order, axis=0)])
-        acc = np.zeros(idx.size)
-        for t in terms:
-            acc += t
-        out[idx] = acc
-    return (out, mask) if inside else out
+    probe = PointProbe(basis, points, cells, X)
+    return (probe(u), probe.inside) if inside else probe(u)
 
 
 def evaluate(basis: Basis, u: np.ndarray, points) -> np.ndarray | float:
@@ -522,6 +542,32 @@ def evaluate(basis: Basis, u: np.ndarray, points) -> np.ndarray | float:
     return float(vals[0]) if single else vals
 
 
+def _line_extent(m, axis: int):
+    """Coordinates along ``axis`` of the straight triangles' vertices (3, ne) and their
+    min and max, cached on the mesh."""
+    cache = m.__dict__.setdefault("_fpsolve_line_extent", {})
+    if axis not in cache:
+        ca = m.p[axis][m.t[:3]]
+        cache[axis] = (ca, ca.min(axis=0), ca.max(axis=0))
+    return cache[axis]
+
+
+def _line_elements(lo, hi, values):
+    """Pairs (line i, element e) with lo_e ≤ values_i ≤ hi_e and hi_e > lo_e, ordered by
+    line, then element (an interval search on the sorted values: no lines × elements
+    table)."""
+    order = np.argsort(values, kind="stable")
+    vs = values[order]
+    first = np.searchsorted(vs, lo, "left")       # first sorted line with v ≥ lo
+    last = np.searchsorted(vs, hi, "right")       # lines with v ≤ hi end here
+    count = np.where(hi > lo, last - first, 0)
+    el = np.repeat(np.arange(lo.size), count)
+    start = np.cumsum(count) - count
+    line = order[first[el] + np.arange(el.size) - start[el]]
+    srt = np.lexsort((el, line))
+    return line[srt], el[srt]
+
+
 def line_cuts(basis: Basis, axis: int, values: np.ndarray, npts: int = 3):
     """Quadrature on the lines θ_axis = value, exact for FE functions of degree ≤ 2·npts−1.
 
@@ -530,43 +576,37 @@ def line_cuts(basis: Basis, axis: int, values: np.ndarray, npts: int = 3):
     along the line is exact up to the curved-boundary slivers.
 
     Returns ``(points (2, m), weights (m,), line (m,), cells (m,))`` where ``line``
-    gives the index into ``values`` of each quadrature point and ``cells`` its element.
+    gives the index into ``values`` of each quadrature point and ``cells`` its element;
+    ordered by line, then element.
     """
     m = basis.mesh
     p = m.p[:2]
     t = m.t[:3]
     other = 1 - axis
-    ca = p[axis][t]                          # (3, ne) coordinate across the lines
-    lo, hi = ca.min(axis=0), ca.max(axis=0)
+    ca, lo, hi = _line_extent(m, axis)    # (3, ne): coordinate across the lines
     g, gw = np.polynomial.legendre.leggauss(npts)
-    out_pts, out_w, out_line, out_cells = [], [], [], []
-    for i, v in enumerate(np.asarray(values, dtype=float)):
-        el = np.flatnonzero((lo <= v) & (hi >= v) & (hi > lo))
-        if el.size == 0:
-            continue
-        # intersections of the line with the three edges of each element
-        ends = []
-        for a, b in ((0, 1), (1, 2), (2, 0)):
-            ua, ub = ca[a, el], ca[b, el]
-            wa, wb = p[other][t[a, el]], p[other][t[b, el]]
-            with np.errstate(divide="ignore", invalid="ignore"):
-                s = (v - ua) / (ub - ua)
-            hit = (s >= 0) & (s <= 1) & (ub != ua)
-            ends.append(np.where(hit, wa + s * (wb - wa), np.nan))
-        ends = np.array(ends)
-        a0, a1 = np.nanmin(ends, axis=0), np.nanmax(ends, axis=0)
-        keep = a1 > a0
-        a0, a1, el = a0[keep], a1[keep], el[keep]
-        mid, half = 0.5 * (a0 + a1), 0.5 * (a1 - a0)
-        q = mid[:, None] + half[:, None] * g[None, :]
-        pts = np.empty((2, q.size))
-        pts[axis] = v
-        pts[other] = q.ravel()
-        out_pts.append(pts)
-        out_w.append((half[:, None] * gw[None, :]).ravel())
-        out_line.append(np.full(q.size, i))
-        out_cells.append(np.repeat(el, npts))
-    if not out_pts:
+    vals = np.asarray(values, dtype=float).ravel()
+    line, el = _line_elements(lo, hi, vals)
+    v = vals[line]
+    # intersections of each line with the three edges of each of its elements
+    ends = []
+    for a, b in ((0, 1), (1, 2), (2, 0)):
+        ua, ub = ca[a, el], ca[b, el]
+        wa, wb = p[other][t[a, el]], p[other][t[b, el]]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            s = (v - ua) / (ub - ua)
+        hit = (s >= 0) & (s <= 1) & (ub != ua)
+        ends.append(np.where(hit, wa + s * (wb - wa), np.nan))
+    ends = np.array(ends)
+    a0, a1 = np.nanmin(ends, axis=0), np.nanmax(ends, axis=0)
+    keep = a1 > a0
+    a0, a1, el, line, v = a0[keep], a1[keep], el[keep], line[keep], v[keep]
+    if el.size == 0:
         return np.zeros((2, 0)), np.zeros(0), np.zeros(0, dtype=int), np.zeros(0, dtype=int)
-    return (np.concatenate(out_pts, 1), np.concatenate(out_w), np.concatenate(out_line),
-            np.concatenate(out_cells))
+    mid, half = 0.5 * (a0 + a1), 0.5 * (a1 - a0)
+    q = mid[:, None] + half[:, None] * g[None, :]
+    pts = np.empty((2, q.size))
+    pts[axis] = np.repeat(v, npts)
+    pts[other] = q.ravel()
+    return (pts, (half[:, None] * gw[None, :]).ravel(), np.repeat(line, npts),
+            np.repeat(el, npts))

@@ -38,7 +38,7 @@ from skfem.helpers import dot, grad
 
 from .. import _display
 from .assembly import _beta0, locate, probe_values
-from .geometry import boundary_basis
+from .geometry import _map_and_jacobian, boundary_basis
 # the mesh-only operators (also reachable here under their old names)
 from .flux_operators import _laplace, _mesh_operators, _spd_lu, prefetch_operators  # noqa: F401
 from .solution import Solution
@@ -123,17 +123,20 @@ def value_gradient_matrices(basis, points):
 
 
 def _inverse_jacobian(mapping, X, tind):
-    """``mapping.invDF(X, tind)`` (same arithmetic) without filling the isoparametric
-    mapping's Jacobian cache, which keeps every array of points it ever saw."""
+    """``mapping.invDF(X, tind)`` for X (2, n, 1), the same arithmetic, without filling
+    the isoparametric mapping's Jacobian cache (it keeps every array of points it saw)
+    and with one evaluation of each geometry basis function for the four entries."""
     if not hasattr(mapping, "_J") or getattr(mapping, "dim", 2) != 2:
         return mapping.invDF(X, tind)
-    J = [[mapping._J(i, j, X, tind=tind) for j in range(2)] for i in range(2)]
-    det = mapping.detDF(X, tind, J=J)
-    inv = np.empty((2, 2) + J[0][0].shape)
-    inv[0, 0] = J[1][1]
-    inv[0, 1] = -J[0][1]
-    inv[1, 0] = -J[1][0]
-    inv[1, 1] = J[0][0]
+    J = _map_and_jacobian(mapping, X[:, :, 0], tind)[1][..., None]
+    det = J[0, 0] * J[1, 1] - J[0, 1] * J[1, 0]
+    if np.any(det == 0):
+        raise ValueError("value_gradient_matrices: zero Jacobian determinant")
+    inv = np.empty(J.shape)
+    inv[0, 0] = J[1, 1]
+    inv[0, 1] = -J[0, 1]
+    inv[1, 0] = -J[1, 0]
+    inv[1, 1] = J[0, 0]
     return inv / det
 
 

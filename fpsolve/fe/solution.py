@@ -1,17 +1,46 @@
 """The result of a stationary solve: a normalised FE density and its observables."""
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from typing import Callable
 
 import numpy as np
 from scipy.optimize import minimize_scalar
 
 from .. import _display
-from .assembly import evaluate, line_cuts, probe_matrix, probe_values
+from .assembly import PointProbe, evaluate, line_cuts, probe_values
 
 __all__ = ["Solution"]
 
 _AXES = {"x": 0, "y": 1, 0: 0, 1: 1}
+
+#: line sets of many lines whose quadrature (points located, basis evaluated) is kept
+#: per basis: the cases of a study share a mesh and ask for the same marginal grid
+_LINE_CACHE_MIN = 16
+_LINE_CACHE_SIZE = 2
+_LINE_LOCK = threading.Lock()
+
+
+def _line_quadrature(basis, axis: int, vals: np.ndarray, npts: int):
+    """(weights, line, probe) of :func:`line_cuts` on ``vals``; kept on the basis for
+    sets of at least ``_LINE_CACHE_MIN`` lines (the last ``_LINE_CACHE_SIZE`` of them)."""
+    key = (axis, npts, vals.tobytes())
+    if vals.size >= _LINE_CACHE_MIN:
+        with _LINE_LOCK:
+            cache = basis.__dict__.setdefault("_fpsolve_lines", OrderedDict())
+            hit = cache.get(key)
+            if hit is not None:
+                cache.move_to_end(key)
+                return hit
+    pts, w, line, cells = line_cuts(basis, axis, vals, npts=npts)
+    out = (w, line, PointProbe(basis, pts, cells) if w.size else None)
+    if vals.size >= _LINE_CACHE_MIN:
+        with _LINE_LOCK:
+            cache[key] = out
+            while len(cache) > _LINE_CACHE_SIZE:
+                cache.popitem(last=False)
+    return out
 
 
 class Solution:
@@ -108,10 +137,10 @@ class Solution:
         if axis not in _AXES:
             raise ValueError(f"axis: expected 'x' or 'y', got {axis!r}")
         vals = np.atleast_1d(np.asarray(values, dtype=float))
-        pts, w, line, cells = line_cuts(self.basis, _AXES[axis], vals, npts=self.order + 1)
+        w, line, probe = _line_quadrature(self.basis, _AXES[axis], vals, self.order + 1)
         out = np.zeros(vals.size)
         if w.size:
-            np.add.at(out, line, w * (probe_matrix(self.basis, pts, cells) @ self.P))
+            np.add.at(out, line, w * probe(self.P))
         return out if np.ndim(values) else float(out[0])
 
     # -- maxima ---------------------------------------------------------------
