@@ -159,6 +159,12 @@ class Problem:
         #: computed (its ``error_estimate`` is filled in afterwards): a study hands the
         #: density to its renderer while this process computes the estimate.
         self.on_solved: Callable | None = None
+        #: If set (and ``tol`` is None), a solve returns before its error estimate:
+        #: ``defer_estimate(sol, compute, finish)`` gets ``compute()`` -> the Estimate and
+        #: ``finish(est, seconds)``, which completes ``sol`` (diagnostics, warnings,
+        #: ``error_estimate``); the caller must call it before using ``sol`` (a study
+        #: computes the estimate in a forked process meanwhile).
+        self.defer_estimate: Callable | None = None
         basis = self.operator.basis
         # P1 dofs are the vertices: skip scikit-fem's facet connectivity (costly, unused)
         self.boundary_dofs = (mesh.boundary_vertices() if order == 1
@@ -222,16 +228,26 @@ class Problem:
         # an adaptive level that will be refined anyway (negative mass above the loop's
         # bound) needs only marking indicators: the cheaper recovered weights serve
         lazy = self._lazy_above is not None and diag["negative_mass"] > self._lazy_above
-        est = self._estimate(A, op, P, mu, info, diffusion, lazy)
-        diag["estimate_weights"] = est.weights
-        diag["timings"]["estimate_s"] = time.perf_counter() - t2 - t_hook
-        diag["timings"]["total_s"] += diag["timings"]["estimate_s"]
-        _check_estimate(diag, est, mu, self.boundary)
-        for w in diag["warnings"]:
-            warnings.warn(w, FPSolveWarning, stacklevel=2)
-        sol.error_estimate = dict(diag["error_estimate"])
-        sol._estimate = est          # corrections and element indicators (adaptivity)
-        return sol
+
+        def compute() -> Estimate:
+            return self._estimate(A, op, P, mu, info, diffusion, lazy)
+
+        def finish(est: Estimate, seconds: float) -> Solution:
+            diag["estimate_weights"] = est.weights
+            diag["timings"]["estimate_s"] = seconds
+            diag["timings"]["total_s"] += seconds
+            _check_estimate(diag, est, mu, self.boundary)
+            for w in diag["warnings"]:
+                warnings.warn(w, FPSolveWarning, stacklevel=3)
+            sol.error_estimate = dict(diag["error_estimate"])
+            sol._estimate = est          # corrections and element indicators (adaptivity)
+            return sol
+
+        if self.defer_estimate is not None and self.tol is None:   # adaptivity needs it now
+            self.defer_estimate(sol, compute, finish)
+            return sol
+        est = compute()
+        return finish(est, time.perf_counter() - t2 - t_hook)
 
     def _estimate(self, A, op, P, mu, info, diffusion, lazy=False) -> Estimate:
         """Dual-weighted residual estimates with the solve's LU (fe/estimate.py)."""

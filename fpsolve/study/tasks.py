@@ -22,6 +22,7 @@ import numpy as np
 from ..io import jsonable
 from ..fe.solver import FPSolveWarning, Problem
 from .build import build_landscape, build_mesh, build_noise, mesh_arrays
+from .forked import Forked, available as forked_available
 
 __all__ = ["run_task", "component", "case_observables", "jsonable", "THREAD_VARIABLES",
            "single_threaded_children"]
@@ -274,25 +275,37 @@ def _solve_case(prob, c: dict, mods: dict, renderer, in_panel: bool, hold: bool,
     """
     clock = _Clock()
     early: dict = {}
-    if (hold and on_last is not None and mods["flux"] is not None and prob.tol is None
-            and renderer is not None and renderer.accepts(prob.basis.N)):
+    deferred: dict = {}
+    early_panel = (hold and on_last is not None and mods["flux"] is not None
+                   and prob.tol is None and renderer is not None
+                   and renderer.accepts(prob.basis.N))
+    if _fork_estimate(prob, renderer):
+        prob.defer_estimate = lambda s, compute, finish: deferred.update(
+            job=Forked(compute), finish=finish)
+    elif early_panel:
         prob.on_solved = lambda s: _early_hand_over(s, c, mods, on_last, early)
     try:
         sol = prob.solve(c["strength"])
     finally:
-        prob.on_solved = None
+        prob.on_solved = prob.defer_estimate = None
     clock("solve")
-    if "flux" in early:
-        for w in early["warnings"]:      # in the order of a flux computed after the solve
-            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-        fl = early["flux"]
-        clock.laps["solve"] -= early["flux_s"]
-        clock.laps["flux"] = early["flux_s"]
+    if deferred:
+        fl, summary = _beside_estimate(sol, c, mods, on_last if early_panel else None,
+                                       deferred, clock)
     else:
-        fl = mods["flux"].flux(sol) if mods["flux"] is not None else None
-        clock("flux")
-    summary = case_observables(sol, fl)
-    clock("observables")
+        if prob.tol is None:
+            prob.mesh.__dict__[_ESTIMATED] = True
+        if "flux" in early:
+            for w in early["warnings"]:   # in the order of a flux computed after the solve
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+            fl = early["flux"]
+            clock.laps["solve"] -= early["flux_s"]
+            clock.laps["flux"] = early["flux_s"]
+        else:
+            fl = mods["flux"].flux(sol) if mods["flux"] is not None else None
+            clock("flux")
+        summary = case_observables(sol, fl)
+        clock("observables")
     res = {"name": c["name"], "hash": c["hash"], "summary": summary, "live": (sol, fl)}
     if renderer is None or not renderer.accepts(sol.basis.N) or hold:
         if hold and _WARM_UP[0] is not None:
@@ -346,6 +359,55 @@ def _case_files(sol, fl, c: dict, mods: dict, clock) -> dict:
             files[f"figures/{c['name']}.png"] = _read(p)
             clock("figure")
     return files
+
+
+#: set in a mesh's ``__dict__`` once a case on it computed its error estimate in this
+#: process: the estimate's mesh-only caches (enriched basis, recovery operators, loads)
+#: are then filled, and a forked child, which cannot return them, need not rebuild them
+_ESTIMATED = "_fpsolve_estimated"
+
+
+def _fork_estimate(prob, renderer) -> bool:
+    """Whether the case's error estimate goes to a forked child (:func:`_beside_estimate`).
+
+    Only when a second core is there for it (the run draws in a background renderer,
+    so it has one local worker) and the case is large enough to pay for the fork; not
+    for adaptive solves (the refinement needs each estimate at once), and not for the
+    first solve on a mesh, whose estimate fills the mesh's caches for the next ones.
+    """
+    return (renderer is not None and prob.tol is None and renderer.accepts(prob.basis.N)
+            and prob.mesh.__dict__.get(_ESTIMATED, False) and forked_available())
+
+
+def _beside_estimate(sol, c: dict, mods: dict, on_last, deferred: dict, clock):
+    """The flux and observables of a solve whose error estimate a forked child computes
+    meanwhile (on the other core); then the estimate completes ``sol``.
+
+    The solve's warnings come first and the flux's after them, as in-process.  With
+    ``on_last`` (the run's last case) the panel data go to the renderer before the
+    estimate is in.  Returns (Flux or None, observables).
+    """
+    job = deferred["job"]
+    try:
+        with warnings.catch_warnings(record=True) as later:
+            warnings.simplefilter("always")
+            fl = mods["flux"].flux(sol) if mods["flux"] is not None else None
+            clock("flux")
+            if on_last is not None and fl is not None:
+                from .render import case_job
+                on_last(case_job(c["name"], c["title"], c["config"], c["strength"], sol, fl,
+                                 None, False, True))
+            summary = case_observables(sol, fl)
+            clock("observables")
+        est, seconds = job.result()
+    finally:
+        job.discard()
+    clock("estimate")                   # the wait for the child, if any
+    deferred["finish"](est, seconds)    # the solve's diagnostics and warnings
+    for w in later:
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    summary["error_estimate"] = jsonable(dict(sol.error_estimate))
+    return fl, summary
 
 
 def _early_hand_over(sol, c: dict, mods: dict, on_last, early: dict) -> None:

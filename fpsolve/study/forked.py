@@ -1,0 +1,127 @@
+"""A function run in a forked child process, its result returned through a pipe.
+
+A study's main process hands work that needs its live state (an LU factorisation,
+assembled operators: nothing a fresh process could be given cheaply) to a forked
+child, goes on with its own work, and collects the (small, picklable) result later.
+The child sees the parent's memory copy-on-write, so nothing is copied or recomputed,
+and its numbers are those the parent would compute: the same code on the same data.
+
+Only the forking thread exists in the child.  Locks other threads held at the fork
+stay held there, so the function must take none of them: it must not import modules
+(they are all imported already by the time a study forks), start a pool, or touch
+the renderer.  The child never returns into the caller's code: it writes its result
+and ends with ``os._exit``, without running exit handlers or flushing the parent's
+buffers a second time.
+"""
+from __future__ import annotations
+
+import gc
+import os
+import pickle
+import sys
+import time
+import warnings
+
+__all__ = ["Forked", "available"]
+
+
+def available() -> bool:
+    """Whether :class:`Forked` runs its function in a child (Linux) or in place."""
+    return sys.platform.startswith("linux") and hasattr(os, "fork")
+
+
+class Forked:
+    """``fn()`` started in a forked child process now; :meth:`result` collects it.
+
+    If the child cannot be started, or fails for any reason (including an exception
+    of ``fn``), :meth:`result` calls ``fn()`` in this process instead: the value, or
+    the exception, is then exactly the one of an in-process call.
+
+    Parameters
+    ----------
+    fn : callable
+        Without arguments; its value must be picklable.
+    """
+
+    def __init__(self, fn):
+        self.fn = fn
+        self.pid = self.fd = None
+        #: CPU seconds of the child (0 if ``fn`` ran here)
+        self.cpu_s = 0.0
+        if not available():
+            return
+        r, w = os.pipe()
+        try:
+            pid = os.fork()
+        except OSError:               # no memory for the page tables, process limit
+            os.close(r)
+            os.close(w)
+            return
+        if pid == 0:
+            _child(fn, r, w)          # never returns
+        os.close(w)
+        self.pid, self.fd = pid, r
+
+    def result(self):
+        """``(fn(), seconds)``: the value and the wall time ``fn`` took.
+
+        Warnings ``fn`` issued in the child are issued again here, in their order.
+        """
+        data = self._collect()
+        if data:
+            try:
+                value, seconds, cpu, caught = pickle.loads(data)
+            except Exception:         # a truncated result: the child died writing it
+                pass
+            else:
+                self.cpu_s = cpu
+                for category, message, filename, lineno in caught:
+                    warnings.warn_explicit(message, category, filename, lineno)
+                return value, seconds
+        t0 = time.perf_counter()
+        value = self.fn()
+        return value, time.perf_counter() - t0
+
+    def discard(self) -> None:
+        """End the child without its result (the caller failed meanwhile)."""
+        self._collect(read=False)
+
+    def _collect(self, read: bool = True) -> bytes:
+        if self.pid is None:
+            return b""
+        chunks = []
+        try:
+            while read:
+                chunk = os.read(self.fd, 1 << 20)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+        finally:
+            os.close(self.fd)         # unread: the child's write fails and it exits
+            _, status = os.waitpid(self.pid, 0)
+            self.pid = self.fd = None
+        return b"".join(chunks) if os.waitstatus_to_exitcode(status) == 0 else b""
+
+
+def _child(fn, r: int, w: int) -> None:
+    """The forked process: run ``fn``, write the pickled result, exit."""
+    code = 1
+    try:
+        os.close(r)
+        # a collection would touch every object of the parent's heap, copying its pages
+        gc.disable()
+        t0 = time.perf_counter()
+        with warnings.catch_warnings(record=True) as rec:
+            warnings.simplefilter("always")
+            value = fn()
+        caught = [(w.category, str(w.message), w.filename, w.lineno) for w in rec]
+        data = pickle.dumps((value, time.perf_counter() - t0, time.process_time(), caught),
+                            protocol=pickle.HIGHEST_PROTOCOL)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(w, view):]
+        code = 0
+    except BaseException:             # the parent computes it itself (see Forked.result)
+        pass
+    finally:
+        os._exit(code)

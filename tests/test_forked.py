@@ -1,0 +1,151 @@
+"""fpsolve.study.forked: work done in a forked child, and a study's error estimates there."""
+import json
+import os
+import signal
+import textwrap
+import warnings
+
+import numpy as np
+import pytest
+
+from fpsolve.fe.solver import FPSolveWarning
+from fpsolve.study import forked
+from fpsolve.study.forked import Forked
+
+linux = pytest.mark.skipif(not forked.available(), reason="no fork (not Linux)")
+
+
+@linux
+def test_the_value_comes_from_the_child_and_uses_the_parents_memory():
+    big = np.arange(1_000_000, dtype=float)      # seen copy-on-write, not pickled
+    parent = os.getpid()
+    job = Forked(lambda: (os.getpid(), float(big.sum()), big[::100_000].copy()))
+    child = job.pid
+    assert child is not None and child != parent
+    (pid, total, sample), seconds = job.result()
+    assert pid == child
+    assert total == float(big.sum()) and np.array_equal(sample, big[::100_000])
+    assert seconds >= 0 and job.cpu_s > 0 and job.pid is None
+
+
+@linux
+def test_warnings_of_the_child_are_issued_again_in_order():
+    def fn():
+        warnings.warn("first", FPSolveWarning)
+        warnings.warn("second", RuntimeWarning)
+        return 1
+
+    job = Forked(fn)
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        assert job.result()[0] == 1
+    assert [(w.category, str(w.message)) for w in rec] == [(FPSolveWarning, "first"),
+                                                          (RuntimeWarning, "second")]
+
+
+def test_an_exception_is_raised_by_result_as_in_process():
+    calls = []
+
+    def fn():
+        calls.append(os.getpid())
+        raise ValueError("bad input x")
+
+    job = Forked(fn)
+    with pytest.raises(ValueError, match="bad input x"):
+        job.result()
+    assert calls == [os.getpid()]       # raised here (the child's attempt is not seen)
+
+
+@linux
+def test_a_killed_child_is_replaced_by_an_in_process_call():
+    import time
+
+    def fn():
+        if os.getpid() != parent:
+            time.sleep(60)              # the child: killed below
+        return "here"
+
+    parent = os.getpid()
+    job = Forked(fn)
+    os.kill(job.pid, signal.SIGKILL)
+    assert job.result()[0] == "here" and job.cpu_s == 0.0
+
+
+@linux
+def test_discard_ends_the_child_without_waiting_for_its_result():
+    job = Forked(lambda: np.zeros(10_000_000))     # 80 MB: more than a pipe holds
+    job.discard()
+    assert job.pid is None
+    job.discard()                                  # twice is harmless
+
+
+def test_without_fork_the_function_runs_here(monkeypatch):
+    monkeypatch.setattr(forked, "available", lambda: False)
+    job = Forked(lambda: os.getpid())
+    assert job.pid is None and job.result()[0] == os.getpid()
+
+
+# -- a study: the error estimates of all but the first case of a mesh in forked children ----
+
+STUDY = """
+[study]
+name = "four"
+[noise]
+delta_s = 0.01
+[mesh]
+h = 0.3
+[[case]]
+name = "a"
+noise.delta_s = 0.009
+[[case]]
+name = "b"
+noise.delta_s = 0.012
+[[case]]
+name = "c"
+noise.delta_s = 0.009
+noise.cross_diffusion = false
+[[case]]
+name = "d"
+noise.delta_s = 0.012
+noise.cross_diffusion = false
+[output]
+panel = [["a", "b"], ["c", "d"]]
+"""
+
+
+def _strip_times(obj):
+    if isinstance(obj, dict):
+        return {k: _strip_times(v) for k, v in obj.items()
+                if k not in ("runtime_s", "timings_s") and not k.endswith("_s")}
+    if isinstance(obj, list):
+        return [_strip_times(v) for v in obj]
+    return obj
+
+
+@linux
+def test_study_estimates_in_children_give_the_same_summary(tmp_path, monkeypatch):
+    """With a background renderer the estimates of b, c, d are computed in forked
+    children (a's fills the mesh's caches here): summary.json is the same as without the
+    renderer, warnings included and in the same order."""
+    from fpsolve.study import build, load_study, run_study, tasks
+
+    path = tmp_path / "four.toml"
+    path.write_text(textwrap.dedent(STUDY))
+    plain = run_study(load_study(str(path)), str(tmp_path / "plain"), background=False)
+    started = []
+
+    class Counting(Forked):
+        def __init__(self, fn):
+            super().__init__(fn)
+            started.append(self.pid)
+
+    monkeypatch.setattr(tasks, "Forked", Counting)
+    monkeypatch.setattr(build, "_MESHES", {})     # a mesh no estimate has run on yet
+    res = run_study(load_study(str(path)), str(tmp_path / "forked"), background=True)
+    assert len(started) == 3 and all(p is not None for p in started)
+    assert _strip_times(res.summary) == _strip_times(plain.summary)
+    # the same keys in the same order (summary.json is read by people and diffs)
+    assert json.dumps(_strip_times(res.summary)) == json.dumps(_strip_times(plain.summary))
+    assert any(c["warnings"] for c in plain.summary["cases"])
+    for c in res.summary["cases"]:
+        assert c["error_estimate"] and c["diagnostics"]["estimate_weights"] == "recovered"
