@@ -72,6 +72,27 @@ def test_a_killed_child_is_replaced_by_an_in_process_call():
 
 
 @linux
+def test_an_import_in_the_child_makes_the_parent_do_the_work(tmp_path, monkeypatch):
+    """Modules are not imported in a child (a thread of the parent may hold their
+    import lock): the child fails, and the function runs here."""
+    import sys
+
+    (tmp_path / "fpsolve_forked_probe.py").write_text("VALUE = 7\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    pids = []
+
+    def fn():
+        pids.append(os.getpid())
+        import fpsolve_forked_probe
+        return fpsolve_forked_probe.VALUE
+
+    job = Forked(fn)
+    assert job.result()[0] == 7 and job.cpu_s == 0.0
+    assert pids == [os.getpid()] and "fpsolve_forked_probe" in sys.modules
+    sys.modules.pop("fpsolve_forked_probe")
+
+
+@linux
 def test_discard_ends_the_child_without_waiting_for_its_result():
     job = Forked(lambda: np.zeros(10_000_000))     # 80 MB: more than a pipe holds
     job.discard()
@@ -132,17 +153,23 @@ def test_study_estimates_in_children_give_the_same_summary(tmp_path, monkeypatch
     path = tmp_path / "four.toml"
     path.write_text(textwrap.dedent(STUDY))
     plain = run_study(load_study(str(path)), str(tmp_path / "plain"), background=False)
-    started = []
+    started, delivered = [], []
 
     class Counting(Forked):
         def __init__(self, fn):
             super().__init__(fn)
             started.append(self.pid)
 
+        def result(self):
+            out = super().result()
+            delivered.append(self.cpu_s > 0)      # 0: the child failed, done here
+            return out
+
     monkeypatch.setattr(tasks, "Forked", Counting)
     monkeypatch.setattr(build, "_MESHES", {})     # a mesh no estimate has run on yet
     res = run_study(load_study(str(path)), str(tmp_path / "forked"), background=True)
     assert len(started) == 3 and all(p is not None for p in started)
+    assert delivered == [True, True, True]
     assert _strip_times(res.summary) == _strip_times(plain.summary)
     # the same keys in the same order (summary.json is read by people and diffs)
     assert json.dumps(_strip_times(res.summary)) == json.dumps(_strip_times(plain.summary))

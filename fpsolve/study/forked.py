@@ -7,15 +7,19 @@ The child sees the parent's memory copy-on-write, so nothing is copied or recomp
 and its numbers are those the parent would compute: the same code on the same data.
 
 Only the forking thread exists in the child.  Locks other threads held at the fork
-stay held there, so the function must take none of them: it must not import modules
-(they are all imported already by the time a study forks), start a pool, or touch
-the renderer.  The child never returns into the caller's code: it writes its result
+stay held there, so the function must take none of them: it must not start a pool or
+touch the renderer, and it must not import modules (another thread of the parent, e.g.
+one importing matplotlib, may have held a module's import lock).  A study forks only
+after the same work ran once in process, which imported (and compiled) what it needs;
+an import in the child raises ImportError there, and the parent then does the work
+itself.  The child never returns into the caller's code: it writes its result
 and ends with ``os._exit``, without running exit handlers or flushing the parent's
 buffers a second time.
 """
 from __future__ import annotations
 
 import gc
+import logging
 import os
 import pickle
 import sys
@@ -23,6 +27,8 @@ import time
 import warnings
 
 __all__ = ["Forked", "available"]
+
+logger = logging.getLogger(__name__)
 
 
 def available() -> bool:
@@ -67,6 +73,7 @@ class Forked:
 
         Warnings ``fn`` issued in the child are issued again here, in their order.
         """
+        forked = self.pid is not None
         data = self._collect()
         if data:
             try:
@@ -78,6 +85,8 @@ class Forked:
                 for category, message, filename, lineno in caught:
                     warnings.warn_explicit(message, category, filename, lineno)
                 return value, seconds
+        if forked:
+            logger.debug("forked child failed: computing %r here", self.fn)
         t0 = time.perf_counter()
         value = self.fn()
         return value, time.perf_counter() - t0
@@ -110,6 +119,7 @@ def _child(fn, r: int, w: int) -> None:
         os.close(r)
         # a collection would touch every object of the parent's heap, copying its pages
         gc.disable()
+        sys.meta_path.insert(0, _NoImport)
         t0 = time.perf_counter()
         with warnings.catch_warnings(record=True) as rec:
             warnings.simplefilter("always")
@@ -125,3 +135,12 @@ def _child(fn, r: int, w: int) -> None:
         pass
     finally:
         os._exit(code)
+
+
+class _NoImport:
+    """Import hook of a forked child: importing a module not imported yet is an error
+    (its lock may be held by a thread that does not exist in the child)."""
+
+    @staticmethod
+    def find_spec(name, path=None, target=None):
+        raise ImportError(f"{name}: not imported before the fork")
