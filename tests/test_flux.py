@@ -523,3 +523,34 @@ def test_batched_extremum_searches_equal_the_single_ones(fig3):
         assert np.array_equal(both[:, k], fl._refine_extremum(starts[:, k], signs[k], h))
     c = both[:, 0]
     assert fl.psi_at(c) >= fl.psi.max()
+
+
+def test_fused_loads_and_gradients_equal_scikit_fem_assembly(fig3):
+    """The flux's four load vectors in one pass and the gradient-only interpolation are
+    scikit-fem's arithmetic in its order: the same floats as assemble/interpolate."""
+    from fpsolve.fe.flux import (_curl_load, _div_load, _flux_loads, _grad_at_quadrature,
+                                 _load)
+    sol, fl = fig3[True, 0.009]
+    b, Jq = fl.basis, fl.at_quadrature
+    ref = [_load.assemble(b, f=Jq[0]), _load.assemble(b, f=Jq[1]),
+           _curl_load.assemble(b, J=Jq), _div_load.assemble(b, J=Jq)]
+    for r, v in zip(ref, _flux_loads(b, Jq)):
+        assert np.array_equal(r, v)
+    for u in (sol.P, fl.psi):
+        assert np.array_equal(_grad_at_quadrature(b, u), b.interpolate(u).grad)
+
+
+def test_currents_of_several_lines_equal_each_line_alone(fig3):
+    """Cut currents are computed with one evaluation of J for all lines: each equals
+    the current of its line evaluated alone (a zero-length line gives 0)."""
+    _, fl = fig3[False, 0.012]
+    lines = [np.array([[0.1, 0.2], [1.9, 0.3]]), np.array([[0.3, 0.3], [0.3, 0.3]]),
+             np.array([[0.0, -2.0], [0.0, 0.5], [0.7, 1.2]]), np.array([[2.0, 0.0], [-2.0, 0.0]])]
+    out, Js = fl._currents(lines)
+    assert out[1] == 0.0 and Js[1] is None
+    for k in (0, 2, 3):
+        pts, wts = fl._polyline_rule(lines[k], fl.solution.order + 2)
+        alone = fl(pts)
+        assert np.array_equal(Js[k], alone)
+        assert out[k] == float(np.sum(alone * wts)) == fl.through(lines[k])
+    assert fl._abs_through(lines[3], Js[3]) == fl._abs_through(lines[3]) > abs(out[3])
