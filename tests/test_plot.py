@@ -161,6 +161,32 @@ def test_filled_contours_are_matplotlibs(paper_pair):
         assert ours == ref
 
 
+def test_contour_mesh_merges_the_shared_nodes(paper_pair):
+    """The connected triangulation of the refined elements has one node per distinct
+    point (vertices, edge and interior nodes of the refinement), the triangles and values
+    of the separate elements, and gives their image."""
+    from matplotlib.ticker import MaxNLocator
+    from matplotlib.tri import Triangulation
+    a = paper_pair[0]
+    d = plot.PlotData(a, fp.flux(a))
+    ext = (-1, 1, -1.3, 1.3)
+    px, py, tri, z = d.contour_mesh(ext)
+    m, n = a.basis.mesh, 2 ** plot._subdivisions(a)
+    assert px.size == (np.unique(m.t[:3]).size + (n - 1) * m.facets.shape[1]
+                       + (n - 1) * (n - 2) // 2 * m.t.shape[1])
+    qx, qy, qtri, qz = d.contour_data(ext)
+    assert len(tri) == len(qtri)
+    np.testing.assert_allclose(px[tri], qx[qtri], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(py[tri], qy[qtri], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(z[tri], qz[qtri], rtol=1e-12, atol=1e-14 * d.vmax)
+    levels = MaxNLocator(nbins=24).tick_values(0.0, d.vmax)
+    separate, merged = (
+        _png(lambda ax: plot._tricontourf(ax, Triangulation(x, y, t), np.clip(v, 0, d.vmax),
+                                          levels, cmap="viridis"))
+        for x, y, t, v in ((qx, qy, qtri, qz), (px, py, tri, z)))
+    assert separate == merged
+
+
 def test_plot_data_is_shared_and_matches_fresh_figures(tmp_path, paper_pair):
     """A PlotData drawn twice (case figure, then panel) gives the PNGs of fresh calls,
     and its cached contour data are those of plot._refined for the window."""
