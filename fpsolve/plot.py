@@ -170,12 +170,11 @@ class PlotData:
         key = xs.tobytes()
         if key not in self._marginal:
             sol = self.sol
-            V, w, line = _shared(sol.basis, "marginal", (key, sol.order),
-                                 lambda: _marginal_quadrature(sol.basis, xs, sol.order))
-            out = np.zeros(xs.size)
-            if w.size:
-                np.add.at(out, line, w * (V @ sol.P))
-            self._marginal[key] = out
+            dofs, phis, w, line = _shared(
+                sol.basis, "marginal", (key, sol.order),
+                lambda: _marginal_quadrature(sol.basis, xs, sol.order))
+            vals = np.einsum("ij,ij->j", phis, sol.P[dofs])
+            self._marginal[key] = np.bincount(line, w * vals, minlength=xs.size)
         return self._marginal[key]
 
     def stream_field(self, extent):
@@ -229,16 +228,22 @@ def _merged_nodes(xy):
 
 
 def _marginal_quadrature(basis, xs, order):
-    """The quadrature of ∫P dy on the lines x = ``xs``: probe matrix, weights, lines.
+    """The quadrature of ∫P dy on the lines x = ``xs``: dofs and shape functions
+    (Nbfun, npoints) at its points, weights, lines.
 
     As in ``Solution.marginal("x", xs)``, but with the Gauss points that integrate the
     FE function on each straight segment exactly (degree ``order``: 2 for P2 and P3),
     not its products (``order + 1``): the same curve to round-off, at half the cost.
     """
-    from .fe.assembly import line_cuts, probe_matrix
+    from .fe.assembly import line_cuts, reference_coordinates
     pts, w, line, cells = line_cuts(basis, 0, xs, npts=order // 2 + 1)
-    V = probe_matrix(basis, pts, cells) if w.size else None
-    return V, w, line
+    cells, X = reference_coordinates(basis, pts, cells)
+    ok = cells >= 0                # as probe_matrix: nothing from points it rejects
+    # the shape functions at the points, not a sparse probe matrix (whose assembly
+    # costs twice their evaluation)
+    X = X[:, ok]
+    phis = np.array([basis.elem.lbasis(X, j)[0] for j in range(basis.Nbfun)])
+    return basis.element_dofs[:, cells[ok]], phis, w[ok], line[ok]
 
 
 def _refined_elements(basis, values, el, nrefs):
@@ -282,16 +287,46 @@ def _refined_values(basis, values, phis, el=None):
 
 def _stream_grid(basis, extent):
     """The regular streamline grid of ``extent``, its probe matrix and inside mask."""
-    from .fe.assembly import locate, probe_matrix
+    from .fe.assembly import probe_matrix
     x0, x1, y0, y1 = extent
     nx = 180
     ny = max(int(round(nx * (y1 - y0) / (x1 - x0))), 20)
     gx, gy = np.linspace(x0, x1, nx), np.linspace(y0, y1, ny)
     GX, GY = np.meshgrid(gx, gy)
     pts = np.stack([GX.ravel(), GY.ravel()])
-    cells, X = locate(basis, pts)
+    cells, X = _locate(basis, pts)
     V = probe_matrix(basis, pts, cells, X)       # values only: no gradients needed here
     return gx, gy, V, cells >= 0
+
+
+def _locate(basis, pts):
+    """``fpsolve.fe.assembly.locate(basis, pts)``, faster for many points: each point's
+    straight triangle from matplotlib's trapezoid-map finder (built once per basis), its
+    reference coordinates as ``locate`` computes them; the points in no straight triangle
+    or rejected there (outside, or in a curved element's bulge) go to ``locate``.  A point
+    on an edge may get the other neighbour (the same value: the FE function is
+    continuous)."""
+    from .fe.assembly import locate, reference_coordinates
+    finder = _shared(basis, "finder", 0, lambda: _trifinder(basis.mesh))
+    if finder is None:
+        return locate(basis, pts)
+    cells = np.asarray(finder(pts[0], pts[1]), dtype=np.int64)
+    X = np.zeros(pts.shape)
+    hit = np.flatnonzero(cells >= 0)
+    cells[hit], X[:, hit] = reference_coordinates(basis, pts[:, hit], cells[hit])
+    miss = np.flatnonzero(cells < 0)
+    if miss.size:
+        cells[miss], X[:, miss] = locate(basis, pts[:, miss])
+    return cells, X
+
+
+def _trifinder(mesh):
+    """matplotlib's TriFinder of the mesh's straight triangles (None if it refuses)."""
+    from matplotlib.tri import Triangulation
+    try:
+        return Triangulation(mesh.p[0], mesh.p[1], mesh.t[:3].T).get_trifinder()
+    except (RuntimeError, ValueError):
+        return None
 
 
 def _stream_field(grid, J):

@@ -161,6 +161,23 @@ def test_filled_contours_are_matplotlibs(paper_pair):
         assert ours == ref
 
 
+def test_streamline_grid_points_are_located_as_locate_does(ou):
+    """The trapezoid-map search finds the grid points of locate, curved boundary ring
+    (bulges) and points outside included, with the same FE values."""
+    from fpsolve.fe.assembly import locate, probe_matrix
+    sol = ou[0]
+    g = np.linspace(-1.6, 1.6, 161)          # the disk of radius 1.5 and beyond
+    pts = np.stack([a.ravel() for a in np.meshgrid(g, g)])
+    want, Xw = locate(sol.basis, pts)
+    got, Xg = plot._locate(sol.basis, pts)
+    assert np.array_equal(got >= 0, want >= 0)
+    straight = plot._trifinder(sol.basis.mesh)(pts[0], pts[1]) >= 0
+    assert np.any((want >= 0) & ~straight) and np.any(want < 0)    # bulges, outside
+    np.testing.assert_allclose(probe_matrix(sol.basis, pts, got, Xg) @ sol.P,
+                               probe_matrix(sol.basis, pts, want, Xw) @ sol.P,
+                               rtol=1e-12, atol=1e-14 * sol.P.max())
+
+
 def test_contour_mesh_merges_the_shared_nodes(paper_pair):
     """The connected triangulation of the refined elements has one node per distinct
     point (vertices, edge and interior nodes of the refinement), the triangles and values
