@@ -16,46 +16,6 @@ import numpy as np
 
 __all__ = ["dd_residual", "dd_row_sums", "refine"]
 
-_KERNEL = None
-
-
-def _kernel():
-    """The compiled residual kernel (numba is imported on first use only)."""
-    global _KERNEL
-    if _KERNEL is None:
-        from numba import njit
-
-        @njit(inline="always")
-        def two_prod(a, b):
-            # Dekker's split: exact without an FMA instruction (numba does not contract)
-            p = a * b
-            c = 134217729.0 * a
-            ah = c - (c - a)
-            al = a - ah
-            c = 134217729.0 * b
-            bh = c - (c - b)
-            bl = b - bh
-            return p, ((ah * bh - p) + ah * bl + al * bh) + al * bl
-
-        @njit(inline="always")
-        def two_sum(a, b):
-            s = a + b
-            bb = s - a
-            return s, (a - (s - bb)) + (b - bb)
-
-        @njit(cache=True, nogil=True)
-        def residual(indptr, indices, data, x, b, bl, out, out_lo):
-            for r in range(indptr.size - 1):
-                hi, lo = two_sum(b[r], bl[r])
-                for k in range(indptr[r], indptr[r + 1]):
-                    p, e = two_prod(data[k], x[indices[k]])
-                    hi, t = two_sum(hi, -p)
-                    lo += t - e
-                out[r], out_lo[r] = two_sum(hi, lo)
-
-        _KERNEL = residual
-    return _KERNEL
-
 
 def dd_residual(K, x: np.ndarray, b: np.ndarray, b_low: np.ndarray | None = None,
                 low: bool = False):
@@ -77,7 +37,9 @@ def dd_residual(K, x: np.ndarray, b: np.ndarray, b_low: np.ndarray | None = None
     b = np.ascontiguousarray(b, dtype=float)
     bl = np.zeros_like(b) if b_low is None else np.ascontiguousarray(b_low, dtype=float)
     hi, lo = np.empty(K.shape[0]), np.empty(K.shape[0])
-    _kernel()(K.indptr.astype(np.int64), K.indices.astype(np.int64),
+    from ._dd_kernels import residual     # numba: imported on first use only
+
+    residual(K.indptr.astype(np.int64), K.indices.astype(np.int64),
               np.ascontiguousarray(K.data, dtype=float), np.ascontiguousarray(x, dtype=float),
               b, bl, hi, lo)
     return (hi, lo) if low else hi
