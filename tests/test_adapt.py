@@ -170,3 +170,84 @@ def test_small_noise_budget_exhausted_is_flagged():
     assert any(issubclass(w.category, fp.FPSolveWarning) and "not reached" in str(w.message)
                for w in rec)
     assert not sol.error_estimate["escape_rate"] <= 1e-4
+
+
+def test_inverse_iteration_stops_at_its_round_off_floor():
+    """Paper landscape, Δ_S = 0.002, P3 on h = 0.16: P_h changes sign (negative mass 14 %),
+    so |A||p| cancels in some rows and the componentwise residual cannot reach its test.
+    The iteration stops once the iterate no longer changes and that residual has stopped
+    falling (before: 100 sweeps, then ARPACK); the vector it returns is a fixed point."""
+    from fpsolve.fe.solver import _componentwise_residual
+
+    L = fp.landscapes.paper()
+    pb = fp.Problem(L, fp.diffusion.sgd(L, 0.002), fp.disk_mesh(2.0, 0.16), order=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", fp.FPSolveWarning)
+        sol = pb.solve()
+    d = sol.diagnostics
+    assert d["negative_mass"] > 1e-2
+    assert d["method"] == "inverse-iteration" and d["iterations"] < 20
+    A = pb.operator.A(0.002)
+    I = pb.interior_dofs
+    AII, MII = A[I][:, I].tocsc(), pb.operator.M[I][:, I].tocsr()
+    import scipy.sparse.linalg as spla
+    p = sol.P[I]
+    q = spla.splu(AII).solve(MII @ p)
+    mI = np.asarray(MII.sum(axis=0)).ravel()
+    mu = 1.0 / (mI @ q)
+    q *= mu * (mI @ p)
+    assert np.max(np.abs(q - p)) <= 1e-12 * np.max(np.abs(p))
+    # and its componentwise residual is at a floor well above the stopping test
+    assert _componentwise_residual(AII, abs(AII).tocsr(), MII, p, mu) > 1e-10
+
+
+def test_negative_mass_reaches_the_bound_with_its_dual_marking(monkeypatch):
+    """Fig. 3 D12, Δ_S = 0.012, P3 from h = 0.16, tol = 1e-4 on ⟨x²⟩: ⟨x²⟩ meets tol while
+    the negative mass is far above 1e-8; the levels refined for it carry the indicators of
+    the negative-mass dual (level 0 too), and the returned level has the P_{k+1} duals."""
+    from fpsolve.fe import adapt
+
+    seen, mark = [], adapt._mark
+
+    def spy(sol, *args):
+        ind = sol._estimate.indicators.get("negative_mass")
+        if sol.diagnostics["negative_mass"] > NEGATIVE_MASS:
+            seen.append(ind is not None and ind.shape == (sol.mesh.nelements,)
+                        and np.all(np.isfinite(ind)) and ind.sum() > 0)
+        return mark(sol, *args)
+
+    monkeypatch.setattr(adapt, "_mark", spy)
+    L = fp.landscapes.paper()
+    pb = fp.Problem(L, fp.diffusion.sgd(L, 0.012, cross_diffusion=True),
+                    fp.disk_mesh(2.0, 0.16), order=3, tol=1e-4, goals=["x2"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", fp.FPSolveWarning)    # μ is not a goal here
+        sol = pb.solve()
+    d = sol.diagnostics
+    assert d["adapt_converged"]
+    assert d["negative_mass"] <= NEGATIVE_MASS and sol.error_estimate["x2"] <= 1e-4
+    assert d["adapt"][0]["negative_mass"] > 1e-3 and len(d["adapt"]) >= 3
+    assert len(seen) >= 2 and all(seen)
+    assert d["estimate_weights"] == "enriched"
+    assert "negative_mass" not in sol._estimate.indicators
+    assert pb._lazy_above is None                  # the caller's problem is left as it was
+
+
+def test_stopped_on_level_zero_returns_honest_estimates():
+    """max_levels = 0 on a graded mesh with negative mass above the bound: level 0 was
+    estimated for marking only, so it is solved again with the P_{k+1} duals."""
+    L = fp.landscapes.paper()
+    mesh = fp.disk_mesh(2.0, 0.32, band=0.3)
+    assert mesh.graded
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        sol = fp.Problem(L, fp.diffusion.sgd(L, 0.012), mesh, order=2, tol=1e-6,
+                         max_levels=0).solve()
+    d = sol.diagnostics
+    assert not d["adapt_converged"] and d["untrusted"]
+    assert d["negative_mass"] > NEGATIVE_MASS
+    assert d["estimate_weights"] == "enriched"
+    assert "negative_mass" not in sol._estimate.indicators
+    assert d["adapt"][-1]["estimate"] == sol.error_estimate
+    assert any("negative mass" in str(w.message) and "not reached" in str(w.message)
+               for w in rec)

@@ -3,9 +3,9 @@
 Loop (``fp.solve(..., tol=1e-6)``, ``Problem(..., tol=...)``): solve → estimate
 (:mod:`fpsolve.fe.estimate`: dual-weighted residuals of ⟨x²⟩, ⟨y²⟩ and μ, recovery for L1)
 → stop when every requested goal is within ``tol`` and the negative mass is ≤
-:data:`NEGATIVE_MASS` → else mark (Dörfler on the sum of the indicators of the goals still
-open, each divided by its tolerance, plus the elements where P < 0) → refine
-(:mod:`fpsolve.fe.refine`, red–green–blue, boundary on the circle) → solve again.
+:data:`NEGATIVE_MASS` → else mark (Dörfler on the indicators of each goal still open, and
+on the dual-weighted indicators of the negative mass while it exceeds the bound; the union)
+→ refine (:mod:`fpsolve.fe.refine`, red–green–blue, boundary on the circle) → solve again.
 
 The dof budget (:mod:`fpsolve.fe.budget`) is checked before each level is assembled.
 If the tolerance is not met within the budget (or ``max_levels``), the last solution is
@@ -29,11 +29,11 @@ GOALS = ("x2", "y2", "escape_rate", "L1")
 #: every adaptive result has at most this negative mass (relative to ∫|P|)
 NEGATIVE_MASS = 1e-8
 #: largest Dörfler fraction of the negative-mass marking (the fraction aims at leaving
-#: half the bound unmarked): the undershoots sit in few elements at the edge of the
-#: resolved tails, and marking nearly all of them saves levels (Fig. 3 D12 0.009, P3 from
-#: h = 0.16, tol 1e-6 on x2: 5 levels and 38k dofs; 45k with 0.99 throughout; 8 levels
-#: with θ on one summed indicator)
-NEGATIVE_THETA = 0.99
+#: half the bound unmarked), on the dual-weighted indicators of the negative mass.  P3 from
+#: h = 0.16, tol 1e-6 on x2 (docs/adaptivity.md): 0.8 gave the fewest dofs over the bench
+#: cases with negative mass (0.6-0.9 tried; more marks per level cost more dofs than the
+#: levels they save)
+NEGATIVE_THETA = 0.8
 #: boundary elements whose cell Péclet number exceeds this are refined while μ is open
 #: (the layer must be resolved before its dual-weighted estimate can be trusted)
 PECLET_MAX = 2.0
@@ -149,9 +149,15 @@ def _mark(sol, tol, open_goals, theta) -> np.ndarray:
         marked = np.union1d(marked, _dorfler_finite(ind[g] / tol, theta))
     neg = sol.diagnostics["negative_mass"]
     if neg > NEGATIVE_MASS:
-        # enough of the negative mass that the unmarked rest is half the bound
+        # the undershoots are error carried into the tails from where P is large: mark by the
+        # dual-weighted indicators of the linearised negative mass (estimate.py,
+        # negative_dual); where P_h < 0 itself only when those are missing or all zero
         th = min(NEGATIVE_THETA, max(theta, 1.0 - 0.5 * NEGATIVE_MASS / neg))
-        marked = np.union1d(marked, _dorfler_finite(_negative_indicator(sol), th))
+        dual = ind.get("negative_mass")
+        more = _dorfler_finite(dual, th) if dual is not None else np.zeros(0, dtype=np.int64)
+        if more.size == 0:
+            more = _dorfler_finite(_negative_indicator(sol), th)
+        marked = np.union1d(marked, more)
     if marked.size == 0:        # nothing to go on (μ unreliable, layer resolved): the μ weights
         marked = _dorfler_finite(ind.get("escape_rate", np.ones(total.size)) + 0.0, theta)
     return marked if marked.size else np.arange(total.size)
@@ -206,7 +212,13 @@ def solve_adaptive(problem, strength=None):
     t0 = time.perf_counter()
     for level in range(problem.max_levels + 1):
         t = time.perf_counter()
-        sol, caught = _solve_level(level_problem, strength if level == 0 else None)
+        # a level whose negative mass exceeds the bound is refined whatever its estimates:
+        # it gets marking indicators (recovered weights, the negative-mass dual), level 0 too
+        level_problem._lazy_above = NEGATIVE_MASS
+        try:
+            sol, caught = _solve_level(level_problem, strength if level == 0 else None)
+        finally:
+            problem._lazy_above = None          # the caller's problem is left as it was
         levels.append(_level_record(level, sol, time.perf_counter() - t))
         open_goals = _open_goals(sol, tol, goals)
         if not open_goals and sol.diagnostics["negative_mass"] <= NEGATIVE_MASS:
@@ -225,13 +237,12 @@ def solve_adaptive(problem, strength=None):
         level_problem = Problem(problem.landscape, sol.diffusion, mesh, problem.boundary,
                                 problem.order, problem.drift, problem.stabilisation,
                                 problem.intorder, max_dofs=problem.max_dofs)
-        level_problem._lazy_above = NEGATIVE_MASS
-    if sol.diagnostics.get("estimate_weights") == "recovered" and level_problem is not problem:
+    if "negative_mass" in sol._estimate.indicators:
         # the loop stopped (budget, max_levels) on a level estimated for marking only:
         # solve it again with the P_{k+1} duals, so the returned estimates are honest
         level_problem._lazy_above = None
         t = time.perf_counter()
-        sol, caught = _solve_level(level_problem, None)
+        sol, caught = _solve_level(level_problem, strength if level_problem is problem else None)
         levels[-1] = _level_record(levels[-1]["level"], sol, time.perf_counter() - t)
     d = sol.diagnostics
     d["adapt"] = levels

@@ -294,7 +294,7 @@ MOMENTS = {"x2": lambda x, y: x * x, "y2": lambda x, y: y * y}
 
 def estimate_errors(problem, diffusion, basis: Basis, cache: dict, P: np.ndarray, mu: float,
                     dual: DualSolver, M, boundary_dofs_plus=None,
-                    enriched_duals: bool = False) -> Estimate:
+                    enriched_duals: bool = False, negative_dual: bool = False) -> Estimate:
     """Dual-weighted residual estimates of ⟨x²⟩, ⟨y²⟩, μ (absorbing) and recovery of L1.
 
     Parameters
@@ -318,6 +318,12 @@ def estimate_errors(problem, diffusion, basis: Basis, cache: dict, P: np.ndarray
         and the sum of η_K, which cancels strongly there, comes out wrong by factors
         (docs/adaptivity.md).  Where 1 − φ is round-off, the μ weight is still the one of
         :func:`_escape_rate_eta`.
+    negative_dual
+        Also return marking indicators ``indicators["negative_mass"]`` of the linearised
+        negative mass ∫ s P (s = −1 where P_h < 0): the undershoots in the tails are error
+        carried there from where P is large, and refining where P_h < 0 leaves most of
+        them (docs/adaptivity.md, the adaptive loop).  Its weights are recovered; no
+        estimate or correction is reported for it.
     """
     bp, rec = enriched_basis(basis, cache)
     absorbing = problem.boundary == "absorbing"
@@ -333,6 +339,11 @@ def estimate_errors(problem, diffusion, basis: Basis, cache: dict, P: np.ndarray
         Fg = loads[name]
         values[name] = (P @ Fg) / mass
         rhs.append(Fg - values[name] * F1)
+    if negative_dual:
+        Fs = _load(bp, rec, -(np.asarray(ph) < 0).astype(float))
+        names.append("negative_mass")
+        values["negative_mass"] = (P @ Fs) / mass
+        rhs.append(Fs - values["negative_mass"] * F1)
     Z = [_adjoint(dual, np.stack(rhs, axis=1), P, M, phi)]
     if absorbing:
         Z.append(phi[:, None])
@@ -358,7 +369,9 @@ def estimate_errors(problem, diffusion, basis: Basis, cache: dict, P: np.ndarray
     if not absorbing:
         rel["escape_rate"], corr["escape_rate"] = 0.0, 0.0      # μ = 0 exactly
     for j, name in enumerate(names):
-        if name == "escape_rate":
+        if name == "negative_mass":     # marking only
+            ind[name] = np.abs(eta[:, j]) / max(abs(values[name]), 1e-300)
+        elif name == "escape_rate":
             eta_mu = -float(eta[:, j].sum()) / (P @ (M @ phi))      # μ − μ_h = −ρ(φ)/m(p_h, φ)
             corr[name] = eta_mu
             rel[name] = SAFETY * abs(eta_mu) / mu if mu > 0 else float("inf")
