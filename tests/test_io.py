@@ -228,6 +228,13 @@ def test_vtu_compression_is_meshios_layout(tmp_path, sols):
     np.testing.assert_array_equal(m.cells[0].data, content["cells"])
     with pytest.raises(RuntimeError, match="VTKFile"):
         io._zlib_vtu(raw.replace(b"LittleEndian", b"BigEndian"), 1)
+    # a layout it does not know: meshio's own compressed file
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(io, "_VTU_ROOT", b"<VTKFile other>")
+        text = io.vtu_bytes(content)
+    assert text.replace(io._field_data_xml(content["fields"], {
+        "parameters_json": content["params_json"]}).encode() + b"\n", b"") == (
+        tmp_path / "ref.vtu").read_bytes()
 
 
 def test_export_computes_the_flux_when_not_given(tmp_path, sols):
