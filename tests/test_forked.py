@@ -145,9 +145,10 @@ def _strip_times(obj):
 
 @linux
 def test_study_estimates_in_children_give_the_same_summary(tmp_path, monkeypatch):
-    """With a background renderer the estimates of b, c, d are computed in forked
-    children (a's fills the mesh's caches here): summary.json is the same as without the
-    renderer, warnings included and in the same order."""
+    """With a background renderer every case's estimate is computed in a forked child
+    (the caches filled by a thread during the first solve of each group):
+    summary.json is the same as without the renderer, warnings included and in the
+    same order."""
     from fpsolve.study import build, load_study, run_study, tasks
 
     path = tmp_path / "four.toml"
@@ -168,11 +169,57 @@ def test_study_estimates_in_children_give_the_same_summary(tmp_path, monkeypatch
     monkeypatch.setattr(tasks, "Forked", Counting)
     monkeypatch.setattr(build, "_MESHES", {})     # a mesh no estimate has run on yet
     res = run_study(load_study(str(path)), str(tmp_path / "forked"), background=True)
-    assert len(started) == 3 and all(p is not None for p in started)
-    assert delivered == [True, True, True]
+    assert len(started) == 4 and all(p is not None for p in started)
+    assert delivered == [True] * 4
     assert _strip_times(res.summary) == _strip_times(plain.summary)
     # the same keys in the same order (summary.json is read by people and diffs)
     assert json.dumps(_strip_times(res.summary)) == json.dumps(_strip_times(plain.summary))
     assert any(c["warnings"] for c in plain.summary["cases"])
     for c in res.summary["cases"]:
         assert c["error_estimate"] and c["diagnostics"]["estimate_weights"] == "recovered"
+
+
+@linux
+def test_without_prepared_caches_the_first_estimate_of_a_mesh_runs_here(tmp_path,
+                                                                        monkeypatch):
+    """If the cache-filling thread fails, the first case estimates in process (and
+    fills the caches), the others in children; the numbers are the same."""
+    from fpsolve.fe import estimate
+    from fpsolve.study import build, load_study, run_study, tasks
+
+    path = tmp_path / "four.toml"
+    path.write_text(textwrap.dedent(STUDY))
+    plain = run_study(load_study(str(path)), str(tmp_path / "plain"), background=False)
+    started = []
+
+    class Counting(Forked):
+        def __init__(self, fn):
+            super().__init__(fn)
+            started.append(self.pid)
+
+    def broken(problem):
+        raise MemoryError("no room for the caches")
+
+    monkeypatch.setattr(tasks, "Forked", Counting)
+    monkeypatch.setattr(estimate, "prepare", broken)
+    monkeypatch.setattr(build, "_MESHES", {})
+    res = run_study(load_study(str(path)), str(tmp_path / "forked"), background=True)
+    assert len(started) == 3
+    assert json.dumps(_strip_times(res.summary)) == json.dumps(_strip_times(plain.summary))
+
+
+def test_prepared_caches_give_the_same_estimates():
+    """estimate.prepare fills what the first estimate would: the numbers are the same."""
+    import fpsolve as fp
+    from fpsolve.fe import estimate
+
+    L = fp.landscapes.paper()
+    out = []
+    for prepared in (False, True):
+        prob = fp.Problem(L, fp.diffusion.sgd(L, 0.012), fp.disk_mesh(2.0, 0.3), order=2)
+        if prepared:
+            estimate.prepare(prob)
+            assert ("enriched", 2) in prob.mesh._cache
+        sol = prob.solve()
+        out.append((sol.error_estimate, sol.diagnostics["error_correction"]))
+    assert out[0] == out[1]

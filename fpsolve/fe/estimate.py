@@ -31,7 +31,7 @@ from skfem import Basis, ElementTriP1, ElementTriP2, ElementTriP3, ElementTriP4
 
 from .assembly import _assemble_affine, _beta0, _pattern
 
-__all__ = ["Estimate", "DualSolver", "estimate_errors", "enriched_basis"]
+__all__ = ["Estimate", "DualSolver", "estimate_errors", "enriched_basis", "prepare"]
 
 _ELEMENTS = {1: ElementTriP1, 2: ElementTriP2, 3: ElementTriP3, 4: ElementTriP4}
 _BLOCK = 4096
@@ -135,14 +135,18 @@ class _Recovery:
         The fits are linear in z and depend only on the mesh: their local operators are
         built on the first call and reused by every solve on the mesh.
         """
-        if self._local is None:
-            self._local = [self._local_operator(s) for s in range(0, self.ne, _BLOCK)]
         out = np.zeros((self.Np, z.shape[1]))
-        for dofs, L, idx in self._local:
+        for dofs, L, idx in self.operators():
             vals = L @ z[dofs].transpose(1, 0, 2)                            # (nel, Nb+, n)
             for j in range(z.shape[1]):
                 out[:, j] += np.bincount(idx, weights=vals[:, :, j].ravel(), minlength=self.Np)
         return out * self.inv_count[:, None]
+
+    def operators(self) -> list:
+        """The local operators of the fits, per block of elements (built once)."""
+        if self._local is None:
+            self._local = [self._local_operator(s) for s in range(0, self.ne, _BLOCK)]
+        return self._local
 
     def _local_operator(self, s: int):
         """(patch dofs (4Nb, nel), fit-and-evaluate matrices (nel, Nb+, 4Nb), P_{k+1}
@@ -290,6 +294,29 @@ def _adjoint(dual: DualSolver, rhs, P, M, phi, tol=1e-7, maxit=30) -> np.ndarray
 
 #: moment goals: name -> g(x, y)
 MOMENTS = {"x2": lambda x, y: x * x, "y2": lambda x, y: y * y}
+
+
+def prepare(problem) -> None:
+    """Fill the caches the estimates of ``problem``'s solves use, before any solve.
+
+    The P_{k+1} basis, the recovery operators, the loads and boundary dofs depend on the
+    mesh only (they are kept in its cache), the strength-free coefficients on the model
+    (kept on ``problem``).  The first estimate builds them otherwise; a study builds them
+    in a thread during its first solve, so that estimates computed in forked processes,
+    which cannot return them, find them there.  The numbers do not change.
+
+    Parameters
+    ----------
+    problem : fpsolve.fe.solver.Problem
+        A fixed-mesh problem (its ``basis``, ``mesh``, ``boundary`` and ``diffusion``).
+    """
+    cache = problem.mesh._cache
+    bp, rec = enriched_basis(problem.basis, cache)
+    rec.operators()
+    _loads(bp, rec, cache)
+    if problem.boundary == "absorbing":
+        _boundary_dofs(bp, cache)
+    _coefficients(problem, bp, problem.diffusion.strength)
 
 
 def estimate_errors(problem, diffusion, basis: Basis, cache: dict, P: np.ndarray, mu: float,

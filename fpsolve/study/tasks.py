@@ -216,6 +216,13 @@ def _overlap(prob, task: dict, mods: dict, renderer) -> None:
     if renderer is not None and not adaptive and renderer.accepts(prob.basis.N):
         renderer.start(cases[0]["config"])
     prob.reuse_ordering = len(cases) >= 4    # a sweep group: share one LU ordering
+    if _forks(prob, renderer):
+        # the estimates' caches, built while the first solve factorises (without the
+        # GIL): then the first case's estimate can be forked too
+        thread = threading.Thread(target=_prepare_estimates, args=(prob,), daemon=True,
+                                  name="fpsolve-estimate-caches")
+        prob.__dict__[_PREPARING] = thread
+        thread.start()
     if task.get("hold_last") and renderer is not None and mods["plot"] is not None:
         # the last case's figure is drawn here: import matplotlib meanwhile, in the
         # time the solves spend in SuperLU without the GIL
@@ -361,22 +368,47 @@ def _case_files(sol, fl, c: dict, mods: dict, clock) -> dict:
     return files
 
 
-#: set in a mesh's ``__dict__`` once a case on it computed its error estimate in this
-#: process: the estimate's mesh-only caches (enriched basis, recovery operators, loads)
-#: are then filled, and a forked child, which cannot return them, need not rebuild them
+#: set in a mesh's ``__dict__`` once the estimate's mesh-only caches (enriched basis,
+#: recovery operators, loads) are filled in this process (by an estimate computed here,
+#: or by :func:`_prepare_estimates`): a forked child, which cannot return them, would
+#: rebuild them for every case
 _ESTIMATED = "_fpsolve_estimated"
+#: a Problem's ``__dict__`` key of the thread running :func:`_prepare_estimates`
+_PREPARING = "_fpsolve_preparing"
+
+
+def _forks(prob, renderer) -> bool:
+    """Whether the error estimates of ``prob``'s solves may go to forked children.
+
+    Only when a second core is there for them (the run draws in a background renderer,
+    so it has one local worker) and the case is large enough to pay for the fork; not
+    for adaptive solves (the refinement needs each estimate at once).
+    """
+    return (renderer is not None and prob.tol is None and renderer.accepts(prob.basis.N)
+            and forked_available())
+
+
+def _prepare_estimates(prob) -> None:
+    """Thread: the estimates' caches of ``prob`` (mesh and model), during the first solve."""
+    from ..fe.estimate import prepare
+    try:
+        prepare(prob)
+    except Exception as exc:     # the first estimate then runs here and fills them
+        logger.debug("estimate caches not prepared: %s", exc)
+    else:
+        prob.mesh.__dict__[_ESTIMATED] = True
 
 
 def _fork_estimate(prob, renderer) -> bool:
-    """Whether the case's error estimate goes to a forked child (:func:`_beside_estimate`).
-
-    Only when a second core is there for it (the run draws in a background renderer,
-    so it has one local worker) and the case is large enough to pay for the fork; not
-    for adaptive solves (the refinement needs each estimate at once), and not for the
-    first solve on a mesh, whose estimate fills the mesh's caches for the next ones.
-    """
-    return (renderer is not None and prob.tol is None and renderer.accepts(prob.basis.N)
-            and prob.mesh.__dict__.get(_ESTIMATED, False) and forked_available())
+    """Whether this case's error estimate goes to a forked child (:func:`_beside_estimate`):
+    :func:`_forks`, once the caches are filled (never with a live cache-filling thread:
+    the child would inherit half-built caches)."""
+    if not _forks(prob, renderer):
+        return False
+    thread = prob.__dict__.pop(_PREPARING, None)
+    if thread is not None:
+        thread.join()
+    return prob.mesh.__dict__.get(_ESTIMATED, False)
 
 
 def _beside_estimate(sol, c: dict, mods: dict, on_last, deferred: dict, clock):
