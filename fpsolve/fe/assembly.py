@@ -542,6 +542,15 @@ def evaluate(basis: Basis, u: np.ndarray, points) -> np.ndarray | float:
     return float(vals[0]) if single else vals
 
 
+@functools.lru_cache(maxsize=16)
+def _gauss(npts: int):
+    """Gauss–Legendre points and weights on [-1, 1] (an eigenvalue problem: kept)."""
+    g, gw = np.polynomial.legendre.leggauss(npts)
+    g.flags.writeable = False
+    gw.flags.writeable = False
+    return g, gw
+
+
 def _line_extent(m, axis: int):
     """Coordinates along ``axis`` of the straight triangles' vertices (3, ne) and their
     min and max, cached on the mesh."""
@@ -556,6 +565,9 @@ def _line_elements(lo, hi, values):
     """Pairs (line i, element e) with lo_e ≤ values_i ≤ hi_e and hi_e > lo_e, ordered by
     line, then element (an interval search on the sorted values: no lines × elements
     table)."""
+    if values.size == 1:       # one line (a 1-D search step): a plain scan is cheaper
+        el = np.flatnonzero((lo <= values[0]) & (hi >= values[0]) & (hi > lo))
+        return np.zeros(el.size, dtype=np.int64), el
     order = np.argsort(values, kind="stable")
     vs = values[order]
     first = np.searchsorted(vs, lo, "left")       # first sorted line with v ≥ lo
@@ -584,7 +596,7 @@ def line_cuts(basis: Basis, axis: int, values: np.ndarray, npts: int = 3):
     t = m.t[:3]
     other = 1 - axis
     ca, lo, hi = _line_extent(m, axis)    # (3, ne): coordinate across the lines
-    g, gw = np.polynomial.legendre.leggauss(npts)
+    g, gw = _gauss(npts)
     vals = np.asarray(values, dtype=float).ravel()
     line, el = _line_elements(lo, hi, vals)
     v = vals[line]

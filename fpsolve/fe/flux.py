@@ -39,7 +39,7 @@ from skfem import LinearForm
 from skfem.helpers import dot, grad
 
 from .. import _display
-from .assembly import _beta0, locate, probe_values
+from .assembly import _beta0, _gauss, locate, probe_values
 from .geometry import _map_and_jacobian, boundary_basis
 # the mesh-only operators (also reachable here under their old names)
 from .flux_operators import _laplace, _mesh_operators, _spd_lu, prefetch_operators  # noqa: F401
@@ -369,7 +369,7 @@ class Flux:
     def _polyline_rule(self, poly, npts):
         """Points (m, 2) and weights n|t| ds (m, 2) of ∫ J·n ds along ``poly`` (None
         when it has no length)."""
-        g, gw = np.polynomial.legendre.leggauss(npts)
+        g, gw = _gauss(npts)
         g, gw = 0.5 * (g + 1.0), 0.5 * gw
         pts, wts = [], []
         for a, b in zip(poly[:-1], poly[1:]):
@@ -759,7 +759,7 @@ class Flux:
         flux at the segment's points of :meth:`through` (the same points), if known."""
         a, b = (np.asarray(p, dtype=float) for p in line)
         s = self._edge_crossings(a, b)
-        g, gw = np.polynomial.legendre.leggauss(self.solution.order + 2)
+        g, gw = _gauss(self.solution.order + 2)
         g, gw = 0.5 * (g + 1.0), 0.5 * gw
         lo, ln = s[:-1], np.diff(s)
         q = (lo[:, None] + ln[:, None] * g[None, :]).ravel()
