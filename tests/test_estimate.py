@@ -211,6 +211,32 @@ def test_escape_rate_weight_skips_exact_refinement_when_the_lu_resolves_it(monke
     np.testing.assert_allclose(fast, exact, rtol=1e-6, atol=0)
 
 
+def test_weight_subdomain_only_with_an_accurate_consistent_left_eigenvector():
+    """The subdomain's Dirichlet data come from φ: its error (from the inverse iteration's
+    convergence ratio r = μ/λ₂) and its eigenvalue's mismatch with the outflow μ, carried
+    into w as δ·r, must be below 1e-3·θ, else the full domain is solved."""
+    from fpsolve.fe.estimate import (_MU_WEIGHT_SUBDOMAIN, DualSolver, _left_eigenvector,
+                                     _weight_subdomain)
+    from fpsolve.fe.ordering import splu
+
+    delta = 0.015
+    prob = fp.Problem(RADIAL, fp.diffusion.isotropic(delta), fp.disk_mesh(1.0, 0.05), order=3)
+    sol = prob.solve()
+    I, A = prob.interior_dofs, prob.operator.A(delta)
+    dual = DualSolver(splu(A[I][:, I].tocsc()), I, prob.dofs, A, prob.operator.M,
+                      sol.escape_rate)
+    info = {}
+    _left_eigenvector(dual, info=info)
+    assert info["mu"] == pytest.approx(sol.escape_rate, rel=1e-3)
+    assert info["ratio"] < 1e-3 and info["error"] < 1e-12      # μ far below λ₂
+    theta = _MU_WEIGHT_SUBDOMAIN
+    assert _weight_subdomain(dual, info) == theta
+    assert _weight_subdomain(dual, {**info, "error": 1e-6}) == np.inf          # φ too rough
+    assert _weight_subdomain(dual, {**info, "ratio": 0.5,                       # μ ≈ λ₂ and
+                                    "mu": sol.escape_rate * 1.01}) == np.inf   # 1 % apart
+    assert _weight_subdomain(dual, {}) == np.inf
+
+
 @pytest.mark.parametrize("order", [2, 3])
 def test_moment_estimate_on_banded_mesh(order):
     """A banded disk is graded too (Mesh.graded): its moment duals are solved in V_{k+1}."""

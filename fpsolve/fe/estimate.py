@@ -46,6 +46,8 @@ _WEIGHT_RTOL = 1e-3
 #: then w = 1 − φ is solved for directly only where 1 − φ is below this: elsewhere 1 − φ
 #: (absolute error ~1e-12 from the left eigenvector on Fig. 3) serves as Dirichlet data
 _MU_WEIGHT_SUBDOMAIN = 1e-5
+#: a change of the max-normalised left eigenvector below this is round-off
+_PHI_ROUND_OFF = 1e-13
 #: reported estimates are SAFETY·|η|: measured effectivities of |η| are 0.5-1.4 once the
 #: layers are resolved and 0.25-0.7 on coarse meshes, 0.98-1.07 for the moments on graded
 #: meshes with the P_{k+1} duals (docs/adaptivity.md)
@@ -250,21 +252,38 @@ def _interpolate(bp, w: np.ndarray, grad: bool = True):
     return DiscreteField(value=val, grad=g)
 
 
-def _left_eigenvector(dual: DualSolver, tol=1e-7, maxit=60) -> np.ndarray:
+def _left_eigenvector(dual: DualSolver, tol=1e-7, maxit=60, info: dict | None = None
+                      ) -> np.ndarray:
     """φ with Aᵀφ = μ Mᵀφ on the interior (inverse iteration, the primal LU), max φ = 1.
 
     A weight needs only a few digits: two solves when μ is far below the next eigenvalue.
+    The iteration stops when its estimated error, change·r/(1 − r) with r the ratio of
+    successive changes (≈ μ/λ₂), is below ``tol`` (or the change is at round-off).
+    ``info``, if given, receives that ``error``, the last ``ratio`` r (1 if unknown) and
+    the eigenvalue ``mu`` of the last step.
     """
     phi = np.zeros(dual.N)
     phi[dual.idx] = 1.0
     MT = dual.Mop.T.tocsr()
+    prev, err, r, scale = None, np.inf, 1.0, np.nan
     for _ in range(maxit):
         new = dual.solve_T(MT @ phi)
-        new /= new[np.argmax(np.abs(new))]
+        scale = new[np.argmax(np.abs(new))]
+        new /= scale
         change = np.max(np.abs(new - phi))
         phi = new
-        if change < tol:
+        if prev is not None:
+            r = min(change / prev, 0.99)
+        if change < _PHI_ROUND_OFF:
+            err = _PHI_ROUND_OFF
             break
+        if prev is not None:
+            err = max(change * r / (1.0 - r), _PHI_ROUND_OFF)
+            if err < tol:
+                break
+        prev = change
+    if info is not None:
+        info.update(error=float(err), ratio=float(r), mu=float(1.0 / scale))
     return phi
 
 
@@ -360,7 +379,8 @@ def estimate_errors(problem, diffusion, basis: Basis, cache: dict, P: np.ndarray
     loads = _loads(bp, rec, cache)
     F1 = loads["1"]
     mass = P @ F1
-    phi = _left_eigenvector(dual) if absorbing else None
+    phi_info: dict = {}
+    phi = _left_eigenvector(dual, info=phi_info) if absorbing else None
     names, rhs, values = list(MOMENTS), [], {}
     for name in MOMENTS:
         Fg = loads[name]
@@ -391,7 +411,8 @@ def estimate_errors(problem, diffusion, basis: Basis, cache: dict, P: np.ndarray
     eta = np.einsum("ei,ien->en", rho, E[bp.element_dofs])        # (ne, ngoals)
     if absorbing:
         j = names.index("escape_rate")
-        eta[:, j] = _escape_rate_eta(eta[:, j], rho, dual, P, phi, basis, bp, rec, cache)
+        eta[:, j] = _escape_rate_eta(eta[:, j], rho, dual, P, phi, basis, bp, rec, cache,
+                                     phi_info)
     rel, corr, ind = {}, {}, {}
     if not absorbing:
         rel["escape_rate"], corr["escape_rate"] = 0.0, 0.0      # μ = 0 exactly
@@ -459,7 +480,8 @@ def _boundary_dofs(bp, cache):
     return cache[key]
 
 
-def _escape_rate_eta(eta_K, rho, dual, P, phi, basis, bp, rec, cache) -> np.ndarray:
+def _escape_rate_eta(eta_K, rho, dual, P, phi, basis, bp, rec, cache,
+                     phi_info: dict | None = None) -> np.ndarray:
     """The μ indicators η_K, with weights that stay right where 1 − φ is round-off.
 
     Where 1 − φ < :data:`_MU_WEIGHT_FLOOR` on all of an element's dofs, its computed weight
@@ -474,11 +496,29 @@ def _escape_rate_eta(eta_K, rho, dual, P, phi, basis, bp, rec, cache) -> np.ndar
     bound = _MU_WEIGHT_FLOOR * np.sum(np.abs(rho[bulk])) / abs(P @ (dual.Mop @ phi))
     if bound <= _MU_FLOOR_RELATIVE * dual.mu:
         return np.where(bulk, 0.0, eta_K)
-    w = _escape_rate_weight(dual, P, phi, _MU_WEIGHT_SUBDOMAIN)[:, None]
+    w = _escape_rate_weight(dual, P, phi, _weight_subdomain(dual, phi_info))[:, None]
     # φ = 1 − w: −w has the recovery error of φ (R reproduces constants) without losing w
     e = rec.prolong(w) - rec.recover(w)
     e[_boundary_dofs(bp, cache)] = 0.0
     return np.einsum("ei,ie->e", rho, e[bp.element_dofs][:, :, 0])
+
+
+def _weight_subdomain(dual: DualSolver, phi_info: dict | None) -> float:
+    """θ of :func:`_escape_rate_weight`: the subdomain only where φ makes good Dirichlet data.
+
+    Off S (where w ≥ θ) the weight is 1 − φ/φ_k, whose relative error there is up to
+    err(φ)/θ and is carried into S.  And φ belongs to its own eigenvalue μ_φ while the
+    pinned equations use ``dual.mu`` (the outflow): the μ-driven part of w is
+    ~μ/λ₂ = r·(w's scale), so a relative mismatch δ moves the data by ~δ·r, relative
+    δ·r/θ.  Both must be below 1e-3·θ (Fig. 3: err(φ) ≤ 2e-17, δ ≤ 3e-4, r ≤ 1e-9), else
+    the full domain is solved, which needs no φ.
+    """
+    if not phi_info:
+        return np.inf
+    theta = _MU_WEIGHT_SUBDOMAIN
+    mismatch = abs(phi_info["mu"] / dual.mu - 1.0) if dual.mu else np.inf
+    ok = phi_info["error"] <= 1e-3 * theta and mismatch * phi_info["ratio"] <= 1e-3 * theta
+    return theta if ok else np.inf
 
 
 def _escape_rate_weight(dual: DualSolver, P: np.ndarray, phi: np.ndarray | None = None,
