@@ -3,6 +3,8 @@ import json
 import os
 import signal
 import textwrap
+import threading
+import time
 import warnings
 
 import numpy as np
@@ -98,6 +100,38 @@ def test_discard_ends_the_child_without_waiting_for_its_result():
     job.discard()
     assert job.pid is None
     job.discard()                                  # twice is harmless
+
+
+@linux
+def test_discard_kills_a_child_that_is_still_working():
+    job = Forked(lambda: time.sleep(60))
+    job.discard()
+    assert job.exitcode == -signal.SIGKILL           # ended, not waited for
+
+
+@linux
+def test_a_child_blocked_on_a_lock_held_at_the_fork_is_replaced(monkeypatch):
+    """Another thread holds a lock when the child is forked: in the child nobody will ever
+    release it.  The child, making no progress, is killed and the parent does the work."""
+    monkeypatch.setattr(forked, "STALL_S", 0.5)
+    lock, held, release = threading.Lock(), threading.Event(), threading.Event()
+
+    def holder():
+        with lock:
+            held.set()
+            release.wait(30)
+
+    t = threading.Thread(target=holder)
+    t.start()
+    held.wait(30)
+    parent = os.getpid()
+    try:
+        job = Forked(lambda: lock.acquire() if os.getpid() != parent else "parent")
+        value, _ = job.result()
+    finally:
+        release.set()
+        t.join()
+    assert value == "parent" and job.exitcode == -signal.SIGKILL
 
 
 def test_without_fork_the_function_runs_here(monkeypatch):

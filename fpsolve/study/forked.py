@@ -22,6 +22,8 @@ import gc
 import logging
 import os
 import pickle
+import select
+import signal
 import sys
 import time
 import warnings
@@ -29,6 +31,11 @@ import warnings
 __all__ = ["Forked", "available"]
 
 logger = logging.getLogger(__name__)
+
+#: a child whose CPU time has not advanced for this many seconds while its result is
+#: awaited is blocked (on a lock another thread held at the fork): it is killed and the
+#: work is done here.  A working child, even on a loaded machine, gains CPU every tick.
+STALL_S = 5.0
 
 
 def available() -> bool:
@@ -51,7 +58,8 @@ class Forked:
 
     def __init__(self, fn):
         self.fn = fn
-        self.pid = self.fd = None
+        #: the child's exit code once collected (negative: the signal that ended it)
+        self.pid = self.fd = self.exitcode = None
         #: CPU seconds of the child (0 if ``fn`` ran here)
         self.cpu_s = 0.0
         if not available():
@@ -92,24 +100,70 @@ class Forked:
         return value, time.perf_counter() - t0
 
     def discard(self) -> None:
-        """End the child without its result (the caller failed meanwhile)."""
+        """End the child now (killed, reaped) without its result (the caller failed)."""
         self._collect(read=False)
+
+    def __del__(self):
+        # a Forked dropped without result()/discard() (an exception in between) must not
+        # leave a running child, a zombie and an open pipe behind
+        if getattr(self, "pid", None) is not None:
+            try:
+                self.discard()
+            except Exception:
+                pass
 
     def _collect(self, read: bool = True) -> bytes:
         if self.pid is None:
             return b""
-        chunks = []
+        chunks: list = []
+        complete = False
         try:
-            while read:
-                chunk = os.read(self.fd, 1 << 20)
-                if not chunk:
-                    break
-                chunks.append(chunk)
+            complete = read and _read_all(self.fd, self.pid, chunks)
         finally:
-            os.close(self.fd)         # unread: the child's write fails and it exits
+            os.close(self.fd)
+            if not complete:          # not read, blocked, or interrupted: end it now
+                try:
+                    os.kill(self.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
             _, status = os.waitpid(self.pid, 0)
+            self.exitcode = os.waitstatus_to_exitcode(status)
             self.pid = self.fd = None
-        return b"".join(chunks) if os.waitstatus_to_exitcode(status) == 0 else b""
+        return b"".join(chunks) if complete and self.exitcode == 0 else b""
+
+
+def _read_all(fd: int, pid: int, chunks: list) -> bool:
+    """Read the child's pipe to its end; False if the child stalls (see :data:`STALL_S`)."""
+    poller = select.poll()
+    poller.register(fd, select.POLLIN | select.POLLHUP)
+    cpu, since = _cpu_ticks(pid), time.monotonic()
+    while True:
+        if poller.poll(250):
+            chunk = os.read(fd, 1 << 20)
+            if not chunk:
+                return True
+            chunks.append(chunk)
+            since = time.monotonic()
+            continue
+        now_cpu = _cpu_ticks(pid)
+        if now_cpu != cpu:
+            cpu, since = now_cpu, time.monotonic()
+        elif time.monotonic() - since > STALL_S:
+            logger.warning("forked child %d made no progress for %.0f s (blocked on a lock "
+                           "held at the fork?): killed, the work is done in this process",
+                           pid, STALL_S)
+            return False
+
+
+def _cpu_ticks(pid: int):
+    """utime + stime of a process in clock ticks (None if /proc does not have it)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return None
+    fields = stat[stat.rindex(b")") + 2:].split()    # field 3 (state) onwards
+    return int(fields[11]) + int(fields[12])           # fields 14, 15
 
 
 def _child(fn, r: int, w: int) -> None:
