@@ -130,6 +130,7 @@ class PlotData:
         self._nrefs = _subdivisions(sol)
         self._elements = None
         self._merged = None
+        self._contours = None
         self._marginal: dict = {}
         self._fields: dict = {}
 
@@ -162,6 +163,36 @@ class PlotData:
         el = _in_window(lo, hi, extent)
         tri = inv[el[:, None, None] * xy.shape[2] + ref_t[None, :, :]].reshape(-1, 3)
         return px, py, tri, self._merged
+
+    def filled_contours(self, ax, extent):
+        """The density's filled contours on ``ax`` (24 levels from 0 to max P): those
+        of :meth:`prepare_contours` if made, else on the elements meeting ``extent``."""
+        from matplotlib.contour import ContourSet
+        if self._contours is not None:
+            return ContourSet(ax, self.levels, *self._contours, filled=True,
+                              cmap="viridis")
+        T, z = self._contour_input(extent)
+        return _tricontourf(ax, T, z, self.levels, cmap="viridis")
+
+    def prepare_contours(self) -> None:
+        """Compute the filled contours on the whole mesh now, for a later figure whose
+        window is not known yet (a study's panel): its axes clip them to the image of
+        contours on its own window (the same contour lines inside it)."""
+        got = _filled_segments(*self._contour_input((-np.inf, np.inf, -np.inf, np.inf)),
+                               self.levels)
+        if got is not None and any(got[0]):
+            self._contours = got
+
+    @property
+    def levels(self) -> np.ndarray:
+        """The 25 contour levels (24 bands) from 0 to max P."""
+        from matplotlib.ticker import MaxNLocator
+        return MaxNLocator(nbins=24).tick_values(0.0, self.vmax)
+
+    def _contour_input(self, extent):
+        from matplotlib.tri import Triangulation
+        px, py, tri, vals = self.contour_mesh(extent)
+        return Triangulation(px, py, tri), np.clip(vals, 0.0, self.vmax)
 
     def marginal(self, xs) -> np.ndarray:
         """∫P dy at ``xs`` (``sol.marginal("x", xs)`` to round-off; the quadrature on
@@ -353,11 +384,20 @@ def _tricontourf(ax, T, z, levels, **kw):
     ``T``: the same paths from matplotlib's contour generator, without tricontourf's
     check of z at ``np.unique`` of the triangles (a third of its cost here)."""
     from matplotlib.contour import ContourSet
+    got = _filled_segments(T, z, levels)
+    if got is None:                              # another matplotlib: the public way
+        return ax.tricontourf(T, z, levels=levels, **kw)
+    return ContourSet(ax, levels, *got, filled=True, **kw)
+
+
+def _filled_segments(T, z, levels):
+    """(segments, codes) per band of the filled contours, as ``tricontourf`` makes
+    them (None if this matplotlib has no contour generator where expected)."""
     try:
         from matplotlib import _tri
         gen = _tri.TriContourGenerator(T.get_cpp_triangulation(), z)
-    except (ImportError, AttributeError):        # another matplotlib: the public way
-        return ax.tricontourf(T, z, levels=levels, **kw)
+    except (ImportError, AttributeError):
+        return None
     lowers = np.array(levels[:-1], dtype=float)
     if z.min() == lowers[0]:
         lowers[0] -= 1                           # as matplotlib: the minimum is in band 0
@@ -366,7 +406,7 @@ def _tricontourf(ax, T, z, levels, **kw):
         vs, cs = gen.create_filled_contour(lo, hi)
         segs.append([np.concatenate(vs)] if len(vs) else [])
         kinds.append([np.concatenate(cs)] if len(vs) else [])
-    return ContourSet(ax, levels, segs, kinds, filled=True, **kw)
+    return segs, kinds
 
 
 def _draw(fig, ax, data, extent, title, show_legend=True):
@@ -374,16 +414,10 @@ def _draw(fig, ax, data, extent, title, show_legend=True):
     ``ax`` (+ appended axes)."""
     from matplotlib.lines import Line2D
     from matplotlib.patches import Circle
-    from matplotlib.ticker import MaxNLocator
-    from matplotlib.tri import Triangulation
     from mpl_toolkits.axes_grid1 import make_axes_locatable
 
     x0, x1, y0, y1 = extent
-    px, py, tri, vals = data.contour_mesh(extent)
-    T = Triangulation(px, py, tri)
-    vmax = data.vmax
-    levels = MaxNLocator(nbins=24).tick_values(0.0, vmax)
-    cs = _tricontourf(ax, T, np.clip(vals, 0.0, vmax), levels, cmap="viridis")
+    cs = data.filled_contours(ax, extent)
     # streamlines of the projected (continuous) flux on a regular grid
     gx, gy, U, W, lw = data.stream_field(extent)
     if lw is not None:

@@ -204,6 +204,19 @@ def test_contour_mesh_merges_the_shared_nodes(paper_pair):
     assert separate == merged
 
 
+def test_contours_prepared_on_the_whole_mesh_draw_the_window_image(paper_pair):
+    """Filled contours made before the window is known (the study's panel) give the
+    figure of contours on the window itself, for the case's own window and a larger one."""
+    a = paper_pair[1]
+    fa = fp.flux(a)
+    fresh, prepared = plot.PlotData(a, fa), plot.PlotData(a, fa)
+    prepared.prepare_contours()
+    assert prepared._contours is not None
+    for ext in (fresh.extent, (-1.6, 1.6, -1.5, 1.5)):
+        assert (plot.png_bytes(plot.solution_fig_from(prepared, "t", ext))
+                == plot.png_bytes(plot.solution_fig_from(fresh, "t", ext)))
+
+
 def test_plot_data_is_shared_and_matches_fresh_figures(tmp_path, paper_pair):
     """A PlotData drawn twice (case figure, then panel) gives the PNGs of fresh calls,
     and its cached contour data are those of plot._refined for the window."""

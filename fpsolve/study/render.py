@@ -269,6 +269,10 @@ def _render_case(job: dict, keep: bool = True) -> dict:
                 fig = plot.solution_fig_from(data, job["title"])
                 files[f"figures/{job['name']}.png"] = plot.png_bytes(fig)
             if job["keep"] and keep:
+                if job["figure"]:
+                    # the panel's window is known once every case is solved: its
+                    # contours now, on the whole mesh, while later cases are solved
+                    data.prepare_contours()
                 _STATE["data"][job["name"]] = data
     return {"files": files, "warnings": _capture(rec), "cpu_s": time.process_time() - c0}
 
