@@ -161,3 +161,11 @@ def test_cached_marginal_grid_gives_the_fresh_values(sol):
     for k in range(S._LINE_CACHE_SIZE + 2):                # bounded
         sol.marginal("y", xs + k)
     assert len(sol.basis._fpsolve_lines) == S._LINE_CACHE_SIZE
+
+
+def test_quadrature_values_equal_scikit_fem_interpolate(sol):
+    """P at the quadrature points without the gradients: interpolate's floats."""
+    from fpsolve.fe.solution import _values_at_quadrature
+    for u in (sol.P, np.random.default_rng(5).standard_normal(sol.P.size)):
+        assert np.array_equal(_values_at_quadrature(sol.basis, u),
+                              np.asarray(sol.basis.interpolate(u)))
