@@ -507,7 +507,9 @@ class PointProbe:
         order = np.argsort(dofs, axis=0, kind="stable")
         phis = np.array([basis.elem.lbasis(X[:, self._idx], j)[0] for j in range(basis.Nbfun)])
         self._phis = np.take_along_axis(phis.reshape(basis.Nbfun, -1), order, axis=0)
-        self._dofs = np.take_along_axis(dofs, order, axis=0)
+        # int32 halves what a kept probe holds (a marginal grid: ~10⁶ entries)
+        itype = np.int32 if basis.N < 2 ** 31 else np.int64
+        self._dofs = np.take_along_axis(dofs, order, axis=0).astype(itype)
 
     def __call__(self, u: np.ndarray) -> np.ndarray:
         out = np.zeros(self._n)
