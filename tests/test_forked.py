@@ -103,6 +103,52 @@ def test_discard_ends_the_child_without_waiting_for_its_result():
 
 
 @linux
+def test_a_failing_child_is_reported_and_its_work_done_here(caplog):
+    parent = os.getpid()
+
+    def fn():
+        if os.getpid() != parent:
+            raise ValueError("only in the child")
+        return "here"
+
+    job = Forked(fn)
+    with caplog.at_level("WARNING", logger="fpsolve.study.forked"):
+        assert job.result()[0] == "here"
+    assert job.failure == "ValueError: only in the child" and job.exitcode == 1
+    assert "only in the child" in caplog.text
+
+
+@linux
+def test_an_import_in_the_child_is_not_an_import_error(tmp_path, monkeypatch):
+    """Code falling back on a missing optional module must not run a different algorithm
+    in the child: the import fails with ImportInChild, which no `except ImportError` takes."""
+    (tmp_path / "fpsolve_forked_probe2.py").write_text("VALUE = 7\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+
+    def fn():
+        try:
+            import fpsolve_forked_probe2   # noqa: F401
+        except ImportError:
+            return "fallback"
+        return "imported"
+
+    job = Forked(fn)
+    assert job.result()[0] == "imported"
+    assert job.failure.startswith("ImportInChild")
+    import sys
+    sys.modules.pop("fpsolve_forked_probe2")
+
+
+@linux
+def test_without_proc_a_deadline_ends_a_stuck_child(monkeypatch):
+    monkeypatch.setattr(forked, "_cpu_ticks", lambda pid: None)
+    monkeypatch.setattr(forked, "DEADLINE_S", 0.5)
+    parent = os.getpid()
+    job = Forked(lambda: time.sleep(60) if os.getpid() != parent else "here")
+    assert job.result()[0] == "here" and job.exitcode == -signal.SIGKILL
+
+
+@linux
 def test_discard_kills_a_child_that_is_still_working():
     job = Forked(lambda: time.sleep(60))
     job.discard()

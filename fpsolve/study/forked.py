@@ -11,8 +11,9 @@ stay held there, so the function must take none of them: it must not start a poo
 touch the renderer, and it must not import modules (another thread of the parent, e.g.
 one importing matplotlib, may have held a module's import lock).  A study forks only
 after the same work ran once in process, which imported (and compiled) what it needs;
-an import in the child raises ImportError there, and the parent then does the work
-itself.  The child never returns into the caller's code: it writes its result
+an import in the child raises :class:`ImportInChild` there, and the parent then does
+the work itself (logged as a warning, as is any failure of a child; a child that makes no
+progress is killed).  The child never returns into the caller's code: it writes its result
 and ends with ``os._exit``, without running exit handlers or flushing the parent's
 buffers a second time.
 """
@@ -28,7 +29,7 @@ import sys
 import time
 import warnings
 
-__all__ = ["Forked", "available"]
+__all__ = ["Forked", "ImportInChild", "available"]
 
 logger = logging.getLogger(__name__)
 
@@ -36,10 +37,19 @@ logger = logging.getLogger(__name__)
 #: awaited is blocked (on a lock another thread held at the fork): it is killed and the
 #: work is done here.  A working child, even on a loaded machine, gains CPU every tick.
 STALL_S = 5.0
+#: ... and one that has not delivered after this many seconds is killed in any case (a
+#: child spinning on a runtime's lock burns CPU without progress; /proc may be hidden)
+DEADLINE_S = 1800.0
 
 
 def available() -> bool:
-    """Whether :class:`Forked` runs its function in a child (Linux) or in place."""
+    """Whether :class:`Forked` runs its function in a child (Linux) or in place.
+
+    Returns
+    -------
+    bool
+        True on Linux with ``os.fork``.
+    """
     return sys.platform.startswith("linux") and hasattr(os, "fork")
 
 
@@ -62,9 +72,15 @@ class Forked:
         self.pid = self.fd = self.exitcode = None
         #: CPU seconds of the child (0 if ``fn`` ran here)
         self.cpu_s = 0.0
+        #: why the child's result was not used (None: it was, or fn ran here from the start)
+        self.failure = None
+        self._owner = os.getpid()
         if not available():
             return
-        r, w = os.pipe()
+        try:
+            r, w = os.pipe()
+        except OSError:               # at the file-descriptor limit: run in place
+            return
         try:
             pid = os.fork()
         except OSError:               # no memory for the page tables, process limit
@@ -77,24 +93,37 @@ class Forked:
         self.pid, self.fd = pid, r
 
     def result(self):
-        """``(fn(), seconds)``: the value and the wall time ``fn`` took.
+        """The child's result, or ``fn()`` computed here if the child failed.
 
         Warnings ``fn`` issued in the child are issued again here, in their order.
+
+        Returns
+        -------
+        value
+            ``fn()``.
+        seconds : float
+            The wall time ``fn`` took (in the child, or here).
         """
         forked = self.pid is not None
         data = self._collect()
         if data:
             try:
-                value, seconds, cpu, caught = pickle.loads(data)
+                message = pickle.loads(data)
             except Exception:         # a truncated result: the child died writing it
-                pass
-            else:
+                message = ("failed", "its result was truncated")
+            if message[0] == "value":
+                value, seconds, cpu, caught = message[1:]
                 self.cpu_s = cpu
-                for category, message, filename, lineno in caught:
-                    warnings.warn_explicit(message, category, filename, lineno)
+                for category, text, filename, lineno in caught:
+                    warnings.warn_explicit(text, category, filename, lineno)
                 return value, seconds
+            self.failure = message[1]
+        elif forked:
+            self.failure = self.failure or f"it ended with exit code {self.exitcode}"
         if forked:
-            logger.debug("forked child failed: computing %r here", self.fn)
+            # visible: a child that fails systematically doubles the work of every case
+            logger.warning("forked child of %r failed (%s): computed in this process",
+                           getattr(self.fn, "__name__", self.fn), self.failure)
         t0 = time.perf_counter()
         value = self.fn()
         return value, time.perf_counter() - t0
@@ -106,19 +135,21 @@ class Forked:
     def __del__(self):
         # a Forked dropped without result()/discard() (an exception in between) must not
         # leave a running child, a zombie and an open pipe behind
-        if getattr(self, "pid", None) is not None:
+        if getattr(self, "pid", None) is not None and self._owner == os.getpid():
             try:
                 self.discard()
             except Exception:
                 pass
 
     def _collect(self, read: bool = True) -> bytes:
-        if self.pid is None:
+        if self.pid is None or self._owner != os.getpid():   # not our child (a grandchild)
             return b""
         chunks: list = []
         complete = False
         try:
             complete = read and _read_all(self.fd, self.pid, chunks)
+            if read and not complete:
+                self.failure = "it made no progress and was killed"
         finally:
             os.close(self.fd)
             if not complete:          # not read, blocked, or interrupted: end it now
@@ -129,7 +160,8 @@ class Forked:
             _, status = os.waitpid(self.pid, 0)
             self.exitcode = os.waitstatus_to_exitcode(status)
             self.pid = self.fd = None
-        return b"".join(chunks) if complete and self.exitcode == 0 else b""
+        # exit code 1 carries the child's error message
+        return b"".join(chunks) if complete and self.exitcode in (0, 1) else b""
 
 
 def _read_all(fd: int, pid: int, chunks: list) -> bool:
@@ -137,6 +169,8 @@ def _read_all(fd: int, pid: int, chunks: list) -> bool:
     poller = select.poll()
     poller.register(fd, select.POLLIN | select.POLLHUP)
     cpu, since = _cpu_ticks(pid), time.monotonic()
+    stall = STALL_S if cpu is not None else float("inf")      # no /proc: the deadline only
+    deadline = since + DEADLINE_S
     while True:
         if poller.poll(250):
             chunk = os.read(fd, 1 << 20)
@@ -145,13 +179,12 @@ def _read_all(fd: int, pid: int, chunks: list) -> bool:
             chunks.append(chunk)
             since = time.monotonic()
             continue
-        now_cpu = _cpu_ticks(pid)
+        now_cpu, now = _cpu_ticks(pid), time.monotonic()
         if now_cpu != cpu:
-            cpu, since = now_cpu, time.monotonic()
-        elif time.monotonic() - since > STALL_S:
-            logger.warning("forked child %d made no progress for %.0f s (blocked on a lock "
-                           "held at the fork?): killed, the work is done in this process",
-                           pid, STALL_S)
+            cpu, since = now_cpu, now
+        elif now - since > stall or now > deadline:
+            logger.warning("forked child %d made no progress (blocked on a lock held at "
+                           "the fork?): killed", pid)
             return False
 
 
@@ -168,7 +201,7 @@ def _cpu_ticks(pid: int):
 
 def _child(fn, r: int, w: int) -> None:
     """The forked process: run ``fn``, write the pickled result, exit."""
-    code = 1
+    code = 2
     try:
         os.close(r)
         # a collection would touch every object of the parent's heap, copying its pages
@@ -179,16 +212,28 @@ def _child(fn, r: int, w: int) -> None:
             warnings.simplefilter("always")
             value = fn()
         caught = [(w.category, str(w.message), w.filename, w.lineno) for w in rec]
-        data = pickle.dumps((value, time.perf_counter() - t0, time.process_time(), caught),
-                            protocol=pickle.HIGHEST_PROTOCOL)
-        view = memoryview(data)
-        while view:
-            view = view[os.write(w, view):]
+        _write(w, ("value", value, time.perf_counter() - t0, time.process_time(), caught))
         code = 0
-    except BaseException:             # the parent computes it itself (see Forked.result)
-        pass
+    except BaseException as exc:      # the parent computes it itself (see Forked.result)
+        try:
+            _write(w, ("failed", f"{type(exc).__name__}: {exc}"))
+            code = 1
+        except BaseException:
+            pass
     finally:
         os._exit(code)
+
+
+def _write(fd: int, message: tuple) -> None:
+    view = memoryview(pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL))
+    while view:
+        view = view[os.write(fd, view):]
+
+
+class ImportInChild(RuntimeError):
+    """An import in a forked child.  Not an ImportError: code that falls back on a missing
+    optional module (METIS ordering → minimum degree) would otherwise compute different
+    numbers in the child instead of leaving the work to the parent."""
 
 
 class _NoImport:
@@ -197,4 +242,4 @@ class _NoImport:
 
     @staticmethod
     def find_spec(name, path=None, target=None):
-        raise ImportError(f"{name}: not imported before the fork")
+        raise ImportInChild(f"{name}: not imported before the fork")
