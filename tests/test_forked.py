@@ -303,3 +303,18 @@ def test_prepared_caches_give_the_same_estimates():
         sol = prob.solve()
         out.append((sol.error_estimate, sol.diagnostics["error_correction"]))
     assert out[0] == out[1]
+
+
+def test_wait_prefetch_returns_when_the_operators_are_built():
+    """A study forks only after the flux operators' background build has finished."""
+    import fpsolve as fp
+    from fpsolve.fe import flux_operators
+
+    mesh = fp.disk_mesh(2.0, 0.3)
+    L = fp.landscapes.paper()
+    basis = fp.Problem(L, fp.diffusion.sgd(L, 0.012), mesh, order=2).basis
+    flux_operators.wait_prefetch(basis)                 # nothing started: returns
+    assert flux_operators.prefetch_operators(basis)
+    flux_operators.wait_prefetch(basis)
+    fut = basis.mesh.__dict__["_fpsolve_flux_ops"][flux_operators._operator_key(basis)]
+    assert fut.done() and fut.exception() is None

@@ -21,7 +21,7 @@ from skfem.helpers import dot, grad
 
 from .assembly import mass_matrix
 
-__all__ = ["prefetch_operators"]
+__all__ = ["prefetch_operators", "wait_prefetch"]
 
 _OPS_LOCK = threading.Lock()
 
@@ -134,3 +134,20 @@ def prefetch_operators(basis, before=None) -> bool:
         threading.Thread(target=_fill, args=(fut, basis, before),
                          name="fpsolve-flux-operators", daemon=True).start()
     return created
+
+
+def wait_prefetch(basis) -> None:
+    """Wait until a build of ``basis``'s operators started by :func:`prefetch_operators`
+    has finished (at once if none was started); a failure is left to the flux to raise.
+
+    A study forks processes (``fpsolve.study.forked``) only when no thread of it is
+    inside a factorisation: a forked child inherits a copy of that thread's state in the
+    middle of SuperLU's bookkeeping.
+    """
+    with _OPS_LOCK:
+        fut = basis.mesh.__dict__.get("_fpsolve_flux_ops", {}).get(_operator_key(basis))
+    if fut is not None:
+        try:
+            fut.result()
+        except Exception:
+            pass

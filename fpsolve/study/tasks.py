@@ -408,7 +408,16 @@ def _fork_estimate(prob, renderer) -> bool:
     thread = prob.__dict__.pop(_PREPARING, None)
     if thread is not None:
         thread.join()
-    return prob.mesh.__dict__.get(_ESTIMATED, False)
+    if not prob.mesh.__dict__.get(_ESTIMATED, False):
+        return False
+    # nor while a thread of ours works: the child would inherit its state halfway (the
+    # flux prefetch in SuperLU: the flux waits for it right after anyway; the matplotlib
+    # import of the last case, usually done during the solve)
+    from ..fe.flux_operators import wait_prefetch
+    wait_prefetch(prob.basis)
+    if _WARM_UP[0] is not None:
+        _WARM_UP[0].join()
+    return True
 
 
 def _beside_estimate(sol, c: dict, mods: dict, on_last, deferred: dict, clock):
