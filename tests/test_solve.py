@@ -297,3 +297,36 @@ def test_on_solved_sees_the_solution_before_its_estimate():
     prob.on_solved = None
     again = prob.solve()
     assert np.array_equal(again.P, sol.P) and again.error_estimate == sol.error_estimate
+
+
+def test_interior_blocks_replay_the_slicing_bit_for_bit():
+    """The cached gathers of the interior blocks give exactly A[I][:, I].tocsc() and
+    abs(·).tocsr() for every strength (and after a change of pattern); a matrix with
+    duplicate entries is sliced as before."""
+    import scipy.sparse as sps
+
+    from fpsolve.fe.solver import _InteriorBlocks
+
+    L = fp.landscapes.paper()
+    prob = fp.Problem(L, fp.diffusion.sgd(L, 0.01), fp.disk_mesh(2.0, 0.3), order=2)
+    I, op = prob.interior_dofs, prob.operator
+    blocks = _InteriorBlocks(I)
+    other = op.A(0.01).tolil()
+    other[int(I[3]), int(I[5])] = 0.5               # a new entry: another pattern
+    for A in (op.A(0.009), op.A(0.012), other.tocsr(), op.A(0.02)):
+        AII, absA = blocks.stiffness(A)
+        want = A[I][:, I].tocsc()
+        for got, ref in ((AII, want), (absA, abs(want).tocsr())):
+            assert got.format == ref.format
+            for name in ("data", "indices", "indptr"):
+                np.testing.assert_array_equal(getattr(got, name), getattr(ref, name))
+    A = op.A(0.01)
+    r = int(I[0])                                   # (r, r) stored twice
+    at = A.indptr[r]
+    dup = sps.csr_matrix((np.insert(A.data, at, 1.0), np.insert(A.indices, at, r),
+                          np.r_[A.indptr[:r + 1], A.indptr[r + 1:] + 1]), shape=A.shape)
+    dup.has_canonical_format = False
+    AII, _ = blocks.stiffness(dup)
+    assert AII[0, 0] == A[r, r] + 1.0
+    MII, mI = blocks.mass(op.M)
+    np.testing.assert_array_equal(mI, np.asarray(op.M[I][:, I].sum(axis=0)).ravel())

@@ -67,6 +67,14 @@ class DualSolver:
     A: object
     Mop: object
     mu: float = 0.0
+    #: ``Mop.T`` as CSR (built on first use unless the caller kept one)
+    MT: object = field(default=None, repr=False)
+
+    def mass_T(self):
+        """``Mop.T`` as a CSR matrix, converted once."""
+        if self.MT is None:
+            self.MT = self.Mop.T.tocsr()
+        return self.MT
 
     def solve_T(self, rhs: np.ndarray) -> np.ndarray:
         z = np.zeros((self.N,) + rhs.shape[1:])
@@ -264,7 +272,7 @@ def _left_eigenvector(dual: DualSolver, tol=1e-7, maxit=60, info: dict | None = 
     """
     phi = np.zeros(dual.N)
     phi[dual.idx] = 1.0
-    MT = dual.Mop.T.tocsr()
+    MT = dual.mass_T()
     prev, err, r, scale = None, np.inf, 1.0, np.nan
     for _ in range(maxit):
         new = dual.solve_T(MT @ phi)
@@ -292,7 +300,7 @@ def _adjoint(dual: DualSolver, rhs, P, M, phi, tol=1e-7, maxit=30) -> np.ndarray
     Z = dual.solve_T(rhs)
     if phi is None:
         return Z
-    MT = dual.Mop.T.tocsr()
+    MT = dual.mass_T()
     mp = M @ P
 
     def project(Z):
