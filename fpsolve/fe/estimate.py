@@ -344,6 +344,10 @@ def prepare(problem) -> None:
     if problem.boundary == "absorbing":
         _boundary_dofs(bp, cache)
     _coefficients(problem, bp, problem.diffusion.strength)
+    blocks = getattr(problem, "_interior_blocks", None)
+    if blocks is not None:                  # the duals' Mᵀ, kept on the mesh
+        op = problem.operator
+        blocks().mass_T(op.M_stab if op.M_stab is not None else op.M)
 
 
 def estimate_errors(problem, diffusion, basis: Basis, cache: dict, P: np.ndarray, mu: float,
