@@ -64,9 +64,11 @@ class Forked:
     ----------
     fn : callable
         Without arguments; its value must be picklable.
+    fork : bool
+        False: no child; :meth:`result` calls ``fn()`` here (the same interface).
     """
 
-    def __init__(self, fn):
+    def __init__(self, fn, fork: bool = True):
         self.fn = fn
         #: the child's exit code once collected (negative: the signal that ended it)
         self.pid = self.fd = self.exitcode = None
@@ -75,7 +77,7 @@ class Forked:
         #: why the child's result was not used (None: it was, or fn ran here from the start)
         self.failure = None
         self._owner = os.getpid()
-        if not available():
+        if not (fork and available()):
             return
         try:
             r, w = os.pipe()

@@ -286,9 +286,9 @@ def _solve_case(prob, c: dict, mods: dict, renderer, in_panel: bool, hold: bool,
     early_panel = (hold and on_last is not None and mods["flux"] is not None
                    and prob.tol is None and renderer is not None
                    and renderer.accepts(prob.basis.N))
-    if _fork_estimate(prob, renderer):
+    if _forks(prob, renderer):
         prob.defer_estimate = lambda s, compute, finish: deferred.update(
-            job=Forked(compute), finish=finish)
+            job=_estimate_job(prob, compute), finish=finish)
     elif early_panel:
         prob.on_solved = lambda s: _early_hand_over(s, c, mods, on_last, early)
     try:
@@ -399,25 +399,24 @@ def _prepare_estimates(prob) -> None:
         prob.mesh.__dict__[_ESTIMATED] = True
 
 
-def _fork_estimate(prob, renderer) -> bool:
-    """Whether this case's error estimate goes to a forked child (:func:`_beside_estimate`):
-    :func:`_forks`, once the caches are filled (never with a live cache-filling thread:
-    the child would inherit half-built caches)."""
-    if not _forks(prob, renderer):
-        return False
+def _estimate_job(prob, compute) -> Forked:
+    """After the solve (which the cache thread and the flux prefetch overlapped): the
+    estimate in a forked child once the caches are filled, else here (:func:`_forks`).
+
+    Never forked with a live thread of ours: the child would inherit half-built caches,
+    the flux prefetch inside SuperLU (the flux waits for it right after anyway) or the
+    last case's matplotlib import halfway."""
     thread = prob.__dict__.pop(_PREPARING, None)
     if thread is not None:
         thread.join()
     if not prob.mesh.__dict__.get(_ESTIMATED, False):
-        return False
-    # nor while a thread of ours works: the child would inherit its state halfway (the
-    # flux prefetch in SuperLU: the flux waits for it right after anyway; the matplotlib
-    # import of the last case, usually done during the solve)
+        prob.mesh.__dict__[_ESTIMATED] = True       # this in-place estimate fills them
+        return Forked(compute, fork=False)
     from ..fe.flux_operators import wait_prefetch
     wait_prefetch(prob.basis)
     if _WARM_UP[0] is not None:
         _WARM_UP[0].join()
-    return True
+    return Forked(compute)
 
 
 def _beside_estimate(sol, c: dict, mods: dict, on_last, deferred: dict, clock):
