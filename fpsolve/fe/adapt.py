@@ -34,6 +34,10 @@ NEGATIVE_MASS = 1e-8
 #: cases with negative mass (0.6-0.9 tried; more marks per level cost more dofs than the
 #: levels they save)
 NEGATIVE_THETA = 0.8
+#: ... and of the direct marking ∫_K max(−P, 0), kept while μ is a goal: its marks in the
+#: tails also grade the shells μ needs; with the dual marking the paper landscape at
+#: Δ_S = 0.004 (tol 1e-3 on x2 and μ) stalled at μ 1e5× too large (docs/adaptivity.md)
+NEGATIVE_THETA_DIRECT = 0.99
 #: boundary elements whose cell Péclet number exceeds this are refined while μ is open
 #: (the layer must be resolved before its dual-weighted estimate can be trusted)
 PECLET_MAX = 2.0
@@ -152,11 +156,12 @@ def _mark(sol, tol, open_goals, theta) -> np.ndarray:
         # the undershoots are error carried into the tails from where P is large: mark by the
         # dual-weighted indicators of the linearised negative mass (estimate.py,
         # negative_dual); where P_h < 0 itself only when those are missing or all zero
-        th = min(NEGATIVE_THETA, max(theta, 1.0 - 0.5 * NEGATIVE_MASS / neg))
+        th = max(theta, 1.0 - 0.5 * NEGATIVE_MASS / neg)
         dual = ind.get("negative_mass")
-        more = _dorfler_finite(dual, th) if dual is not None else np.zeros(0, dtype=np.int64)
+        more = (_dorfler_finite(dual, min(NEGATIVE_THETA, th)) if dual is not None
+                else np.zeros(0, dtype=np.int64))
         if more.size == 0:
-            more = _dorfler_finite(_negative_indicator(sol), th)
+            more = _dorfler_finite(_negative_indicator(sol), min(NEGATIVE_THETA_DIRECT, th))
         marked = np.union1d(marked, more)
     if marked.size == 0:        # nothing to go on (μ unreliable, layer resolved): the μ weights
         marked = _dorfler_finite(ind.get("escape_rate", np.ones(total.size)) + 0.0, theta)
@@ -215,10 +220,12 @@ def solve_adaptive(problem, strength=None):
         # a level whose negative mass exceeds the bound is refined whatever its estimates:
         # it gets marking indicators (recovered weights, the negative-mass dual), level 0 too
         level_problem._lazy_above = NEGATIVE_MASS
+        level_problem._negative_dual = "escape_rate" not in goals
         try:
             sol, caught = _solve_level(level_problem, strength if level == 0 else None)
         finally:
             problem._lazy_above = None          # the caller's problem is left as it was
+            problem._negative_dual = True
         levels.append(_level_record(level, sol, time.perf_counter() - t))
         open_goals = _open_goals(sol, tol, goals)
         if not open_goals and sol.diagnostics["negative_mass"] <= NEGATIVE_MASS:
@@ -237,7 +244,7 @@ def solve_adaptive(problem, strength=None):
         level_problem = Problem(problem.landscape, sol.diffusion, mesh, problem.boundary,
                                 problem.order, problem.drift, problem.stabilisation,
                                 problem.intorder, max_dofs=problem.max_dofs)
-    if "negative_mass" in sol._estimate.indicators:
+    if sol.diagnostics["negative_mass"] > NEGATIVE_MASS:
         # the loop stopped (budget, max_levels) on a level estimated for marking only:
         # solve it again with the P_{k+1} duals, so the returned estimates are honest
         level_problem._lazy_above = None

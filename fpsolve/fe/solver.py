@@ -152,6 +152,8 @@ class Problem:
         #: set by the adaptive loop: above this negative mass the level is refined whatever
         #: the estimates say, and its moment weights are recovered (marking only)
         self._lazy_above: float | None = None
+        #: lazy levels also get the negative-mass dual's marking indicators (fe/adapt.py)
+        self._negative_dual = True
         #: Set True when this problem will be solved for many strengths one by one
         #: (``sweep`` does it itself): the LU then uses a cached nested-dissection
         #: order for P2 too (``pymetis``), which pays from about the fourth solve.
@@ -274,7 +276,8 @@ class Problem:
         # moment weights fail: the duals are solved in V_{k+1} instead (docs/adaptivity.md)
         graded = ("+refine" in self.mesh.source or self.mesh.graded) and not lazy
         return estimate_errors(self, diffusion, op.basis, self.mesh._cache, P, mu, dual, op.M,
-                               enriched_duals=graded, negative_dual=lazy)
+                               enriched_duals=graded,
+                               negative_dual=lazy and self._negative_dual)
 
     def sweep(self, strengths: Iterable[float]) -> list[Solution]:
         """Solve for each strength, re-using the assembled A0 + s·A1.
