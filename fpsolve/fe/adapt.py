@@ -264,14 +264,20 @@ def solve_adaptive(problem, strength=None):
         if not issubclass(w.category, FPSolveWarning):
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     if why is not None:
-        d["untrusted"] = True
-        est = sol.error_estimate
-        missed = ", ".join(f"{g} {est.get(g, float('nan')):.1e}" for g in goals
-                           if not est.get(g, 0.0) <= tol)
-        if d["negative_mass"] > NEGATIVE_MASS:
-            missed += f"{', ' if missed else ''}negative mass {d['negative_mass']:.1e}"
-        d["warnings"].append(f"tol = {tol:g} not reached ({why}); estimated relative errors: "
-                             f"{missed}")
+        _flag_untrusted(sol, goals, tol, why)
     for w in d["warnings"]:
         warnings.warn(w, FPSolveWarning, stacklevel=3)
     return sol
+
+
+def _flag_untrusted(sol, goals, tol, why: str) -> None:
+    """Mark a result that missed ``tol``: diagnostics["untrusted"] and a warning naming
+    what is missing."""
+    d, est = sol.diagnostics, sol.error_estimate
+    d["untrusted"] = True
+    missed = ", ".join(f"{g} {est.get(g, float('nan')):.1e}" for g in goals
+                       if not est.get(g, 0.0) <= tol)
+    if d["negative_mass"] > NEGATIVE_MASS:
+        missed += f"{', ' if missed else ''}negative mass {d['negative_mass']:.1e}"
+    d["warnings"].append(f"tol = {tol:g} not reached ({why}); estimated relative errors: "
+                         f"{missed}")

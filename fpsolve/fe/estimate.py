@@ -393,16 +393,12 @@ def estimate_errors(problem, diffusion, basis: Basis, cache: dict, P: np.ndarray
     mass = P @ F1
     phi_info: dict = {}
     phi = _left_eigenvector(dual, info=phi_info) if absorbing else None
-    names, rhs, values = list(MOMENTS), [], {}
-    for name in MOMENTS:
-        Fg = loads[name]
-        values[name] = (P @ Fg) / mass
-        rhs.append(Fg - values[name] * F1)
+    goal_loads = {name: loads[name] for name in MOMENTS}
     if negative_dual:
-        Fs = _load(bp, rec, -(np.asarray(ph) < 0).astype(float))
-        names.append("negative_mass")
-        values["negative_mass"] = (P @ Fs) / mass
-        rhs.append(Fs - values["negative_mass"] * F1)
+        goal_loads["negative_mass"] = _load(bp, rec, -(np.asarray(ph) < 0).astype(float))
+    names = list(goal_loads)
+    values = {n: (P @ F) / mass for n, F in goal_loads.items()}
+    rhs = [F - values[n] * F1 for n, F in goal_loads.items()]
     Z = [_adjoint(dual, np.stack(rhs, axis=1), P, M, phi)]
     if absorbing:
         Z.append(phi[:, None])
@@ -425,6 +421,16 @@ def estimate_errors(problem, diffusion, basis: Basis, cache: dict, P: np.ndarray
         j = names.index("escape_rate")
         eta[:, j] = _escape_rate_eta(eta[:, j], rho, dual, P, phi, basis, bp, rec, cache,
                                      phi_info)
+    rel, corr, ind = _goal_results(names, eta, values, P, M, phi, mu, absorbing)
+    l1_K = np.sum(np.abs(_interpolate(bp, E[:, -1], grad=False)) * np.asarray(bp.dx), axis=1)
+    l1 = np.sum(np.abs(np.asarray(ph)) * np.asarray(bp.dx))
+    rel["L1"] = float(SAFETY * l1_K.sum() / l1)
+    ind["L1"] = l1_K / l1
+    return Estimate(rel, corr, ind, "enriched" if enriched_duals else "recovered")
+
+
+def _goal_results(names, eta, values, P, M, phi, mu, absorbing) -> tuple[dict, dict, dict]:
+    """Relative estimates, corrections and element indicators of each goal from η (ne, ngoals)."""
     rel, corr, ind = {}, {}, {}
     if not absorbing:
         rel["escape_rate"], corr["escape_rate"] = 0.0, 0.0      # μ = 0 exactly
@@ -440,11 +446,7 @@ def estimate_errors(problem, diffusion, basis: Basis, cache: dict, P: np.ndarray
             corr[name] = float(eta[:, j].sum())
             rel[name] = SAFETY * abs(corr[name]) / abs(values[name])
             ind[name] = np.abs(eta[:, j]) / abs(values[name])
-    l1_K = np.sum(np.abs(_interpolate(bp, E[:, -1], grad=False)) * np.asarray(bp.dx), axis=1)
-    l1 = np.sum(np.abs(np.asarray(ph)) * np.asarray(bp.dx))
-    rel["L1"] = float(SAFETY * l1_K.sum() / l1)
-    ind["L1"] = l1_K / l1
-    return Estimate(rel, corr, ind, "enriched" if enriched_duals else "recovered")
+    return rel, corr, ind
 
 
 def _enriched_load(bp, gq) -> np.ndarray:
