@@ -161,19 +161,28 @@ def test_escape_rate_dual_weight_keeps_tiny_values_to_relative_accuracy():
     assert exact[0.1] < 1e-20 and exact[0.97] > 1e-2       # 19 decades, most below ε
 
 
-def test_escape_rate_weight_on_subdomain_matches_full_domain():
-    """Solved only where |1 − φ/φ_k| < θ (1 − φ/φ_k as Dirichlet data elsewhere), w equals
-    the full-domain weight to relative accuracy (error of φ)/θ, measured 6e-7 at
-    θ = 1e-5, down to w ~ 1e-15 where 1 − φ is round-off."""
-    from fpsolve.fe.estimate import DualSolver, _escape_rate_weight, _left_eigenvector
+def _radial_dual(delta):
+    """Radial OU on a coarse P3 disk: the problem, its solution and the dual solver (LU
+    of the interior block) of the μ weight."""
+    from fpsolve.fe.estimate import DualSolver
     from fpsolve.fe.ordering import splu
 
-    delta = 0.015
     prob = fp.Problem(RADIAL, fp.diffusion.isotropic(delta), fp.disk_mesh(1.0, 0.05), order=3)
     sol = prob.solve()
     I, A = prob.interior_dofs, prob.operator.A(delta)
     dual = DualSolver(splu(A[I][:, I].tocsc()), I, prob.dofs, A, prob.operator.M,
                       sol.escape_rate)
+    return prob, sol, dual
+
+
+def test_escape_rate_weight_on_subdomain_matches_full_domain():
+    """Solved only where |1 − φ/φ_k| < θ (1 − φ/φ_k as Dirichlet data elsewhere), w equals
+    the full-domain weight to relative accuracy (error of φ)/θ, measured 6e-7 at
+    θ = 1e-5, down to w ~ 1e-15 where 1 − φ is round-off."""
+    from fpsolve.fe.estimate import _escape_rate_weight, _left_eigenvector
+
+    prob, sol, dual = _radial_dual(0.015)
+    I = prob.interior_dofs
     phi = _left_eigenvector(dual)
     full = _escape_rate_weight(dual, sol.P)
     theta = 1e-5
@@ -190,41 +199,36 @@ def test_escape_rate_weight_on_subdomain_matches_full_domain():
 def test_escape_rate_weight_skips_exact_refinement_when_the_lu_resolves_it(monkeypatch):
     """One plain refinement step decides: where its correction is below _WEIGHT_RTOL of every
     component (no slow valley mode: radial OU), the double-double refinement is skipped
-    and the weight equals the exactly refined one to that accuracy."""
+    and the weight equals the exactly refined one to that accuracy — on the full domain
+    and on the subdomain with Dirichlet data from φ that the estimate uses."""
     import fpsolve.fe.estimate as est
 
-    delta = 0.015
-    prob = fp.Problem(RADIAL, fp.diffusion.isotropic(delta), fp.disk_mesh(1.0, 0.05), order=3)
-    sol = prob.solve()
-    dual = est.DualSolver(None, prob.interior_dofs, prob.dofs, prob.operator.A(delta),
-                          prob.operator.M, sol.escape_rate)
+    prob, sol, dual = _radial_dual(0.015)
+    phi = est._left_eigenvector(dual)
     calls = []
     refine = est._refine_escape_rate_weight
     monkeypatch.setattr(est, "_refine_escape_rate_weight",
                         lambda *a: calls.append(1) or refine(*a))
-    fast = est._escape_rate_weight(dual, sol.P)
-    assert not calls
-    monkeypatch.setattr(est, "_WEIGHT_RTOL", 0.0)          # forces the exact refinement
-    exact = est._escape_rate_weight(dual, sol.P)
-    assert calls
-    assert np.min(exact[prob.interior_dofs][exact[prob.interior_dofs] > 0]) < 1e-12
-    np.testing.assert_allclose(fast, exact, rtol=1e-6, atol=0)
+    I = prob.interior_dofs
+    for args in [(), (phi, est._MU_WEIGHT_SUBDOMAIN)]:
+        calls.clear()
+        monkeypatch.setattr(est, "_WEIGHT_RTOL", 1e-3)
+        fast = est._escape_rate_weight(dual, sol.P, *args)
+        assert not calls
+        monkeypatch.setattr(est, "_WEIGHT_RTOL", 0.0)          # forces the exact refinement
+        exact = est._escape_rate_weight(dual, sol.P, *args)
+        assert calls
+        assert np.min(exact[I][exact[I] > 0]) < 1e-12
+        np.testing.assert_allclose(fast, exact, rtol=1e-6, atol=0)
 
 
 def test_weight_subdomain_only_with_an_accurate_consistent_left_eigenvector():
     """The subdomain's Dirichlet data come from φ: its error (from the inverse iteration's
     convergence ratio r = μ/λ₂) and its eigenvalue's mismatch with the outflow μ, carried
     into w as δ·r, must be below 1e-3·θ, else the full domain is solved."""
-    from fpsolve.fe.estimate import (_MU_WEIGHT_SUBDOMAIN, DualSolver, _left_eigenvector,
-                                     _weight_subdomain)
-    from fpsolve.fe.ordering import splu
+    from fpsolve.fe.estimate import _MU_WEIGHT_SUBDOMAIN, _left_eigenvector, _weight_subdomain
 
-    delta = 0.015
-    prob = fp.Problem(RADIAL, fp.diffusion.isotropic(delta), fp.disk_mesh(1.0, 0.05), order=3)
-    sol = prob.solve()
-    I, A = prob.interior_dofs, prob.operator.A(delta)
-    dual = DualSolver(splu(A[I][:, I].tocsc()), I, prob.dofs, A, prob.operator.M,
-                      sol.escape_rate)
+    prob, sol, dual = _radial_dual(0.015)
     info = {}
     _left_eigenvector(dual, info=info)
     assert info["mu"] == pytest.approx(sol.escape_rate, rel=1e-3)

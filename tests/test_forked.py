@@ -188,6 +188,22 @@ def test_without_fork_the_function_runs_here(monkeypatch):
 
 # -- a study: the error estimates of all but the first case of a mesh in forked children ----
 
+def _counting(started: list, delivered: list):
+    """A Forked that records the pids of the children it starts and whether each result
+    came from its child (cpu_s > 0) or was computed here."""
+    class Counting(Forked):
+        def __init__(self, fn, fork=True):
+            super().__init__(fn, fork)
+            if fork:
+                started.append(self.pid)
+
+        def result(self):
+            out = super().result()
+            delivered.append(self.cpu_s > 0)      # 0: the child failed, done here
+            return out
+    return Counting
+
+
 STUDY = """
 [study]
 name = "four"
@@ -235,19 +251,7 @@ def test_study_estimates_in_children_give_the_same_summary(tmp_path, monkeypatch
     path.write_text(textwrap.dedent(STUDY))
     plain = run_study(load_study(str(path)), str(tmp_path / "plain"), background=False)
     started, delivered = [], []
-
-    class Counting(Forked):
-        def __init__(self, fn, fork=True):
-            super().__init__(fn, fork)
-            if fork:
-                started.append(self.pid)
-
-        def result(self):
-            out = super().result()
-            delivered.append(self.cpu_s > 0)      # 0: the child failed, done here
-            return out
-
-    monkeypatch.setattr(tasks, "Forked", Counting)
+    monkeypatch.setattr(tasks, "Forked", _counting(started, delivered))
     monkeypatch.setattr(build, "_MESHES", {})     # a mesh no estimate has run on yet
     res = run_study(load_study(str(path)), str(tmp_path / "forked"), background=True)
     assert len(started) == 4 and all(p is not None for p in started)
@@ -273,16 +277,10 @@ def test_without_prepared_caches_the_first_estimate_of_a_mesh_runs_here(tmp_path
     plain = run_study(load_study(str(path)), str(tmp_path / "plain"), background=False)
     started = []
 
-    class Counting(Forked):
-        def __init__(self, fn, fork=True):
-            super().__init__(fn, fork)
-            if fork:
-                started.append(self.pid)
-
     def broken(problem):
         raise MemoryError("no room for the caches")
 
-    monkeypatch.setattr(tasks, "Forked", Counting)
+    monkeypatch.setattr(tasks, "Forked", _counting(started, []))
     monkeypatch.setattr(estimate, "prepare", broken)
     monkeypatch.setattr(build, "_MESHES", {})
     res = run_study(load_study(str(path)), str(tmp_path / "forked"), background=True)
