@@ -487,6 +487,15 @@ class PointProbe:
     of a shrinking-grid search); the located points and basis values can be kept and
     applied to other vectors on the same basis (the cases of a study share a mesh).
 
+    Parameters
+    ----------
+    basis : skfem.Basis
+        The FE space.
+    points : ndarray, shape (2, n)
+        The points.
+    cells, X : ndarray, optional
+        Their elements and reference coordinates, if known (else located here).
+
     Attributes
     ----------
     inside : ndarray of bool, shape (n,)
@@ -527,7 +536,23 @@ def probe_values(basis: Basis, u: np.ndarray, points: np.ndarray, cells=None, X=
     """``probe_matrix(basis, points, cells, X) @ u`` without building the matrix (the
     same floats, see :class:`PointProbe`).
 
-    Returns the values (0 outside the mesh), and the inside mask too if ``inside``.
+    Parameters
+    ----------
+    basis : skfem.Basis
+        The FE space of ``u``.
+    u : ndarray
+        Coefficients.
+    points : ndarray, shape (2, n)
+        The points.
+    cells, X : ndarray, optional
+        Their elements and reference coordinates, if known.
+    inside : bool
+        Also return the mask of the points inside the mesh.
+
+    Returns
+    -------
+    ndarray, or (ndarray, ndarray of bool) with ``inside``
+        The values (0 outside the mesh).
     """
     probe = PointProbe(basis, points, cells, X)
     return (probe(u), probe.inside) if inside else probe(u)

@@ -32,6 +32,11 @@ def dd_residual(K, x: np.ndarray, b: np.ndarray, b_low: np.ndarray | None = None
         a double-double right-hand side keeps what forming it lost to cancellation.
     low : bool
         Return the pair ``(hi, lo)`` of the double-double result instead of ``hi``.
+
+    Returns
+    -------
+    ndarray, or (ndarray, ndarray) with ``low``
+        The residual rounded to double (its high part), or its two parts.
     """
     K = K.tocsr()
     b = np.ascontiguousarray(b, dtype=float)
@@ -46,7 +51,17 @@ def dd_residual(K, x: np.ndarray, b: np.ndarray, b_low: np.ndarray | None = None
 
 
 def dd_row_sums(K) -> tuple[np.ndarray, np.ndarray]:
-    """Row sums of a sparse matrix as a double-double pair ``(hi, lo)`` (no cancellation)."""
+    """Row sums of a sparse matrix as a double-double pair (no cancellation).
+
+    Parameters
+    ----------
+    K : scipy.sparse matrix
+
+    Returns
+    -------
+    (ndarray, ndarray)
+        ``(hi, lo)``: the sums are ``hi + lo``.
+    """
     hi, lo = dd_residual(K, np.ones(K.shape[1]), np.zeros(K.shape[0]), low=True)
     return -hi, -lo
 

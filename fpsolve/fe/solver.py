@@ -492,7 +492,8 @@ def _quasi_stationary(A, Mstab, M, I, B, tol=1e-13, maxit=100, reuse=False, bloc
             if cw < COMPONENTWISE_TOL:
                 break
             # the iterate no longer changes and the componentwise residual sits at its
-            # round-off floor (rows where P_h changes sign, so |A||p| cancels): further
+            # round-off floor (the LU's normwise backward error ε‖A‖‖p‖ shows in the rows
+            # where |p| ≪ max|p| once P_h changes sign, i.e. A is no M-matrix): further
             # sweeps, and ARPACK after them, return the same vector
             stalled = stalled + 1 if cw > 0.5 * best else 0
             best = min(best, cw)
