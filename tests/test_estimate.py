@@ -212,14 +212,32 @@ def test_escape_rate_weight_skips_exact_refinement_when_the_lu_resolves_it(monke
     I = prob.interior_dofs
     for args in [(), (phi, est._MU_WEIGHT_SUBDOMAIN)]:
         calls.clear()
-        monkeypatch.setattr(est, "_WEIGHT_RTOL", 1e-3)
         fast = est._escape_rate_weight(dual, sol.P, *args)
         assert not calls
-        monkeypatch.setattr(est, "_WEIGHT_RTOL", 0.0)          # forces the exact refinement
-        exact = est._escape_rate_weight(dual, sol.P, *args)
+        exact = est._escape_rate_weight(dual, sol.P, *args, exact=True)
         assert calls
         assert np.min(exact[I][exact[I] > 0]) < 1e-12
         np.testing.assert_allclose(fast, exact, rtol=1e-6, atol=0)
+
+
+def test_an_unconverged_weight_refinement_leaves_mu_without_a_digit(monkeypatch):
+    """If the exact refinement of the μ weight does not converge, the weight is not used:
+    the μ estimate is infinite (flagged), never computed from a weight of unknown accuracy."""
+    import fpsolve.fe.estimate as est
+    from fpsolve.fe import exact_residual
+
+    prob, sol, dual = _radial_dual(0.015)
+    refine = exact_residual.refine
+    monkeypatch.setattr(exact_residual, "refine",
+                        lambda *a, **k: (refine(*a, **k)[0], {"iterations": 6, "change": 1.0}))
+    assert est._escape_rate_weight(dual, sol.P, exact=True) is None
+    # in a solve whose μ needs the direct weight (radial OU δ = 0.01 resolved): no digit
+    monkeypatch.setattr(est, "_MU_FLOOR_RELATIVE", 0.0)
+    monkeypatch.setattr(est, "_escape_rate_weight", lambda *a, **k: None)
+    with pytest.warns(Warning, match="escape rate"):
+        flagged = fp.Problem(RADIAL, fp.diffusion.isotropic(0.01), fp.disk_mesh(1.0, 0.025),
+                             order=3).solve()
+    assert flagged.error_estimate["escape_rate"] == np.inf
 
 
 def test_weight_subdomain_only_with_an_accurate_consistent_left_eigenvector():

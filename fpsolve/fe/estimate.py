@@ -510,7 +510,10 @@ def _escape_rate_eta(eta_K, rho, dual, P, phi, basis, bp, rec, cache,
     bound = _MU_WEIGHT_FLOOR * np.sum(np.abs(rho[bulk])) / abs(P @ (dual.Mop @ phi))
     if bound <= _MU_FLOOR_RELATIVE * dual.mu:
         return np.where(bulk, 0.0, eta_K)
-    w = _escape_rate_weight(dual, P, phi, _weight_subdomain(dual, phi_info))[:, None]
+    w = _escape_rate_weight(dual, P, phi, _weight_subdomain(dual, phi_info))
+    if w is None:               # not resolved: μ has no certified digit (never a guess)
+        return np.full_like(eta_K, np.inf)
+    w = w[:, None]
     # φ = 1 − w: −w has the recovery error of φ (R reproduces constants) without losing w
     e = rec.prolong(w) - rec.recover(w)
     e[_boundary_dofs(bp, cache)] = 0.0
@@ -536,7 +539,7 @@ def _weight_subdomain(dual: DualSolver, phi_info: dict | None) -> float:
 
 
 def _escape_rate_weight(dual: DualSolver, P: np.ndarray, phi: np.ndarray | None = None,
-                        theta: float = np.inf) -> np.ndarray:
+                        theta: float = np.inf, exact: bool = False) -> np.ndarray | None:
     """w = 1 − φ (φ the left eigenvector, max φ = 1, φ = 0 on the boundary) to relative accuracy.
 
     w ~ e^(−barrier/D) deep inside and 1 − φ is round-off (~ε) there, while the μ error
@@ -565,6 +568,9 @@ def _escape_rate_weight(dual: DualSolver, P: np.ndarray, phi: np.ndarray | None 
     spread its round-off over S; where φ overshoots near an unresolved boundary layer
     1 − φ is not even small in the bulk).  The LU uses the primal's fill-reducing order
     restricted to the block.
+
+    ``exact``: refine with exact residuals even where a plain step shows none is needed.
+    Returns None where the exact refinement does not converge (w not resolved).
     """
     from . import ordering
 
@@ -600,7 +606,7 @@ def _escape_rate_weight(dual: DualSolver, P: np.ndarray, phi: np.ndarray | None 
     # and compile, ~1 s) would change nothing that matters; a flat valley's round-off
     # shows up here as corrections of 1e4 (paper landscape at Δ_S = 0.004)
     d = lu.solve(rhs - K @ w[S])
-    if np.all(np.abs(d) <= _WEIGHT_RTOL * np.abs(w[S])):
+    if not exact and np.all(np.abs(d) <= _WEIGHT_RTOL * np.abs(w[S])):
         w[S] += d
         return w
     return _refine_escape_rate_weight(dual, w, lu.solve, S)
@@ -642,5 +648,8 @@ def _refine_escape_rate_weight(dual: DualSolver, w: np.ndarray, solve, free) -> 
     # against −μ Σ_{i∈I} M_ij (the system of _escape_rate_weight with its rhs unexpanded)
     C = (A - mu * (sp.diags(inner) @ Mop)).T.tocsr()[free]
     b = -mu * dd_row_sums(Mop.T.tocsr()[free][:, I])[0]
-    return refine(C, b, w, solve, cols=free, rtol=_WEIGHT_RTOL)[0]
+    w, info = refine(C, b, w, solve, cols=free, rtol=_WEIGHT_RTOL)
+    # a refinement that did not converge leaves w unresolved: None (the μ estimate is
+    # then infinite, i.e. flagged), not a weight of unknown accuracy
+    return w if info["change"] <= _WEIGHT_RTOL else None
 
