@@ -241,7 +241,8 @@ def metis_order(A):
     Raises
     ------
     ImportError
-        If ``pymetis`` is not installed (optional extra ``fpsolve[metis]``).
+        If ``pymetis`` is not installed (a dependency of fpsolve; the callers fall
+        back to SuperLU's minimum degree without it).
     """
     import pymetis   # optional: lazily imported, callers fall back to SuperLU's MMD
 
