@@ -151,7 +151,8 @@ class Forked:
         try:
             complete = read and _read_all(self.fd, self.pid, chunks)
             if read and not complete:
-                self.failure = "it made no progress and was killed"
+                self.failure = ("it made no progress (blocked on a lock held at the "
+                                "fork?) and was killed")
         finally:
             os.close(self.fd)
             if not complete:          # not read, blocked, or interrupted: end it now
@@ -185,9 +186,7 @@ def _read_all(fd: int, pid: int, chunks: list) -> bool:
         if now_cpu != cpu:
             cpu, since = now_cpu, now
         elif now - since > stall or now > deadline:
-            logger.warning("forked child %d made no progress (blocked on a lock held at "
-                           "the fork?): killed", pid)
-            return False
+            return False        # killed by the caller; result() says so in its warning
 
 
 def _cpu_ticks(pid: int):
