@@ -36,9 +36,9 @@ import numpy as np
 from .. import _display
 from .assembly import _gauss, probe_values
 # pointwise evaluation and the load forms (also importable from here under these names)
-from .flux_eval import (_TRACE_LOCK, _beta, _constant, _curl_load, _div_load,  # noqa: F401
-                        _flux_from, _flux_loads, _grad_at_quadrature, _inverse_jacobian,
-                        _load, _points, _trace_basis, value_gradient_matrices)
+from .flux_eval import (_beta, _curl_load, _div_load, _flux_from, _flux_loads,  # noqa: F401
+                        _grad_at_quadrature, _load, _points, _trace_basis,
+                        value_gradient_matrices)
 # the mesh-only operators (also reachable here under their old names)
 from .flux_operators import _laplace, _mesh_operators, _spd_lu, prefetch_operators  # noqa: F401
 from .solution import Solution
