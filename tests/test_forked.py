@@ -2,7 +2,6 @@
 import json
 import os
 import signal
-import textwrap
 import threading
 import time
 import warnings
@@ -13,6 +12,7 @@ import pytest
 from fpsolve.fe.solver import FPSolveWarning
 from fpsolve.study import forked
 from fpsolve.study.forked import Forked
+from study_helpers import PANEL_ROWS, strip_times
 
 linux = pytest.mark.skipif(not forked.available(), reason="no fork (not Linux)")
 
@@ -204,77 +204,40 @@ def _counting(started: list, delivered: list):
     return Counting
 
 
-STUDY = """
-[study]
-name = "four"
-[noise]
-delta_s = 0.01
-[mesh]
-h = 0.3
-[[case]]
-name = "a"
-noise.delta_s = 0.009
-[[case]]
-name = "b"
-noise.delta_s = 0.012
-[[case]]
-name = "c"
-noise.delta_s = 0.009
-noise.cross_diffusion = false
-[[case]]
-name = "d"
-noise.delta_s = 0.012
-noise.cross_diffusion = false
-[output]
-panel = [["a", "b"], ["c", "d"]]
-"""
-
-
-def _strip_times(obj):
-    if isinstance(obj, dict):
-        return {k: _strip_times(v) for k, v in obj.items()
-                if k not in ("runtime_s", "timings_s") and not k.endswith("_s")}
-    if isinstance(obj, list):
-        return [_strip_times(v) for v in obj]
-    return obj
-
-
 @linux
-def test_study_estimates_in_children_give_the_same_summary(tmp_path, monkeypatch):
+def test_study_estimates_in_children_give_the_same_summary(tmp_path, monkeypatch, four_study):
     """With a background renderer every case's estimate is computed in a forked child
     (the caches filled by a thread during the first solve of each group):
     summary.json is the same as without the renderer, warnings included and in the
     same order."""
     from fpsolve.study import build, load_study, run_study, tasks
 
-    path = tmp_path / "four.toml"
-    path.write_text(textwrap.dedent(STUDY))
-    plain = run_study(load_study(str(path)), str(tmp_path / "plain"), background=False)
+    path = four_study(h=0.3, output=PANEL_ROWS)
+    plain = run_study(load_study(path), str(tmp_path / "plain"), background=False)
     started, delivered = [], []
     monkeypatch.setattr(tasks, "Forked", _counting(started, delivered))
     monkeypatch.setattr(build, "_MESHES", {})     # a mesh no estimate has run on yet
-    res = run_study(load_study(str(path)), str(tmp_path / "forked"), background=True)
+    res = run_study(load_study(path), str(tmp_path / "forked"), background=True)
     assert len(started) == 4 and all(p is not None for p in started)
     assert delivered == [True] * 4
-    assert _strip_times(res.summary) == _strip_times(plain.summary)
+    assert strip_times(res.summary) == strip_times(plain.summary)
     # the same keys in the same order (summary.json is read by people and diffs)
-    assert json.dumps(_strip_times(res.summary)) == json.dumps(_strip_times(plain.summary))
+    assert json.dumps(strip_times(res.summary)) == json.dumps(strip_times(plain.summary))
     assert any(c["warnings"] for c in plain.summary["cases"])
     for c in res.summary["cases"]:
         assert c["error_estimate"] and c["diagnostics"]["estimate_weights"] == "recovered"
 
 
 @linux
-def test_without_prepared_caches_the_first_estimate_of_a_mesh_runs_here(tmp_path,
-                                                                        monkeypatch):
+def test_without_prepared_caches_the_first_estimate_of_a_mesh_runs_here(tmp_path, monkeypatch,
+                                                                        four_study):
     """If the cache-filling thread fails, the first case estimates in process (and
     fills the caches), the others in children; the numbers are the same."""
     from fpsolve.fe import estimate
     from fpsolve.study import build, load_study, run_study, tasks
 
-    path = tmp_path / "four.toml"
-    path.write_text(textwrap.dedent(STUDY))
-    plain = run_study(load_study(str(path)), str(tmp_path / "plain"), background=False)
+    path = four_study(h=0.3, output=PANEL_ROWS)
+    plain = run_study(load_study(path), str(tmp_path / "plain"), background=False)
     started = []
 
     def broken(problem):
@@ -283,9 +246,9 @@ def test_without_prepared_caches_the_first_estimate_of_a_mesh_runs_here(tmp_path
     monkeypatch.setattr(tasks, "Forked", _counting(started, []))
     monkeypatch.setattr(estimate, "prepare", broken)
     monkeypatch.setattr(build, "_MESHES", {})
-    res = run_study(load_study(str(path)), str(tmp_path / "forked"), background=True)
+    res = run_study(load_study(path), str(tmp_path / "forked"), background=True)
     assert len(started) == 3
-    assert json.dumps(_strip_times(res.summary)) == json.dumps(_strip_times(plain.summary))
+    assert json.dumps(strip_times(res.summary)) == json.dumps(strip_times(plain.summary))
 
 
 def test_prepared_caches_give_the_same_estimates():
