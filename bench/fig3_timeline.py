@@ -7,7 +7,8 @@ processes from ``/proc`` every ``--dt`` seconds (Linux only).  The lanes:
 * ``main thread`` — the study's own thread (solves, flux, observables, ...);
 * ``main, other threads`` — the flux-operator prefetch, the estimate caches, the
   matplotlib import, the renderer hand-over;
-* ``renderer`` — the background process that draws figures and encodes ``.vtu`` files;
+* ``renderer`` — the background process that draws figures and encodes ``.vtu`` files
+  (forked before the first solve, or a spawned interpreter);
 * ``forked`` — short-lived children forked by the main process (the error estimates).
 
 Each lane is printed as one character per bin (`` .:-=+*#%@``: idle to one full core), then
@@ -74,10 +75,15 @@ def _sample(root: int, kinds: dict) -> dict:
                 seen.add(p)
                 frontier.append(p)
                 if p not in kinds:
-                    # a fork runs the parent's command line; the renderer is a spawned
-                    # interpreter (multiprocessing's command line)
-                    kinds[p] = ("forked" if _cmdline(p) == _cmdline(root) else
-                                "renderer" if "multiprocessing" in _cmdline(p) else "other")
+                    # a fork runs the parent's command line: the first one is the renderer
+                    # (forked before the first solve), the later ones the estimates; a
+                    # spawned renderer runs multiprocessing's command line
+                    if _cmdline(p) == _cmdline(root):
+                        first = "renderer" not in set(kinds.values())
+                        kinds[p] = "renderer" if first else "forked"
+                    else:
+                        kinds[p] = ("renderer" if "multiprocessing" in _cmdline(p)
+                                    else "other")
                 out[(kinds[p], p)] = cpu
     return out
 

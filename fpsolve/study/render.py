@@ -28,7 +28,8 @@ from .tasks import _capture, single_threaded_children
 __all__ = ["Renderer", "case_job", "render_here", "MIN_DOFS"]
 
 #: Solutions with fewer unknowns are drawn in the main process: starting the renderer
-#: (a fresh interpreter importing matplotlib, ~1–2 s) costs more than their figures.
+#: (a process importing matplotlib, ~0.5 s forked, 1–2 s spawned) costs more than
+#: their figures.
 MIN_DOFS = 20_000
 #: What the renderer process keeps between jobs: bases per (mesh, order) and the
 #: plot data of the cases the panel will show.
@@ -53,9 +54,12 @@ class Renderer:
         self._thread = None
         self._closing = False
         self.kept: set[str] = set()
-        #: Future of the nested-dissection orders the process computed for the mesh
-        #: of :meth:`start` (``fpsolve.fe.ordering.pattern_orders``)
+        #: Futures of the nested-dissection orders the process computed for the mesh
+        #: of :meth:`start` (``fpsolve.fe.ordering.pattern_orders``): ``orders`` of
+        #: the flux operators (the whole mass matrix's pattern), ``solve_orders`` of
+        #: the absorbing solve's interior block
         self.orders = None
+        self.solve_orders = None
         self.cpu_s = 0.0
         self.wait_s = 0.0
 
@@ -69,12 +73,18 @@ class Renderer:
 
     def start(self, config: dict | None = None) -> None:
         """Start the process now: it builds the mesh and basis of ``config`` (a case
-        configuration), computes the nested-dissection order of their pattern (the flux
-        operators' METIS call, which would hold this process's GIL) and imports
-        matplotlib, while this process assembles and solves."""
-        fut = self._pool().submit(_prepare, config)
+        configuration), computes the nested-dissection orders of their pattern (METIS
+        calls, which would hold this process's GIL: the first solve's, then the flux
+        operators') and imports matplotlib, while this process assembles and solves."""
+        started, pool = self._ex is not None, self._pool()
         if self.orders is None and config is not None:
-            self.orders = fut
+            # jobs of their own: the solve and the flux prefetch wait for their order,
+            # not for matplotlib
+            if config["solver"]["boundary"] == "absorbing":
+                self.solve_orders = pool.submit(_orders, config, True)
+            self.orders = pool.submit(_orders, config)
+        if not started:
+            pool.submit(_warm_up)
 
     def case(self, job: dict) -> Future:
         """Render one case: ``job`` from :func:`case_job`."""
@@ -131,11 +141,8 @@ class Renderer:
 
     def _pool(self) -> ProcessPoolExecutor:
         if self._ex is None:
-            # spawn, not fork: the parent holds thread pools (BLAS, assembly, the flux
-            # prefetch) that a forked child would inherit in an undefined state
             with single_threaded_children():
-                self._ex = ProcessPoolExecutor(
-                    max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+                self._ex = ProcessPoolExecutor(max_workers=1, mp_context=_context())
         return self._ex
 
     def _count(self, fut: Future) -> None:
@@ -166,6 +173,23 @@ class Renderer:
             self._thread.join()
         if self._ex is not None:
             self._ex.shutdown(wait=True, cancel_futures=True)
+
+
+def _context():
+    """How the renderer process starts: forked while this process has no other thread.
+
+    A forked renderer starts with numpy, scipy, scikit-fem and fpsolve imported (a
+    spawned interpreter spends ~1 s of CPU importing them again, while the main process
+    assembles, and delivers the mesh order for the flux prefetch that much later).  With
+    a thread alive (BLAS pools aside, which re-initialise after a fork) the child could
+    inherit a lock held in the middle of that thread's work, or half-built caches of the
+    flux prefetch: then it is spawned.  The process forks when the executor starts its
+    first job (``ProcessPoolExecutor`` launches fork workers before its manager thread).
+    """
+    from .forked import available
+    if available() and threading.active_count() == 1:
+        return multiprocessing.get_context("fork")
+    return multiprocessing.get_context("spawn")
 
 
 def case_job(name: str, title: str, config: dict, strength, sol, fl, vtk, figure: bool,
@@ -202,17 +226,23 @@ def _warm_up() -> None:
     from ..fe import solution  # noqa: F401
 
 
-def _prepare(config) -> dict:
-    """The first job: the mesh order for the main process, then the imports."""
-    orders = {}
-    if config is not None:
-        from ..fe.assembly import mass_matrix
-        from ..fe.ordering import pattern_orders
-        _, basis = _basis(config)
-        # the flux operators' order: nested dissection of the mass matrix's pattern
-        orders = pattern_orders(mass_matrix(basis))
-    _warm_up()
-    return orders
+def _orders(config, interior: bool = False) -> dict:
+    """A first job: the nested-dissection order of the mass matrix's pattern of the
+    case ``config`` (the flux operators'), or of its interior block (``interior``: an
+    absorbing solve's, the operator's pattern), for the main process."""
+    import numpy as np
+
+    from ..fe.assembly import mass_matrix
+    from ..fe.ordering import pattern_orders
+    _, basis = _basis(config)
+    # the interior job comes first and leaves its mass matrix to the flux operators' job
+    kept = _STATE.pop("mass", None)
+    M = kept[1] if kept is not None and kept[0] is basis else mass_matrix(basis)
+    if interior:
+        _STATE["mass"] = (basis, M)
+        inner = np.setdiff1d(np.arange(basis.N), basis.get_dofs().flatten())
+        M = M[inner][:, inner]
+    return pattern_orders(M)
 
 
 def _basis(cfg: dict, arrays=None):
