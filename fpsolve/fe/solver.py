@@ -48,6 +48,8 @@ BOUNDARIES = ("absorbing", "reflecting")
 THRESHOLDS = {"negative_mass": 1e-6, "residual": 1e-8, "escape_rate_mismatch": 1e-3}
 #: how the warning about an eigenvalue that disagrees with the outflow μ begins
 MISMATCH_WARNING = "escape rate from the eigenvalue"
+#: how the warning about an inverse iteration that stalled above its ceiling begins
+STALL_WARNING = "inverse iteration stalled"
 #: an escape rate whose estimated relative error exceeds this is flagged ``untrusted``
 UNTRUSTED = 0.1
 
@@ -344,6 +346,14 @@ class Problem:
         if self.boundary == "absorbing":
             diag["escape_rate_flux"] = info["mu_flux"]
             diag["escape_rate_eig_floor"] = info["eig_floor"]
+            # why the inverse iteration stopped (reason, sweeps, componentwise residual)
+            diag["solver"] = {"stop": dict(info["stop"])}
+            if info["stop"]["reason"] == "stalled-above-ceiling":
+                diag["warnings"].append(
+                    f"{STALL_WARNING}: componentwise residual "
+                    f"{info['stop']['componentwise_residual']:.1e} > {COMPONENTWISE_CEILING:g} "
+                    f"after {info['stop']['sweeps']} sweeps; the boundary-layer values and "
+                    "the escape rate may be wrong: refine the mesh or use tol=...")
         if neg > THRESHOLDS["negative_mass"]:
             diag["warnings"].append(
                 f"negative mass {neg:.2e} exceeds {THRESHOLDS['negative_mass']:g}: refine the "
@@ -361,6 +371,8 @@ def _check_estimate(diag: dict, est: Estimate, mu: float, boundary: str) -> None
     diag["untrusted"] = False
     if boundary != "absorbing":
         return
+    if diag.get("solver", {}).get("stop", {}).get("reason") == "stalled-above-ceiling":
+        diag["untrusted"] = True
     if not mu > 0:
         diag["untrusted"] = True
         diag["warnings"].append(f"escape rate {mu:.3e} is not positive: the boundary layer is "
@@ -394,6 +406,9 @@ COMPONENTWISE_TOL = 1e-10
 #: iterate (paper landscape Δ_S = 0.004, 62k dofs: stuck at 1e-5 in 16 rows where P_h
 #: crosses zero from the 2nd sweep on; the loop ran 100 sweeps and ARPACK for nothing)
 COMPONENTWISE_STALL = 3
+#: ... and only when that stalled residual is at most this: above it the layer values (and
+#: μ_flux with them) are not known to be converged, so the result is flagged instead
+COMPONENTWISE_CEILING = 1e-4
 
 
 def _componentwise_residual(AII, absA, MII, p, mu) -> float:
@@ -477,7 +492,7 @@ def _quasi_stationary(A, Mstab, M, I, B, tol=1e-13, maxit=100, reuse=False, bloc
     p = np.ones(len(I))
     p /= mI @ p
     mu, method, it = np.nan, "inverse-iteration", 0
-    best, stalled = np.inf, 0
+    best, stalled, cw, stop = np.inf, 0, np.nan, "max-sweeps"
     for it in range(1, maxit + 1):
         q = lu.solve(MII @ p)
         mass = mI @ q
@@ -490,6 +505,7 @@ def _quasi_stationary(A, Mstab, M, I, B, tol=1e-13, maxit=100, reuse=False, bloc
         if change < tol:
             cw = _componentwise_residual(AII, absA, MII, p, mu)
             if cw < COMPONENTWISE_TOL:
+                stop = "converged"
                 break
             # the iterate no longer changes and the componentwise residual sits at its
             # round-off floor (the LU's normwise backward error ε‖A‖‖p‖ shows in the rows
@@ -498,6 +514,7 @@ def _quasi_stationary(A, Mstab, M, I, B, tol=1e-13, maxit=100, reuse=False, bloc
             stalled = stalled + 1 if cw > 0.5 * best else 0
             best = min(best, cw)
             if stalled >= COMPONENTWISE_STALL:
+                stop = "stalled" if cw <= COMPONENTWISE_CEILING else "stalled-above-ceiling"
                 break
     else:
         # slow convergence (small spectral gap): ARPACK shift-invert, same factorisation
@@ -510,6 +527,8 @@ def _quasi_stationary(A, Mstab, M, I, B, tol=1e-13, maxit=100, reuse=False, bloc
         mu = float(np.real(vals[0]))
         p = np.real(vecs[:, 0])
         p /= mI @ p
+        cw = _componentwise_residual(AII, absA, MII, p, mu)
+        stop = "arpack"
     P = np.zeros(A.shape[0])
     P[I] = p
     P /= (M @ P).sum()
@@ -525,7 +544,9 @@ def _quasi_stationary(A, Mstab, M, I, B, tol=1e-13, maxit=100, reuse=False, bloc
     scale = max(normA, float(ratio.max()) if ratio.size else 0.0)
     return P, float(mu), {"residual": residual, "mu_flux": mu_flux, "iterations": it,
                           "method": method, "factorisation_s": tf,
-                          "eig_floor": 10 * np.finfo(float).eps * scale, "lu": lu}
+                          "eig_floor": 10 * np.finfo(float).eps * scale, "lu": lu,
+                          "stop": {"reason": stop, "sweeps": it,
+                                   "componentwise_residual": float(cw)}}
 
 
 def _stationary_reflecting(A, M, k, reuse=False):
