@@ -329,7 +329,7 @@ def _solve_case(prob, c: dict, mods: dict, renderer, in_panel: bool, hold: bool,
                                        deferred, clock)
     else:
         if prob.tol is None:
-            prob.mesh.__dict__[_ESTIMATED] = True
+            _caches_filled(prob, True)
         if "flux" in early:
             for w in early["warnings"]:   # in the order of a flux computed after the solve
                 warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
@@ -396,11 +396,21 @@ def _case_files(sol, fl, c: dict, mods: dict, clock) -> dict:
     return files
 
 
-#: set in a mesh's ``__dict__`` once the estimate's mesh-only caches (enriched basis,
-#: recovery operators, loads) are filled in this process (by an estimate computed here,
-#: or by :func:`_prepare_estimates`): a forked child, which cannot return them, would
-#: rebuild them for every case
+#: a mesh's ``__dict__`` key: the set of (order, boundary) whose estimate caches (enriched
+#: basis, recovery operators, loads: the mesh's, per element and boundary) are filled in
+#: this process (by an estimate computed here, or by :func:`_prepare_estimates`): a forked
+#: child, which cannot return them, would rebuild them for every case.  (The model's
+#: coefficients, kept on the problem, are cheap: a child rebuilds them if need be.)
 _ESTIMATED = "_fpsolve_estimated"
+
+
+def _caches_filled(prob, filled: bool = False) -> bool:
+    """Whether the mesh caches of ``prob``'s estimates are filled (``filled=True``: mark
+    them so)."""
+    done = prob.mesh.__dict__.setdefault(_ESTIMATED, set())
+    if filled:
+        done.add((prob.order, prob.boundary))
+    return (prob.order, prob.boundary) in done
 #: a Problem's ``__dict__`` key of the thread running :func:`_prepare_estimates`
 _PREPARING = "_fpsolve_preparing"
 
@@ -424,7 +434,7 @@ def _prepare_estimates(prob) -> None:
     except Exception as exc:     # the first estimate then runs here and fills them
         logger.debug("estimate caches not prepared: %s", exc)
     else:
-        prob.mesh.__dict__[_ESTIMATED] = True
+        _caches_filled(prob, True)
 
 
 def _estimate_job(prob, compute) -> Forked:
@@ -437,8 +447,8 @@ def _estimate_job(prob, compute) -> Forked:
     thread = prob.__dict__.pop(_PREPARING, None)
     if thread is not None:
         thread.join()
-    if not prob.mesh.__dict__.get(_ESTIMATED, False):
-        prob.mesh.__dict__[_ESTIMATED] = True       # this in-place estimate fills them
+    if not _caches_filled(prob):
+        _caches_filled(prob, True)       # this in-place estimate fills them
         return Forked(compute, fork=False)
     from ..fe.flux_operators import wait_prefetch
     wait_prefetch(prob.basis)
