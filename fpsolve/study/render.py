@@ -11,7 +11,7 @@ case figures.  The main process stays the only writer of the output directory.
 
 matplotlib holds the GIL, so a thread would not overlap it with the solves; a
 process does, on a second core.  The files are the same bytes as those drawn
-in-process (tests/test_study.py).
+in-process (tests/test_study_render.py).
 """
 from __future__ import annotations
 
