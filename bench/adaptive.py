@@ -4,6 +4,7 @@
     python bench/adaptive.py --quick         # P3, tol = 1e-6 only, reference h = 0.028 (~8 min)
     python bench/adaptive.py --cases fig3_cross_0.009 --orders 3
     python bench/adaptive.py --render        # page and figures from bench/results/
+    python bench/adaptive.py --kinds adaptive   # re-run the adaptive runs only
 
 For each case (paper landscape, disk R = 2, absorbing): uniform P2/P3 runs on
 disk_mesh(2, h) for a ladder of h, and adaptive runs from disk_mesh(2, 0.16) with ``tol``
@@ -43,12 +44,14 @@ CASES = {"fig3_cross_0.009": (0.009, True, ["x2"]),
          "paper_0.03": (0.03, True, ["x2"]),
          "paper_0.004": (0.004, True, ["x2"]),
          "paper_0.002": (0.002, True, ["x2"])}
-UNIFORM_H = {2: (0.16, 0.08, 0.04, 0.028), 3: (0.16, 0.08, 0.056, 0.04, 0.028)}
+UNIFORM_H = {2: (0.16, 0.08, 0.04, 0.028), 3: (0.16, 0.08, 0.056, 0.048, 0.04, 0.028)}
 #: tolerances of the adaptive runs by order (P2 at 1e-6 would need ~0.3M dofs: minutes)
 TOLS = {2: (1e-4, 1e-5), 3: (1e-4, 1e-5, 1e-6)}
 H_REF, H_START = 0.02, 0.16
 #: μ effectivities are shown only where the reference's own μ estimate is below this
 MU_REF_TRUSTED = 0.1
+#: the kinds of run; ``--kinds`` measures some of them and keeps the others' saved rows
+KINDS = ("uniform", "adaptive", "reference")
 QUICK = {"orders": [3], "tols": {3: (1e-6,)}, "h_ref": 0.028,
          "uniform_h": {3: (0.16, 0.08, 0.056, 0.04)}}
 
@@ -57,14 +60,14 @@ def _run(ds, cross, order, h, tol=None, goals=None):
     L = fp.landscapes.paper()
     D = fp.diffusion.sgd(L, ds, cross_diffusion=cross)
     load = os.getloadavg()[0]
-    t = time.perf_counter()
+    t, cpu = time.perf_counter(), time.process_time()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         sol = fp.solve(L, D, fp.disk_mesh(2.0, h), order=order, tol=tol, goals=goals)
-    wall = time.perf_counter() - t
+    wall, cpu = time.perf_counter() - t, time.process_time() - cpu
     d = sol.diagnostics
     return {"order": order, "h": h, "tol": tol, "dofs": int(d["dofs"]), "time_s": wall,
-            "load": load, "x2": sol.expectation(lambda x, y: x * x),
+            "cpu_s": cpu, "load": load, "x2": sol.expectation(lambda x, y: x * x),
             "mu": sol.escape_rate, "estimate": dict(sol.error_estimate),
             "correction": dict(d["error_correction"]),
             "negative_mass": d["negative_mass"], "converged": d.get("adapt_converged"),
@@ -73,41 +76,47 @@ def _run(ds, cross, order, h, tol=None, goals=None):
 
 def _say(name, kind, r):
     print(f"{name:20s} {kind:8s} P{r['order']} h={r['h']:<6g} tol={r['tol'] or '-':<6} "
-          f"dofs={r['dofs']:>8,} {r['time_s']:6.1f} s  est x2 {r['estimate']['x2']:.1e}  "
+          f"dofs={r['dofs']:>8,} {r['time_s']:6.1f} s (CPU {r['cpu_s']:.1f} s)  est x2 {r['estimate']['x2']:.1e}  "
           f"load {r['load']:.1f}", flush=True)
 
 
-def _save(data) -> dict:
+def _save(data, kinds=KINDS) -> dict:
     """Merge ``data`` into the raw file (cases measured before with the same reference are
-    kept); written after every case, so an interrupted run keeps what it measured."""
+    kept, and of a case measured now the kinds of run not measured now); written after
+    every case, so an interrupted run keeps what it measured."""
     old = {}
     if os.path.exists(RAW):
         with open(RAW) as f:
             old = json.load(f)
         if old.get("h_ref") != data["h_ref"]:
             old = {}                      # another reference: do not mix
-    merged = {**data, "cases": {**old.get("cases", {}), **data["cases"]}}
+    cases = dict(old.get("cases", {}))
+    for name, rows in data["cases"].items():
+        kept = {k: v for k, v in cases.get(name, {}).items() if k not in kinds}
+        cases[name] = {**kept, **{k: v for k, v in rows.items() if k in kinds or k == "goals"}}
+    merged = {**data, "cases": cases}
     os.makedirs(os.path.dirname(RAW), exist_ok=True)
     write_report(RAW, json.dumps(merged, indent=1, default=float))
     return merged
 
 
-def measure(names, orders, tols, uniform_h, h_ref) -> dict:
+def measure(names, orders, tols, uniform_h, h_ref, kinds=KINDS) -> dict:
     data = {"meta": machine_meta(load=os.getloadavg()), "h_ref": h_ref, "cases": {}}
     for name in names:
         ds, cross, goals = CASES[name]
         rows = {"goals": goals, "uniform": [], "adaptive": []}
         for order in orders:
-            for h in uniform_h[order]:
+            for h in uniform_h[order] if "uniform" in kinds else ():
                 rows["uniform"].append(_run(ds, cross, order, h))
                 _say(name, "uniform", rows["uniform"][-1])
-            for tol in tols[order]:
+            for tol in tols[order] if "adaptive" in kinds else ():
                 rows["adaptive"].append(_run(ds, cross, order, H_START, tol, goals))
                 _say(name, "adaptive", rows["adaptive"][-1])
-        rows["reference"] = _run(ds, cross, 3, h_ref)
-        _say(name, "ref.", rows["reference"])
+        if "reference" in kinds:
+            rows["reference"] = _run(ds, cross, 3, h_ref)
+            _say(name, "ref.", rows["reference"])
         data["cases"][name] = rows
-        merged = _save(data)
+        merged = _save(data, kinds)
     return merged
 
 
@@ -170,7 +179,7 @@ def figures(data) -> list[str]:
             ref = rows["reference"]
             for order, color in ((2, "tab:blue"), (3, "tab:red")):
                 for kind, marker, ls in (("uniform", "o", "-"), ("adaptive", "s", "none")):
-                    rs = sorted((r for r in rows[kind] if r["order"] == order),
+                    rs = sorted((r for r in rows.get(kind, []) if r["order"] == order),
                                 key=lambda r: r["dofs"])
                     if not rs:
                         continue
@@ -217,7 +226,7 @@ def table(data) -> str:
              "|---|---|---|---:|---:|---:|---:|---:|---:|---|---|---|---|---:|"]
     for name, rows in data["cases"].items():
         ref = rows["reference"]
-        for r in rows["adaptive"]:
+        for r in rows.get("adaptive", []):
             err = _true(r, ref, "x2")
             conv = "" if r["converged"] else " (not conv.)"
             cells = []
@@ -281,6 +290,9 @@ def main(argv=None):
     ap.add_argument("--quick", action="store_true",
                     help="P3, tol = 1e-6, reference h = 0.028 (a third of the time)")
     ap.add_argument("--render", action="store_true", help="only re-render from the raw JSON")
+    ap.add_argument("--kinds", nargs="*", default=list(KINDS), choices=list(KINDS),
+                    help="measure only these kinds of run (the saved rows of the others "
+                         "are kept: e.g. re-run the adaptive runs after a change of the loop)")
     args = ap.parse_args(argv)
     if args.render:
         with open(RAW) as f:
@@ -289,9 +301,9 @@ def main(argv=None):
         print(f"load average {os.getloadavg()}", flush=True)
         if args.quick:
             data = measure(args.cases, QUICK["orders"], QUICK["tols"], QUICK["uniform_h"],
-                           QUICK["h_ref"])
+                           QUICK["h_ref"], args.kinds)
         else:
-            data = measure(args.cases, args.orders, TOLS, UNIFORM_H, H_REF)
+            data = measure(args.cases, args.orders, TOLS, UNIFORM_H, H_REF, args.kinds)
     render(data)
 
 

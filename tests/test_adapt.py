@@ -204,10 +204,15 @@ def test_inverse_iteration_stops_at_its_round_off_floor():
 def test_negative_mass_reaches_the_bound_with_its_dual_marking(monkeypatch):
     """Fig. 3 D12, Δ_S = 0.012, P3 from h = 0.16, tol = 1e-4 on ⟨x²⟩: ⟨x²⟩ meets tol while
     the negative mass is far above 1e-8; the levels refined for it carry the indicators of
-    the negative-mass dual (level 0 too), and the returned level has the P_{k+1} duals."""
-    from fpsolve.fe import adapt
+    the negative-mass dual (level 0 too), and the returned level has the P_{k+1} duals.
+    Every level's factorisations (factorised once) keep SuperLU's order below
+    ordering.MIN_SIZE_GRADED instead of calling METIS."""
+    from fpsolve.fe import adapt, ordering
 
     seen, mark = [], adapt._mark
+    sizes, nd = [], ordering.nd_permutation
+    monkeypatch.setattr(ordering, "nd_permutation", lambda A, reuse=False, min_size=None:
+                        sizes.append(min_size) or nd(A, reuse, min_size))
 
     def spy(sol, *args):
         ind = sol._estimate.indicators.get("negative_mass")
@@ -231,6 +236,9 @@ def test_negative_mass_reaches_the_bound_with_its_dual_marking(monkeypatch):
     assert d["estimate_weights"] == "enriched"
     assert "negative_mass" not in sol._estimate.indicators
     assert pb._lazy_above is None                  # the caller's problem is left as it was
+    assert pb._nd_min_size is None
+    assert len(sizes) >= len(d["adapt"]) + 1      # every level, and the P_{k+1} duals
+    assert all(m is not None and m >= ordering.MIN_SIZE_GRADED for m in sizes)
 
 
 def test_stopped_on_level_zero_returns_honest_estimates():

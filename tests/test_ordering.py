@@ -166,7 +166,8 @@ def test_sweeps_use_nested_dissection_for_p2(fp_block, monkeypatch):
     calls = []
     real = _ordering.nd_permutation
     monkeypatch.setattr(_ordering, "nd_permutation",
-                        lambda M, reuse=False: calls.append(reuse) or real(M, reuse))
+                        lambda M, reuse=False, min_size=None:
+                        calls.append(reuse) or real(M, reuse, min_size))
     L = fp.landscapes.paper()
     prob = fp.Problem(L, fp.diffusion.sgd(L, 0.012), fp.disk_mesh(2.0, 0.05), order=2)
     values = [0.009, 0.010, 0.011, 0.012]

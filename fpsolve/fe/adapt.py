@@ -20,6 +20,7 @@ import warnings
 import numpy as np
 
 from . import budget as _budget
+from .ordering import MIN_SIZE_GRADED
 from .refine import dorfler, refine
 
 __all__ = ["solve_adaptive", "GOALS", "NEGATIVE_MASS", "check_tol"]
@@ -182,11 +183,23 @@ def _level_record(level, sol, seconds) -> dict:
             "time_s": float(seconds)}
 
 
-def _solve_level(problem, strength):
-    """One solve whose warnings are held back (only the final level's are shown)."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        sol = problem._solve_fixed(strength)
+def _solve_level(level_problem, strength, caller, lazy=True, negative_dual=True):
+    """One solve of a level whose warnings are held back (only the final level's are shown).
+
+    With ``lazy`` a level whose negative mass exceeds the bound is refined whatever its
+    estimates say: it gets marking indicators only (recovered weights, the negative-mass
+    dual), level 0 too.  Each level's pattern is factorised once, where METIS rarely pays
+    (fe/ordering.py).  The ``caller``'s problem is left as it was.
+    """
+    level_problem._lazy_above = NEGATIVE_MASS if lazy else None
+    level_problem._negative_dual = negative_dual
+    level_problem._nd_min_size = MIN_SIZE_GRADED
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            sol = level_problem._solve_fixed(strength)
+    finally:
+        caller._lazy_above, caller._negative_dual, caller._nd_min_size = None, True, None
     return sol, caught
 
 
@@ -217,15 +230,8 @@ def solve_adaptive(problem, strength=None):
     t0 = time.perf_counter()
     for level in range(problem.max_levels + 1):
         t = time.perf_counter()
-        # a level whose negative mass exceeds the bound is refined whatever its estimates:
-        # it gets marking indicators (recovered weights, the negative-mass dual), level 0 too
-        level_problem._lazy_above = NEGATIVE_MASS
-        level_problem._negative_dual = "escape_rate" not in goals
-        try:
-            sol, caught = _solve_level(level_problem, strength if level == 0 else None)
-        finally:
-            problem._lazy_above = None          # the caller's problem is left as it was
-            problem._negative_dual = True
+        sol, caught = _solve_level(level_problem, strength if level == 0 else None, problem,
+                                   negative_dual="escape_rate" not in goals)
         levels.append(_level_record(level, sol, time.perf_counter() - t))
         open_goals = _open_goals(sol, tol, goals)
         if not open_goals and sol.diagnostics["negative_mass"] <= NEGATIVE_MASS:
@@ -247,9 +253,9 @@ def solve_adaptive(problem, strength=None):
     if sol.diagnostics["negative_mass"] > NEGATIVE_MASS:
         # the loop stopped (budget, max_levels) on a level estimated for marking only:
         # solve it again with the P_{k+1} duals, so the returned estimates are honest
-        level_problem._lazy_above = None
         t = time.perf_counter()
-        sol, caught = _solve_level(level_problem, strength if level_problem is problem else None)
+        sol, caught = _solve_level(level_problem, strength if level_problem is problem else None,
+                                   problem, lazy=False)
         levels[-1] = _level_record(levels[-1]["level"], sol, time.perf_counter() - t)
     d = sol.diagnostics
     d["adapt"] = levels

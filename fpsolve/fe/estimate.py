@@ -464,7 +464,7 @@ def _enriched_moment_duals(bp, rec, coeff, P, mu, gq, values, absorbing, cache):
     orthogonal to the V_{k+1} stationary density (from the same LU), else the pinned
     solve would put their inconsistency, of the size of the error itself, into z.
     """
-    from .ordering import splu
+    from .ordering import MIN_SIZE_GRADED, splu
 
     beta, D = coeff
     M, A0, A1 = _assemble_affine(bp, _pattern(bp), beta, D, np.zeros_like(beta))
@@ -474,12 +474,13 @@ def _enriched_moment_duals(bp, rec, coeff, P, mu, gq, values, absorbing, cache):
     R = np.stack([_enriched_load(bp, g) - J * F1 for g, J in zip(gq, values)], axis=1)
     if absorbing:
         idx = np.setdiff1d(np.arange(bp.N), _boundary_dofs(bp, cache))
-        dual = DualSolver(splu(A[idx][:, idx]), idx, bp.N, A, M, mu)
+        # graded meshes only, factorised once: METIS costs more than it saves below ~1e5 rows
+        dual = DualSolver(splu(A[idx][:, idx], min_size=MIN_SIZE_GRADED), idx, bp.N, A, M, mu)
         phi = _left_eigenvector(dual)
         return _adjoint(dual, R, P1, M, phi), phi
     pin = int(np.argmax(P1))
     idx = np.setdiff1d(np.arange(bp.N), [pin])
-    dual = DualSolver(splu(A[idx][:, idx]), idx, bp.N, A, M, 0.0)
+    dual = DualSolver(splu(A[idx][:, idx], min_size=MIN_SIZE_GRADED), idx, bp.N, A, M, 0.0)
     p = np.zeros(bp.N)
     p[pin] = 1.0
     p[idx] = dual.lu.solve(-np.asarray(A[idx][:, [pin]].todense()).ravel())
@@ -598,7 +599,8 @@ def _escape_rate_weight(dual: DualSolver, P: np.ndarray, phi: np.ndarray | None 
     K = (A - mu * Mop)[S][:, S].T.tocsc()
     perm = getattr(dual.lu, "perm", None)
     perm = None if perm is None else ordering.restrict(perm, np.flatnonzero(sub))
-    lu = ordering.splu(K, perm=perm)
+    # a primal LU in SuperLU's own order (small, P1/P2, or an adapted level): so this one
+    lu = ordering.splu(K, perm=perm, min_size=None if perm is not None else np.inf)
     w[S] = lu.solve(rhs)
     # one refinement step with a plain residual first (a matvec and a solve, ~0.02 s at
     # 82k P3 dofs): where its correction is below _WEIGHT_RTOL of every component (Fig. 3:

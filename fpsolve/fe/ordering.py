@@ -20,7 +20,7 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
 __all__ = ["splu", "nd_permutation", "restrict", "adjacency", "metis_order",
-           "geometric_nd_order", "PermutedLU", "MIN_SIZE", "MIN_ROW_NNZ",
+           "geometric_nd_order", "PermutedLU", "MIN_SIZE", "MIN_SIZE_GRADED", "MIN_ROW_NNZ",
            "MIN_ROW_NNZ_REUSE"]
 
 # When nested dissection is used (measured, docs/ordering.md).  The METIS call costs
@@ -31,6 +31,13 @@ __all__ = ["splu", "nd_permutation", "restrict", "adjacency", "metis_order",
 # factorisation and the METIS call would make a single solve slower.
 #: Matrices smaller than this keep SuperLU's own MMD ordering.
 MIN_SIZE = 20_000
+#: ... and on the graded meshes of the adaptive loop (``min_size`` below), where every
+#: pattern is factorised once: there MMD leaves 5-10 % more fill than nested dissection
+#: (and less for the P4 duals) and factorises 1.3-1.6x slower, but the METIS call costs
+#: 1.5-2x the factorisation.  Measured (CPU s, order + factorisation, paper landscape
+#: Δ_S = 0.004 levels): P3 39k rows 0.33 -> 0.16, 58k 0.53 -> 0.28, P4 103k 1.05 -> 0.62.
+#: Uniform P3 81k: 0.66 against 0.69 (break-even); at 325k MMD is 8x slower.
+MIN_SIZE_GRADED = 120_000
 #: ... and so do matrices with fewer nonzeros per row than this (P1, P2).
 MIN_ROW_NNZ = 14.0
 #: When the caller factorises one pattern many times (a Δ_S sweep), P2 stencils
@@ -85,7 +92,7 @@ def _pattern_key(A) -> tuple:
     return (A.format, A.shape, A.nnz, h.hexdigest())
 
 
-def nd_permutation(A, reuse: bool = False):
+def nd_permutation(A, reuse: bool = False, min_size: int | None = None):
     """Cached nested-dissection permutation of A's pattern, or None.
 
     Parameters
@@ -94,6 +101,9 @@ def nd_permutation(A, reuse: bool = False):
     reuse : bool
         The pattern will be factorised several times: use the lower density
         threshold :data:`MIN_ROW_NNZ_REUSE`.
+    min_size : int, optional
+        Smallest size ordered by nested dissection (default :data:`MIN_SIZE`;
+        :data:`MIN_SIZE_GRADED` for the single factorisations of adapted meshes).
 
     Returns
     -------
@@ -103,7 +113,8 @@ def nd_permutation(A, reuse: bool = False):
         keeps SuperLU's MMD ordering.
     """
     n = A.shape[0]
-    if n < MIN_SIZE or A.nnz < (MIN_ROW_NNZ_REUSE if reuse else MIN_ROW_NNZ) * n:
+    small = n < (MIN_SIZE if min_size is None else min_size)
+    if small or A.nnz < (MIN_ROW_NNZ_REUSE if reuse else MIN_ROW_NNZ) * n:
         return None
     key = _pattern_key(A)
     with _LOCK:
@@ -169,7 +180,7 @@ def restrict(perm, subset):
     return q[q >= 0]
 
 
-def splu(A, perm=None, reuse: bool = False, **kwargs):
+def splu(A, perm=None, reuse: bool = False, min_size: int | None = None, **kwargs):
     """Sparse LU of a structurally symmetric matrix in a nested-dissection order.
 
     The matrix is permuted symmetrically by ``perm`` (default: :func:`nd_permutation`)
@@ -185,6 +196,8 @@ def splu(A, perm=None, reuse: bool = False, **kwargs):
         A fill-reducing order to use instead of :func:`nd_permutation`'s.
     reuse : bool
         Passed to :func:`nd_permutation` (the pattern will be factorised again).
+    min_size : int, optional
+        Passed to :func:`nd_permutation`.
     **kwargs
         Passed to :func:`scipy.sparse.linalg.splu`.
 
@@ -195,7 +208,7 @@ def splu(A, perm=None, reuse: bool = False, **kwargs):
     """
     A = sp.csc_matrix(A)
     if perm is None:
-        perm = nd_permutation(A, reuse)
+        perm = nd_permutation(A, reuse, min_size)
     if perm is None:
         return spla.splu(A, permc_spec="MMD_AT_PLUS_A", options={"SymmetricMode": True},
                          **kwargs)

@@ -54,7 +54,7 @@ STALL_WARNING = "inverse iteration stalled"
 UNTRUSTED = 0.1
 
 
-def _splu(A, reuse: bool = False):
+def _splu(A, reuse: bool = False, min_size: int | None = None):
     """Sparse LU of a FE matrix with a symmetric sparsity pattern.
 
     SuperLU's default (COLAMD on AᵀA, unsymmetric mode) fills in 1.5-3x as much
@@ -69,7 +69,7 @@ def _splu(A, reuse: bool = False):
     """
     from . import ordering as _ordering
 
-    return _ordering.splu(A, reuse=reuse)
+    return _ordering.splu(A, reuse=reuse, min_size=min_size)
 
 
 class FPSolveWarning(UserWarning):
@@ -156,6 +156,9 @@ class Problem:
         self._lazy_above: float | None = None
         #: lazy levels also get the negative-mass dual's marking indicators (fe/adapt.py)
         self._negative_dual = True
+        #: set by the adaptive loop (each level's pattern is factorised once): the smallest
+        #: LU ordered by nested dissection (``ordering.MIN_SIZE_GRADED``; None: the default)
+        self._nd_min_size: int | None = None
         #: Set True when this problem will be solved for many strengths one by one
         #: (``sweep`` does it itself): the LU then uses a cached nested-dissection
         #: order for P2 too (``pymetis``), which pays from about the fourth solve.
@@ -225,10 +228,11 @@ class Problem:
         if self.boundary == "absorbing":
             P, mu_eig, info = _quasi_stationary(A, op.M_stab if op.M_stab is not None else op.M,
                                                 op.M, self.interior_dofs, self.boundary_dofs,
-                                                reuse=self.reuse_ordering, blocks=self._interior_blocks())
+                                                reuse=self.reuse_ordering, blocks=self._interior_blocks(),
+                                                min_size=self._nd_min_size)
         else:
             P, info = _stationary_reflecting(A, op.M, self._pin_guess(),
-                                             reuse=self.reuse_ordering)
+                                             reuse=self.reuse_ordering, min_size=self._nd_min_size)
             mu_eig = 0.0
         t2 = time.perf_counter()
         diag = self._diagnostics(P, op, info, t1 - t0, t2 - t1, shared)
@@ -475,7 +479,8 @@ class _InteriorBlocks:
         return m[1], m[2]
 
 
-def _quasi_stationary(A, Mstab, M, I, B, tol=1e-13, maxit=100, reuse=False, blocks=None):
+def _quasi_stationary(A, Mstab, M, I, B, tol=1e-13, maxit=100, reuse=False, blocks=None,
+                      min_size=None):
     """Principal eigenpair of A p = μ M p on the interior dofs (inverse iteration).
 
     ``blocks``: the problem's :class:`_InteriorBlocks` of I (kept between strengths).
@@ -485,7 +490,7 @@ def _quasi_stationary(A, Mstab, M, I, B, tol=1e-13, maxit=100, reuse=False, bloc
     AII, absA = blocks.stiffness(A)
     MII, mI = blocks.mass(Mstab)
     try:
-        lu = _splu(AII, reuse)
+        lu = _splu(AII, reuse, min_size)
     except RuntimeError as exc:   # exactly singular: no escape at all (μ = 0)
         raise SolverError(f"absorbing solve: interior operator is singular ({exc})") from None
     tf = time.perf_counter() - t0
@@ -549,7 +554,7 @@ def _quasi_stationary(A, Mstab, M, I, B, tol=1e-13, maxit=100, reuse=False, bloc
                                    "componentwise_residual": float(cw)}}
 
 
-def _stationary_reflecting(A, M, k, reuse=False):
+def _stationary_reflecting(A, M, k, reuse=False, min_size=None):
     """Null vector of A (reflecting): pin P_k = 1, drop equation k, renormalise."""
     t0 = time.perf_counter()
     N = A.shape[0]
@@ -561,7 +566,7 @@ def _stationary_reflecting(A, M, k, reuse=False):
         Akk = A[keep][:, keep].tocsc()
         rhs = -np.asarray(A[keep][:, [k]].todense()).ravel()
         try:
-            lu = _splu(Akk, reuse)
+            lu = _splu(Akk, reuse, min_size)
         except RuntimeError as exc:
             raise SolverError(f"reflecting solve: pinned system is singular ({exc})") from None
         P = np.zeros(N)
