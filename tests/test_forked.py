@@ -186,14 +186,31 @@ def test_without_fork_the_function_runs_here(monkeypatch):
     assert job.pid is None and job.result()[0] == os.getpid()
 
 
+@linux
+def test_a_child_that_would_not_fit_in_memory_is_not_forked(monkeypatch, caplog):
+    from fpsolve.fe import budget
+    parent = os.getpid()
+    monkeypatch.setattr(budget, "available_memory", lambda: 1 << 30)
+    fits = Forked(lambda: os.getpid(), need=0.5 * (1 << 30))
+    child = fits.pid
+    assert child is not None and fits.result()[0] == child
+    with caplog.at_level("DEBUG", logger="fpsolve.study.forked"):
+        job = Forked(lambda: os.getpid(), need=0.9 * (1 << 30))     # > 80 % of 1 GiB
+    assert job.pid is None
+    assert "not forked: its child needs an estimated 0.9 GiB, 1 GiB are available" in caplog.text
+    value, seconds = job.result()
+    assert value == parent and job.failure is None and job.cpu_s == 0.0
+    assert "failed" not in caplog.text          # not a failure: no warning
+
+
 # -- a study: the error estimates of all but the first case of a mesh in forked children ----
 
 def _counting(started: list, delivered: list):
     """A Forked that records the pids of the children it starts and whether each result
     came from its child (cpu_s > 0) or was computed here."""
     class Counting(Forked):
-        def __init__(self, fn, fork=True):
-            super().__init__(fn, fork)
+        def __init__(self, fn, fork=True, need=None):
+            super().__init__(fn, fork, need)
             if fork:
                 started.append(self.pid)
 
@@ -226,6 +243,26 @@ def test_study_estimates_in_children_give_the_same_summary(tmp_path, monkeypatch
     assert any(c["warnings"] for c in plain.summary["cases"])
     for c in res.summary["cases"]:
         assert c["error_estimate"] and c["diagnostics"]["estimate_weights"] == "recovered"
+
+
+@linux
+def test_study_estimates_that_would_not_fit_are_computed_here(tmp_path, monkeypatch,
+                                                            four_study):
+    """The memory check before each fork fails: no child, the same summary."""
+    from fpsolve.fe import budget
+    from fpsolve.study import build, load_study, run_study, tasks
+
+    path = four_study(h=0.3, output=PANEL_ROWS)
+    plain = run_study(load_study(path), str(tmp_path / "plain"), background=False)
+    started, delivered, needs = [], [], []
+    monkeypatch.setattr(tasks, "Forked", _counting(started, delivered))
+    monkeypatch.setattr(build, "_MESHES", {})
+    monkeypatch.setattr(budget, "fits", lambda need, available=None: needs.append(need) or False)
+    res = run_study(load_study(path), str(tmp_path / "inplace"), background=True)
+    assert started and all(p is None for p in started) and delivered == [False] * len(started)
+    # each need is the child's estimate plus the flux computed beside it
+    assert needs and all(n > budget.estimate_memory(100, 3) for n in needs)
+    assert strip_times(res.summary) == strip_times(plain.summary)
 
 
 @linux

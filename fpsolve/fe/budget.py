@@ -7,15 +7,19 @@ process after minutes of meshing.  The estimates here are cheap (no mesh is buil
   hexagonal lattice density 2/(√3 h²), plus the boundary ring, plus the band
   refinement (each level quadruples the density in the band);
 * dofs of P1–P3 from vertices, edges (3V − B − 3) and triangles (2V − B − 2);
-* peak resident memory of assembly + sparse LU + error estimate (+ flux
-  post-processing) per dof, measured with the current solver (SuperLU, METIS order for
-  P3, the P_{k+1} dual-weighted residual estimate; ``bench/budget.py`` re-measures it,
-  docs/budget.md) and multiplied by a safety margin.
+* peak resident memory above the process's size before the request: a fixed part plus,
+  per dof, the largest measured peak of each part (assembly + sparse LU + error estimate
+  including the small-noise μ weight; the P_{k+1} duals on graded meshes; the flux
+  post-processing; a study's renderer and forked estimate), times :data:`SAFETY`.
+  ``bench/budget.py`` measures them and prints prediction against measurement
+  (docs/budget.md).
 
 :func:`check` compares a dof count with a ``max_dofs`` budget, whose default is the
 largest problem whose estimated peak memory fits in a fraction of the available
 memory (``MemAvailable`` of ``/proc/meminfo``, capped by a cgroup limit), and raises
-:class:`BudgetError` otherwise.  The adaptive solver calls it before each level.
+:class:`BudgetError` otherwise.  The adaptive solver calls it before each level;
+:func:`estimate_memory` and :func:`fits` decide whether a study forks a child for an
+error estimate.
 """
 from __future__ import annotations
 
@@ -26,25 +30,42 @@ import numpy as np
 
 __all__ = ["BudgetError", "MIN_DOFS", "BYTES_PER_DOF", "available_memory", "disk_vertices",
            "dofs_from_counts", "mesh_dofs", "estimate_dofs", "peak_memory",
+           "estimate_memory", "fits",
            "default_max_dofs", "check_max_dofs", "check", "check_disk", "check_mesh_build",
            "parallel_workers", "format_bytes"]
 
 #: The smallest ``max_dofs`` accepted (the coarsest disk mesh has ~20 vertices).
 MIN_DOFS = 100
-#: Peak resident memory (bytes per dof) of one assembly + solve, by element order,
-#: and the extra of the flux post-processing of a study case (bench/budget.py).
-BYTES_PER_DOF = {1: 9800.0, 2: 7600.0, 3: 8100.0}
-FLUX_BYTES_PER_DOF = {1: 1700.0, 2: 3000.0, 3: 2000.0}
+# Memory model (bench/budget.py measures it, docs/budget.md records prediction against
+# measurement): the peak resident memory of a request above the process's resident size
+# before it, planned as SAFETY × (BASE_BYTES + dofs × bytes per dof), the bytes per dof
+# being the largest measured per-dof peak of each part, by element order:
+#: assembly + sparse LU + error estimate on a quasi-uniform mesh, including the small-noise
+#: μ weight (a second LU of the interior block and its double-double refinement: paper
+#: landscape Δ_S = 0.004 and radial OU δ = 0.01; +25-30 % over Fig. 3's parameters).
+BYTES_PER_DOF = {1: 10400.0, 2: 10000.0, 3: 10500.0}
+#: extra of graded meshes (adaptive levels, bands, graded files): the error estimate solves
+#: its moment duals in P_{k+1}, one more assembly and LU on 4×, 2.25×, 1.8× the dofs for
+#: P1, P2, P3 (banded P1/P2/P3 disks: 2.2×/1.9×/1.7× the uniform solve's peak).
+GRADED_BYTES_PER_DOF = {1: 11000.0, 2: 6900.0, 3: 5500.0}
+#: extra of the flux post-processing (the mesh-only mass and Laplacian LUs, the fields).
+FLUX_BYTES_PER_DOF = {1: 4000.0, 2: 3600.0, 3: 4000.0}
+#: the error estimate alone (what a forked child allocates beside its parent), small
+#: noise included; on graded meshes plus GRADED_BYTES_PER_DOF.
+ESTIMATE_BYTES_PER_DOF = {1: 6900.0, 2: 6000.0, 3: 6500.0}
+#: extra of a study case: the background renderer process (its interpreter, matplotlib
+#: and the case's fields), the forked estimate child, the results kept for the panel
+#: (Fig. 3 study at 42k and 82k P3 dofs: 1.07 and 1.83 GB above `fpsolve validate`)
+STUDY_BYTES = 256.0 * 2**20
+STUDY_BYTES_PER_DOF = 4500.0
+#: fixed part of any solve (quadrature tables, the first assembly's scratch)
+BASE_BYTES = 48.0 * 2**20
 #: Peak memory of disk_mesh per vertex (lattice, Delaunay, smoothing).
 MESH_BYTES_PER_VERTEX = 950.0
-#: Multiplies the per-dof memory on graded meshes (adaptive levels, bands): the error
-#: estimate solves the moment duals in P_{k+1} there (one more assembly and LU) and, at
-#: small noise, the μ weight with a second factorisation.  Measured: an adapted P3 level
-#: peaked at 766 MB where BYTES_PER_DOF planned 438 MiB with SAFETY (a uniform solve of
-#: the same size: 426 MB); the small-noise study at 25 kB per dof with flux.
-GRADED_FACTOR = 2.5
-#: Multiplies every estimate: the measured fill grows slowly (N log N) with the size.
-SAFETY = 1.5
+#: Multiplies every estimate: the calibration's largest per-dof peaks of each part are
+#: already in the constants; this covers sizes and problems between and beyond them
+#: (the LU fill grows like N log N) and allocator slack.
+SAFETY = 1.25
 #: Fraction of the available memory a single solve may plan to use.
 MEMORY_FRACTION = 0.8
 
@@ -143,23 +164,99 @@ def estimate_dofs(radius: float, h: float, order: int, band: float | None = None
     return dofs_from_counts(nv, nb, order)
 
 
-def peak_memory(dofs: float, order: int, flux: bool = False, graded: bool = False) -> float:
+def _per_dof(order: int, flux: bool, graded: bool, study: bool) -> float:
+    """Planned bytes per dof (before :data:`SAFETY`)."""
+    if order not in BYTES_PER_DOF:
+        raise ValueError(f"order: expected 1, 2 or 3, got {order!r}")
+    return (BYTES_PER_DOF[order] + (GRADED_BYTES_PER_DOF[order] if graded else 0.0)
+            + (FLUX_BYTES_PER_DOF[order] if flux else 0.0)
+            + (STUDY_BYTES_PER_DOF if study else 0.0))
+
+
+def peak_memory(dofs: float, order: int, flux: bool = False, graded: bool = False,
+                study: bool = False) -> float:
     """Estimated peak memory (bytes) of assembling and solving ``dofs`` unknowns.
 
-    ``flux`` adds the flux post-processing of a study case, ``graded`` the error
-    estimate's extra factorisations on graded meshes (:data:`GRADED_FACTOR`).
-    Includes :data:`SAFETY`.
+    Parameters
+    ----------
+    dofs
+        Number of unknowns.
+    order
+        Element order 1–3.
+    flux
+        Add the flux post-processing (:data:`FLUX_BYTES_PER_DOF`).
+    graded
+        The mesh is graded: the error estimate's P_{k+1} duals
+        (:data:`GRADED_BYTES_PER_DOF`).
+    study
+        A study case: its renderer process, forked estimate and kept results
+        (:data:`STUDY_BYTES`, :data:`STUDY_BYTES_PER_DOF`).
+
+    Returns
+    -------
+    float
+        Bytes above the resident size before the request, :data:`SAFETY` included.
     """
-    per = BYTES_PER_DOF[order] * (GRADED_FACTOR if graded else 1.0)
-    per += FLUX_BYTES_PER_DOF[order] if flux else 0.0
-    return SAFETY * per * float(dofs)
+    fixed = BASE_BYTES + (STUDY_BYTES if study else 0.0)
+    return SAFETY * (fixed + _per_dof(order, flux, graded, study) * float(dofs))
+
+
+def estimate_memory(dofs: float, order: int, graded: bool = False, flux: bool = False) -> float:
+    """Estimated peak memory (bytes) of a solve's error estimate alone.
+
+    What a forked child (:mod:`fpsolve.study.forked`) allocates beside its parent, which
+    holds the assembled operators and the LU the estimate reuses.
+
+    Parameters
+    ----------
+    dofs
+        Number of unknowns of the solve.
+    order
+        Element order 1–3.
+    graded
+        The mesh is graded (the duals are solved in P_{k+1}).
+    flux
+        Add the flux post-processing that the parent computes meanwhile.
+
+    Returns
+    -------
+    float
+        Bytes, :data:`SAFETY` included.
+    """
+    if order not in ESTIMATE_BYTES_PER_DOF:
+        raise ValueError(f"order: expected 1, 2 or 3, got {order!r}")
+    per = (ESTIMATE_BYTES_PER_DOF[order] + (GRADED_BYTES_PER_DOF[order] if graded else 0.0)
+           + (FLUX_BYTES_PER_DOF[order] if flux else 0.0))
+    return SAFETY * (BASE_BYTES + per * float(dofs))
+
+
+def fits(need: float, available: int | None = None) -> bool:
+    """Whether ``need`` bytes fit in :data:`MEMORY_FRACTION` of the available memory."""
+    avail = available_memory() if available is None else available
+    return need <= MEMORY_FRACTION * avail
 
 
 def default_max_dofs(order: int, flux: bool = False, available: int | None = None,
-                     graded: bool = False) -> int:
-    """The default budget: the largest solve whose peak fits in the available memory."""
+                     graded: bool = False, study: bool = False) -> int:
+    """The default budget: the largest solve whose peak fits in the available memory.
+
+    Parameters
+    ----------
+    order, flux, graded, study
+        As for :func:`peak_memory`.
+    available
+        Available memory in bytes (default :func:`available_memory`).
+
+    Returns
+    -------
+    int
+        The largest n with ``peak_memory(n, ...)`` ≤ :data:`MEMORY_FRACTION` × available
+        (0 if not even the fixed part fits).
+    """
     avail = available_memory() if available is None else available
-    return int(MEMORY_FRACTION * avail / peak_memory(1.0, order, flux, graded))
+    fixed = BASE_BYTES + (STUDY_BYTES if study else 0.0)
+    room = MEMORY_FRACTION * avail / SAFETY - fixed
+    return max(int(room / _per_dof(order, flux, graded, study)), 0)
 
 
 def parallel_workers(peaks, workers: int, available: int | None = None) -> int:
@@ -211,7 +308,7 @@ def format_bytes(nbytes: float) -> str:
 
 
 def check(dofs: float, order: int, max_dofs: int | None = None, what: str = "the solve",
-          flux: bool = False, graded: bool = False) -> int:
+          flux: bool = False, graded: bool = False, study: bool = False) -> int:
     """Raise :class:`BudgetError` unless ``dofs`` unknowns of ``order`` fit the budget.
 
     Parameters
@@ -229,8 +326,10 @@ def check(dofs: float, order: int, max_dofs: int | None = None, what: str = "the
     flux
         Include the flux post-processing in the memory estimate.
     graded
-        The mesh is graded (an adaptive level, a band): the error estimate's extra
-        factorisations count (:data:`GRADED_FACTOR`).
+        The mesh is graded (an adaptive level, a band): the error estimate's P_{k+1}
+        duals count (:data:`GRADED_BYTES_PER_DOF`).
+    study
+        A study case (renderer process, forked estimate: :func:`peak_memory`).
 
     Returns
     -------
@@ -241,8 +340,9 @@ def check(dofs: float, order: int, max_dofs: int | None = None, what: str = "the
         raise ValueError(f"order: expected 1, 2 or 3, got {order!r}")
     max_dofs = check_max_dofs(max_dofs)
     avail = available_memory()
-    need = peak_memory(dofs, order, flux, graded)
-    limit = max_dofs if max_dofs is not None else default_max_dofs(order, flux, avail, graded)
+    need = peak_memory(dofs, order, flux, graded, study)
+    limit = (max_dofs if max_dofs is not None
+             else default_max_dofs(order, flux, avail, graded, study))
     origin = ("max_dofs" if max_dofs is not None
               else f"max_dofs (default for {format_bytes(avail)} of available memory)")
     if dofs > limit:
@@ -258,14 +358,14 @@ def check(dofs: float, order: int, max_dofs: int | None = None, what: str = "the
 
 def check_disk(radius: float, h: float, order: int, band: float | None = None,
                band_levels: int = 1, max_dofs: int | None = None, what: str | None = None,
-               flux: bool = False) -> int:
+               flux: bool = False, study: bool = False) -> int:
     """:func:`check` for a solve on ``disk_mesh(radius, h, ...)`` before meshing it.
 
     Returns the estimated number of dofs.
     """
     what = what or f"disk_mesh(radius={radius:g}, h={h:g}) (estimated)"
     dofs = estimate_dofs(radius, h, order, band, band_levels)
-    check(dofs, order, max_dofs, what, flux, graded=band is not None)
+    check(dofs, order, max_dofs, what, flux, graded=band is not None, study=study)
     return int(dofs)
 
 

@@ -144,7 +144,8 @@ def case_dofs(cfg: dict, flux: bool = True) -> float:
     mcfg, scfg = cfg["mesh"], cfg["solver"]
     order = scfg["order"]
     if scfg.get("tol") is not None:
-        return scfg.get("max_dofs") or budget.default_max_dofs(order, flux, graded=True)
+        return scfg.get("max_dofs") or budget.default_max_dofs(order, flux, graded=True,
+                                                               study=True)
     if "file" in mcfg:
         return budget.mesh_dofs(build_mesh(mcfg), order)
     return budget.estimate_dofs(mcfg["radius"], mcfg["h"], order, mcfg["band"],
@@ -168,4 +169,5 @@ def case_peak_memory(cfg: dict, flux: bool) -> float:
     """
     from ..fe import budget
     graded = cfg["solver"].get("tol") is not None or cfg["mesh"].get("band") is not None
-    return budget.peak_memory(case_dofs(cfg, flux), cfg["solver"]["order"], flux, graded)
+    return budget.peak_memory(case_dofs(cfg, flux), cfg["solver"]["order"], flux, graded,
+                              study=True)

@@ -29,6 +29,8 @@ import sys
 import time
 import warnings
 
+from ..fe import budget as _budget
+
 __all__ = ["Forked", "ImportInChild", "available"]
 
 logger = logging.getLogger(__name__)
@@ -66,9 +68,15 @@ class Forked:
         Without arguments; its value must be picklable.
     fork : bool
         False: no child; :meth:`result` calls ``fn()`` here (the same interface).
+    need : float, optional
+        Estimated bytes the child will allocate (its pages shared with this process
+        copy-on-write are not counted), e.g. :func:`fpsolve.fe.budget.estimate_memory`.
+        If they do not fit in the available memory (:func:`fpsolve.fe.budget.fits`)
+        nothing is forked and :meth:`result` computes ``fn()`` here (logged at debug
+        level): the child would run beside this process's own allocations.
     """
 
-    def __init__(self, fn, fork: bool = True):
+    def __init__(self, fn, fork: bool = True, need: float | None = None):
         self.fn = fn
         #: the child's exit code once collected (negative: the signal that ended it)
         self.pid = self.fd = self.exitcode = None
@@ -78,6 +86,12 @@ class Forked:
         self.failure = None
         self._owner = os.getpid()
         if not (fork and available()):
+            return
+        if need is not None and not _budget.fits(need):
+            logger.debug("%r not forked: its child needs an estimated %s, %s are available; "
+                         "computed in this process", getattr(fn, "__name__", fn),
+                         _budget.format_bytes(need),
+                         _budget.format_bytes(_budget.available_memory()))
             return
         try:
             r, w = os.pipe()

@@ -454,7 +454,9 @@ def _estimate_job(prob, compute) -> Forked:
     wait_prefetch(prob.basis)
     if _WARM_UP[0] is not None:
         _WARM_UP[0].join()
-    return Forked(compute)
+    from ..fe.budget import estimate_memory     # no fork if the child would not fit
+    return Forked(compute, need=estimate_memory(prob.basis.N, prob.order, prob.mesh.graded,
+                                                flux=True))
 
 
 def _beside_estimate(sol, c: dict, mods: dict, on_last, deferred: dict, clock):

@@ -59,10 +59,11 @@ def _budget_check(ld: _Loader, case_label: str, cfg: dict, flux: bool) -> None:
             from ..build import build_mesh
             mesh = build_mesh(mcfg)
             budget.check(budget.mesh_dofs(mesh, order), order, max_dofs,
-                         f"mesh file {mcfg['file']!r}, order {order}", flux, mesh.graded)
+                         f"mesh file {mcfg['file']!r}, order {order}", flux, mesh.graded,
+                         study=True)
         else:
             budget.check_disk(mcfg["radius"], mcfg["h"], order, mcfg["band"],
-                              mcfg["band_levels"], max_dofs, flux=flux)
+                              mcfg["band_levels"], max_dofs, flux=flux, study=True)
     except budget.BudgetError as exc:
         ld.fail(f"{case_label}mesh.{'file' if 'file' in mcfg else 'h'}", str(exc))
 
