@@ -97,3 +97,26 @@ def test_started_renderer_delivers_the_solve_order(config, monkeypatch):
         assert r.orders.result(timeout=600)          # the flux operators' order too
     finally:
         r.close()
+
+
+def test_a_spawned_renderer_is_not_waited_for():
+    """A spawned renderer is still importing when the first solve starts: the solve
+    computes its own order instead of waiting; a forked one is waited for."""
+    from concurrent.futures import Future
+    from types import SimpleNamespace
+
+    from fpsolve.study import tasks
+
+    class Watched(Future):
+        waited = False
+
+        def result(self, timeout=None):
+            Watched.waited = True
+            return {}
+
+    spawned = SimpleNamespace(solve_orders=Watched(), forked=False)
+    tasks._take_solve_orders(spawned)
+    assert not Watched.waited and spawned.solve_orders is None
+    forked = SimpleNamespace(solve_orders=Watched(), forked=True)
+    tasks._take_solve_orders(forked)
+    assert Watched.waited

@@ -14,5 +14,6 @@ def test_estimate_caches_are_tracked_per_order_and_boundary():
     refl = fp.Problem(L, D, mesh, order=2, boundary="reflecting")
     assert not _caches_filled(p2)
     assert _caches_filled(p2, True)
-    assert _caches_filled(fp.Problem(L, D, mesh, order=2))    # another model, same caches
+    other = fp.diffusion.sgd(L, 0.009, cross_diffusion=False)
+    assert _caches_filled(fp.Problem(L, other, mesh, order=2))   # another model, same caches
     assert not _caches_filled(p3) and not _caches_filled(refl)

@@ -60,6 +60,8 @@ class Renderer:
         #: the absorbing solve's interior block
         self.orders = None
         self.solve_orders = None
+        #: whether the process was forked from this one (else spawned), once started
+        self.forked = False
         self.cpu_s = 0.0
         self.wait_s = 0.0
 
@@ -141,8 +143,10 @@ class Renderer:
 
     def _pool(self) -> ProcessPoolExecutor:
         if self._ex is None:
+            ctx = _context()
+            self.forked = ctx.get_start_method() == "fork"
             with single_threaded_children():
-                self._ex = ProcessPoolExecutor(max_workers=1, mp_context=_context())
+                self._ex = ProcessPoolExecutor(max_workers=1, mp_context=ctx)
         return self._ex
 
     def _count(self, fut: Future) -> None:

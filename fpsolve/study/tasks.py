@@ -248,25 +248,20 @@ SOLVE_ORDER_WAIT = 0.5
 
 
 def _take_solve_orders(renderer) -> None:
-    """Cache the first solve's nested-dissection order computed by the renderer process
-    (it started before the assembly), waiting for it at most :data:`SOLVE_ORDER_WAIT`.
+    """Cache the first solve's nested-dissection order computed by the renderer process,
+    waiting for it at most :data:`SOLVE_ORDER_WAIT` if the renderer was forked before the
+    assembly (a spawned one is still importing: the solve computes its own order).
 
     METIS is deterministic: the order is the one this process would compute, so the
-    solution does not depend on who computed it, only the time does.  An order that
-    comes later is still cached for the next solves of the pattern."""
+    solution does not depend on who computed it, only the time does."""
     fut, renderer.solve_orders = renderer.solve_orders, None
-    if fut is None:
+    if fut is None or not (fut.done() or renderer.forked):
         return
     from ..fe.ordering import remember
-
-    def keep(f):
-        if not f.cancelled() and f.exception() is None:
-            remember(f.result())
-    fut.add_done_callback(keep)
     try:
-        fut.result(timeout=SOLVE_ORDER_WAIT)
+        remember(fut.result(timeout=SOLVE_ORDER_WAIT))
     except Exception as exc:        # late or failed: the solve computes its own order
-        logger.debug("no solve order from the renderer yet: %r", exc)
+        logger.debug("no solve order from the renderer in time: %r", exc)
 
 
 def _orders_from(renderer):
@@ -448,8 +443,11 @@ def _estimate_job(prob, compute) -> Forked:
     if thread is not None:
         thread.join()
     if not _caches_filled(prob):
-        _caches_filled(prob, True)       # this in-place estimate fills them
-        return Forked(compute, fork=False)
+        def fill():
+            est = compute()
+            _caches_filled(prob, True)       # this in-place estimate filled them
+            return est
+        return Forked(fill, fork=False)
     from ..fe.flux_operators import wait_prefetch
     wait_prefetch(prob.basis)
     if _WARM_UP[0] is not None:
