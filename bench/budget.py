@@ -179,9 +179,9 @@ def run_adaptive(problem: str, tol: float, h0: float, goals, enriched: bool,
     levels, peak = [], Peak()
     solve_level = adapt._solve_level
 
-    def measured(problem_, strength):
+    def measured(problem_, *args, **kwargs):
         calls.update(weight=0, weight_refined=0)
-        out = solve_level(problem_, strength)
+        out = solve_level(problem_, *args, **kwargs)
         levels.append(dict(dofs=int(problem_.dofs), peak=peak(), **calls,
                            graded=bool(problem_.mesh.graded or "+refine" in problem_.mesh.source),
                            loadavg=os.getloadavg()[0]))

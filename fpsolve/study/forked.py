@@ -16,6 +16,11 @@ the work itself (logged as a warning, as is any failure of a child; a child that
 progress is killed).  The child never returns into the caller's code: it writes its result
 and ends with ``os._exit``, without running exit handlers or flushing the parent's
 buffers a second time.
+
+Pages shared copy-on-write cost nothing, but the child's own allocations (an error
+estimate's work arrays and factorisations) are real memory beside the parent's: given
+their estimate (``need``), a child that would not fit in the available memory is not
+started, and the parent does the work itself (:func:`fpsolve.fe.budget.fits`).
 """
 from __future__ import annotations
 
