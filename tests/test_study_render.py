@@ -1,12 +1,15 @@
 """Background rendering (fpsolve.study.render): figures, panel and .vtu drawn by the
 renderer process are the files drawn in process, and summary.json is the same.  (The
-error estimates forked beside the renderer: tests/test_forked.py.)"""
+error estimates forked beside the renderer: tests/test_forked.py; a study whose estimate
+children fail: below.)"""
+import functools
 import json
 import os
+import warnings
 
 import pytest
 
-from fpsolve.study import StudyRunError, load_study, run_study
+from fpsolve.study import StudyRunError, forked, load_study, run_study
 from study_helpers import (FAST, HAVE_FLUX, HAVE_IO, HAVE_PLOT, PANEL_ROWS, assert_same_files,
                            files, strip_times)
 
@@ -87,3 +90,46 @@ def test_reclaimed_jobs_and_early_panel_give_the_same_files(tmp_path, monkeypatc
     assert_same_files(plain, out)
 
 
+
+
+@pytest.mark.skipif(not (HAVE_PLOT and HAVE_IO and forked.available()),
+                    reason="plot/io missing or no fork")
+def test_a_failing_estimate_child_is_logged_and_recomputed_with_the_same_summary(
+        tmp_path, monkeypatch, caplog, four_study):
+    """Every case's error estimate goes to a forked child (background renderer); each
+    child fails after issuing a warning.  Each failure is logged with its reason, the
+    estimate is computed in the main process, and summary.json is that of a run
+    without children: the failed children's warnings are not in it."""
+    from fpsolve.fe.solver import FPSolveWarning
+    from fpsolve.study import build, tasks
+
+    path = four_study(h=0.3, output=PANEL_ROWS)
+    plain = run_study(load_study(path), str(tmp_path / "plain"), background=False)
+    parent, started = os.getpid(), []
+
+    def failing_in_the_child(fn):
+        @functools.wraps(fn)
+        def wrapper():
+            if os.getpid() != parent:
+                warnings.warn("a warning of the failed child", FPSolveWarning)
+                raise RuntimeError("the estimate broke in the child")
+            return fn()
+        return wrapper
+
+    class ChildFails(forked.Forked):
+        def __init__(self, fn, fork=True, need=None):
+            super().__init__(failing_in_the_child(fn), fork, need)
+            started.append(self.pid)
+
+    monkeypatch.setattr(tasks, "Forked", ChildFails)
+    monkeypatch.setattr(build, "_MESHES", {})     # a mesh no estimate has run on yet
+    with caplog.at_level("WARNING", logger="fpsolve.study.forked"):
+        res = run_study(load_study(path), str(tmp_path / "failed"), background=True)
+    assert len(started) == 4 and None not in started          # four children, forked
+    failures = [r.getMessage() for r in caplog.records if r.name == "fpsolve.study.forked"]
+    assert len(failures) == 4
+    assert all("RuntimeError: the estimate broke in the child" in m
+               and "computed in this process" in m for m in failures)
+    assert json.dumps(strip_times(res.summary)) == json.dumps(strip_times(plain.summary))
+    assert not any("failed child" in w for c in res.summary["cases"] for w in c["warnings"])
+    assert all(c["error_estimate"]["x2"] is not None for c in res.summary["cases"])
