@@ -21,7 +21,7 @@ from skfem.helpers import dot, grad
 
 from .assembly import mass_matrix
 
-__all__ = ["prefetch_operators", "wait_prefetch"]
+__all__ = ["prefetch_operators", "prefetch_pending", "wait_prefetch"]
 
 _OPS_LOCK = threading.Lock()
 
@@ -134,6 +134,14 @@ def prefetch_operators(basis, before=None) -> bool:
         threading.Thread(target=_fill, args=(fut, basis, before),
                          name="fpsolve-flux-operators", daemon=True).start()
     return created
+
+
+def prefetch_pending(basis) -> bool:
+    """Whether a build of ``basis``'s operators started by :func:`prefetch_operators` is
+    still running (a study then solves its next case before the first flux)."""
+    with _OPS_LOCK:
+        fut = basis.mesh.__dict__.get("_fpsolve_flux_ops", {}).get(_operator_key(basis))
+    return fut is not None and not fut.done()
 
 
 def wait_prefetch(basis) -> None:

@@ -180,21 +180,28 @@ def run_task(task: dict, on_case=None, keep: bool = False, renderer=None,
     assembly_share = (time.perf_counter() - t0) / len(cases)
     _overlap(prob, task, mods, renderer)
     panel = set(opts.get("panel", ()))
-    for c in cases:
+    solved: dict = {}      # cases solved ahead of their turn (_Ahead)
+    for i, c in enumerate(cases):
         t1 = time.perf_counter()
         hold = task.get("hold_last", False) and c is cases[-1]
+        pre = solved.pop(c["name"], None)
+        ahead = _Ahead(prob, cases[i + 1], solved) if (
+            i + 1 < len(cases) and _forks(prob, renderer)) else None
         try:
             with warnings.catch_warnings(record=True) as rec:
                 warnings.simplefilter("always")
                 res = _solve_case(prob, c, mods, renderer, c["name"] in panel, hold,
-                                  on_time, on_last)
+                                  on_time, on_last, pre, ahead)
             msgs = list(dict.fromkeys(setup_warnings + _capture(rec)))
         except Exception as exc:
             done({"name": c["name"], "hash": c["hash"], "error": f"{type(exc).__name__}: {exc}"})
             continue
         sol, fl = res.pop("live")
         summary = res["summary"]
-        summary["runtime_s"] = time.perf_counter() - t1 + assembly_share
+        # a solve done ahead counts for its own case
+        moved = ((pre.seconds if pre is not None else 0.0)
+                 - (ahead.seconds if ahead is not None and ahead.done else 0.0))
+        summary["runtime_s"] = time.perf_counter() - t1 + assembly_share + moved
         summary["timings_s"]["assembly_share"] = assembly_share
         summary["warnings"] = msgs
         summary["diagnostics"] = jsonable({k: v for k, v in sol.diagnostics.items()
@@ -296,12 +303,84 @@ def _setup(cfg: dict):
     return prob, _capture(rec)
 
 
+class _Ahead:
+    """The next case of a task, solved while this one waits for the flux operators.
+
+    The first case's flux needs the mesh-only factorisations that a thread builds
+    during its solve (:func:`fpsolve.fe.flux_operators.prefetch_operators`); when they
+    are not done as the solve ends, the next case is solved meanwhile (``run()``): same
+    solves in the same order, so the same numbers.  Its error estimate is deferred as
+    usual; its warnings are replayed into its own case's record.
+    """
+
+    def __init__(self, prob, case: dict, solved: dict):
+        self.prob, self.case, self.solved = prob, case, solved
+        self.done = False
+
+    def run(self) -> None:
+        t0 = time.perf_counter()
+        deferred: dict = {}
+        self.prob.defer_estimate = lambda s, compute, finish: deferred.update(
+            compute=compute, finish=finish)
+        try:
+            with warnings.catch_warnings(record=True) as rec:
+                warnings.simplefilter("always")
+                try:
+                    self.sol, self.error = self.prob.solve(self.case["strength"]), None
+                except Exception as exc:     # raised in its own turn
+                    self.sol, self.error = None, exc
+        finally:
+            self.prob.defer_estimate = None
+        self.deferred, self.warnings = deferred, list(rec)
+        self.seconds = time.perf_counter() - t0
+        self.done = True
+        self.solved[self.case["name"]] = self
+
+
+def _solve(prob, c: dict, mods: dict, renderer, early_panel: bool, on_last, clock,
+           early: dict, deferred: dict, pre: _Ahead | None, ahead: _Ahead | None):
+    """The case's Solution: solved here, or ahead of its turn (``pre``); then, if the
+    flux operators are still being built, the next case is solved (``ahead``) before
+    this case's estimate is forked."""
+    if pre is not None:
+        for w in pre.warnings:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        if pre.error is not None:
+            raise pre.error
+        deferred.update(pre.deferred)
+        sol = pre.sol
+    else:
+        if _forks(prob, renderer):
+            prob.defer_estimate = lambda s, compute, finish: deferred.update(
+                compute=compute, finish=finish)
+        elif early_panel:
+            prob.on_solved = lambda s: _early_hand_over(s, c, mods, on_last, early)
+        try:
+            sol = prob.solve(c["strength"])
+        finally:
+            prob.on_solved = prob.defer_estimate = None
+    if deferred:
+        from ..fe.flux_operators import prefetch_pending
+        if ahead is not None and mods["flux"] is not None and prefetch_pending(prob.basis):
+            ahead.run()
+        deferred["job"] = _estimate_job(prob, deferred.pop("compute"))
+    clock("solve")
+    if pre is not None:             # each case's lap holds its own solve
+        clock.laps["solve"] += pre.seconds
+    if ahead is not None and ahead.done:
+        clock.laps["solve"] -= ahead.seconds
+    return sol
+
+
 def _solve_case(prob, c: dict, mods: dict, renderer, in_panel: bool, hold: bool,
-                on_time=None, on_last=None) -> dict:
+                on_time=None, on_last=None, pre: _Ahead | None = None,
+                ahead: _Ahead | None = None) -> dict:
     """Solve one case, compute its flux and observables, make (or hand over) its files.
 
     ``hold``: the run's last case; its files are made here, and ``on_last`` gets its
     plot data before the error estimate is computed (:func:`_early_hand_over`).
+    ``pre``: the case was solved ahead of its turn; ``ahead``: the next case, which may
+    be solved during this one (:class:`_Ahead`).
     """
     clock = _Clock()
     early: dict = {}
@@ -309,16 +388,8 @@ def _solve_case(prob, c: dict, mods: dict, renderer, in_panel: bool, hold: bool,
     early_panel = (hold and on_last is not None and mods["flux"] is not None
                    and prob.tol is None and renderer is not None
                    and renderer.accepts(prob.basis.N))
-    if _forks(prob, renderer):
-        prob.defer_estimate = lambda s, compute, finish: deferred.update(
-            job=_estimate_job(prob, compute), finish=finish)
-    elif early_panel:
-        prob.on_solved = lambda s: _early_hand_over(s, c, mods, on_last, early)
-    try:
-        sol = prob.solve(c["strength"])
-    finally:
-        prob.on_solved = prob.defer_estimate = None
-    clock("solve")
+    sol = _solve(prob, c, mods, renderer, early_panel, on_last, clock, early, deferred,
+                 pre, ahead)
     if deferred:
         fl, summary = _beside_estimate(sol, c, mods, on_last if early_panel else None,
                                        deferred, clock)
