@@ -259,3 +259,15 @@ def test_stopped_on_level_zero_returns_honest_estimates():
     assert d["adapt"][-1]["estimate"] == sol.error_estimate
     assert any("negative mass" in str(w.message) and "not reached" in str(w.message)
                for w in rec)
+
+
+def test_negative_mass_fraction_aims_at_the_bound():
+    """θ₋ = 1 − √(bound/neg) (the marked fraction's negative mass falls like (1 − θ)²),
+    within [NEGATIVE_THETA_MIN, NEGATIVE_THETA]."""
+    from fpsolve.fe.adapt import NEGATIVE_THETA, NEGATIVE_THETA_MIN, _negative_theta
+
+    assert _negative_theta(4 * NEGATIVE_MASS) == pytest.approx(0.5)
+    assert _negative_theta(1e-2) == NEGATIVE_THETA
+    assert _negative_theta(1.01 * NEGATIVE_MASS) == NEGATIVE_THETA_MIN
+    th = [_negative_theta(n) for n in np.geomspace(1.01e-8, 1.0, 50)]
+    assert all(a <= b for a, b in zip(th, th[1:]))

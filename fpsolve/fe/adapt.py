@@ -29,12 +29,14 @@ __all__ = ["solve_adaptive", "GOALS", "NEGATIVE_MASS", "check_tol"]
 GOALS = ("x2", "y2", "escape_rate", "L1")
 #: every adaptive result has at most this negative mass (relative to ∫|P|)
 NEGATIVE_MASS = 1e-8
-#: largest Dörfler fraction of the negative-mass marking (the fraction aims at leaving
-#: half the bound unmarked), on the dual-weighted indicators of the negative mass.  P3 from
+#: largest Dörfler fraction of the negative-mass marking (the fraction aims at the bound,
+#: :func:`_negative_theta`), on the dual-weighted indicators of the negative mass.  P3 from
 #: h = 0.16, tol 1e-6 on x2 (docs/adaptivity.md): 0.8 gave the fewest dofs over the bench
 #: cases with negative mass (0.6-0.9 tried; more marks per level cost more dofs than the
 #: levels they save)
 NEGATIVE_THETA = 0.8
+#: ... and its smallest fraction (just above the bound, :func:`_negative_theta`)
+NEGATIVE_THETA_MIN = 0.3
 #: ... and of the direct marking ∫_K max(−P, 0), kept while μ is a goal: its marks in the
 #: tails also grade the shells μ needs; with the dual marking the paper landscape at
 #: Δ_S = 0.004 (tol 1e-3 on x2 and μ) stalled at μ 1e5× too large (docs/adaptivity.md)
@@ -157,16 +159,28 @@ def _mark(sol, tol, open_goals, theta) -> np.ndarray:
         # the undershoots are error carried into the tails from where P is large: mark by the
         # dual-weighted indicators of the linearised negative mass (estimate.py,
         # negative_dual); where P_h < 0 itself only when those are missing or all zero
-        th = max(theta, 1.0 - 0.5 * NEGATIVE_MASS / neg)
         dual = ind.get("negative_mass")
-        more = (_dorfler_finite(dual, min(NEGATIVE_THETA, th)) if dual is not None
+        more = (_dorfler_finite(dual, _negative_theta(neg)) if dual is not None
                 else np.zeros(0, dtype=np.int64))
         if more.size == 0:
-            more = _dorfler_finite(_negative_indicator(sol), min(NEGATIVE_THETA_DIRECT, th))
+            th = min(NEGATIVE_THETA_DIRECT, max(theta, 1.0 - 0.5 * NEGATIVE_MASS / neg))
+            more = _dorfler_finite(_negative_indicator(sol), th)
         marked = np.union1d(marked, more)
     if marked.size == 0:        # nothing to go on (μ unreliable, layer resolved): the μ weights
         marked = _dorfler_finite(ind.get("escape_rate", np.ones(total.size)) + 0.0, theta)
     return marked if marked.size else np.arange(total.size)
+
+
+def _negative_theta(neg):
+    """Dörfler fraction of the dual negative-mass marking at negative mass ``neg``.
+
+    Refining the marked fraction θ of its indicators has left about (1 − θ)² of the
+    negative mass (measured, P3: 27-870x less after θ = 0.8; the lobes vanish, not only
+    shrink): θ = 1 − √(bound/neg) aims at the bound, capped at :data:`NEGATIVE_THETA`, at
+    least :data:`NEGATIVE_THETA_MIN`.  Aiming at half the bound with θ ≥ 0.6 overshot the
+    last level (Δ_S = 0.004: 39k dofs, 3.2e-8 -> 58k, 7.5e-10; now 42k, 5e-9).
+    """
+    return min(NEGATIVE_THETA, max(NEGATIVE_THETA_MIN, 1.0 - np.sqrt(NEGATIVE_MASS / neg)))
 
 
 def _dorfler_finite(total, theta):
