@@ -70,8 +70,10 @@ def resolve_layer(A, Mstab, I: np.ndarray, P: np.ndarray, mu: float, perm=None
     K = (A - mu * Mstab).tocsr()[S]
     out[S] = 0.0
     rhs = -(K @ out)                       # the core's values as Dirichlet data
+    # the primal's order restricted to S; where the primal kept SuperLU's own order
+    # (small or graded matrices), so does this block
     perm = None if perm is None else ordering.restrict(perm, np.flatnonzero(sub))
-    lu = ordering.splu(K[:, S].tocsc(), perm=perm)
+    lu = ordering.splu(K[:, S].tocsc(), perm=perm, min_size=None if perm is not None else np.inf)
     out[S] = lu.solve(rhs)
     out, info = refine(K, np.zeros(S.size), out, lu.solve, cols=S, rtol=LAYER_RTOL, maxit=8)
     return out, {"subdomain": int(S.size), "refinements": info["iterations"],
