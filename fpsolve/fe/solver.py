@@ -398,7 +398,7 @@ def _stop_untrusted(stop: dict | None) -> bool:
     if not stop or stop["reason"] == "converged":
         return False
     return (not stop["componentwise_residual"] <= COMPONENTWISE_CEILING
-            or not stop.get("layer", {}).get("resolved", False))
+            or not stop.get("layer", {}).get("resolved", True))
 
 
 def _check_escape_agreement(diag: dict) -> None:
@@ -555,7 +555,7 @@ def _quasi_stationary(A, Mstab, M, I, B, tol=1e-13, maxit=100, reuse=False, bloc
     AP = A @ P
     mu_flux = float(-AP[B].sum() / (Mstab @ P)[I].sum())
     stop = {"reason": stop, "sweeps": it, "componentwise_residual": float(cw)}
-    if stop["reason"] != "converged":
+    if stop["reason"] != "converged" and _layer_below_round_off(A, B, P):
         P, mu_flux = _resolve_layer(A, Mstab, M, I, B, P, mu_flux, lu, stop,
                                     (AII, absA, MII))
     r = AII @ P[I] - mu * (MII @ P[I])
@@ -572,9 +572,16 @@ def _quasi_stationary(A, Mstab, M, I, B, tol=1e-13, maxit=100, reuse=False, bloc
                           "stop": stop}
 
 
+def _layer_below_round_off(A, B, P) -> bool:
+    from .layer import below_round_off
+
+    return below_round_off(A, B, P)
+
+
 def _resolve_layer(A, Mstab, M, I, B, P, mu_flux, lu, stop, interior):
     """P where it is tiny re-solved to relative accuracy (:mod:`.layer`), when the inverse
-    iteration did not converge componentwise: its layer values may be round-off then
+    iteration did not converge componentwise and P next to the boundary is below
+    ``layer.LAYER_TRIGGER`` of its maximum: its layer values may be round-off then
     (paper landscape Δ_S = 0.002, h = 0.014: μ_flux −4.0e-39 from the LU, 8.23e-53 after).
     Records ``stop["layer"]`` (with the outflow μ before); the componentwise residual of the
     result replaces the stalled one.  Returns (P, μ_flux)."""
