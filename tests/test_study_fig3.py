@@ -40,6 +40,12 @@ def test_fig3_summary_matches_the_golden_values(tmp_path, golden):
     out = tmp_path / "fig3"
     res = run_study(load_study(os.path.join(STUDIES, "fig3.toml")), str(out))
     assert res.computed == NAMES
+    # on two or more cores this is the run of issue #18: figures in the renderer process,
+    # error estimates in forked children (tests/test_study_render.py: the same numbers)
+    prov = json.loads((out / "provenance.json").read_text(encoding="utf-8"))
+    cores = (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+             else os.cpu_count() or 1)
+    assert ("render" in prov["execution"]) is (cores >= 2)
     summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
     bad = compare(golden_values(summary), golden)
     assert not bad, (f"{len(bad)} value(s) of summary.json differ from "
