@@ -15,6 +15,7 @@ in-process (tests/test_study_render.py).
 """
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import threading
 import time
@@ -25,7 +26,9 @@ from types import SimpleNamespace
 
 from .tasks import _capture, single_threaded_children
 
-__all__ = ["Renderer", "case_job", "render_here", "MIN_DOFS"]
+__all__ = ["Renderer", "case_job", "render_here", "prebuild", "MIN_DOFS"]
+
+logger = logging.getLogger(__name__)
 
 #: Solutions with fewer unknowns are drawn in the main process: starting the renderer
 #: (a process importing matplotlib, ~0.5 s forked, 1–2 s spawned) costs more than
@@ -230,23 +233,33 @@ def _warm_up() -> None:
     from ..fe import solution  # noqa: F401
 
 
+def prebuild(config) -> None:
+    """Build the mesh, basis and sparsity pattern of the case ``config`` in this process
+    (cached: the assembly finds them) before a forked renderer starts, which then
+    inherits them instead of building them again before its first METIS call.  A
+    configuration that fails here fails in its task, with its own error."""
+    from ..fe.assembly import _pattern
+    try:
+        _pattern(_basis(config)[1])
+    except Exception as exc:
+        logger.debug("renderer prebuild skipped: %r", exc)
+
+
 def _orders(config, interior: bool = False) -> dict:
-    """A first job: the nested-dissection order of the mass matrix's pattern of the
-    case ``config`` (the flux operators'), or of its interior block (``interior``: an
-    absorbing solve's, the operator's pattern), for the main process."""
+    """A first job: the nested-dissection order of the FE sparsity pattern of the case
+    ``config`` (the mass matrix's: the flux operators'), or of its interior block
+    (``interior``: an absorbing solve's), for the main process."""
     import numpy as np
 
-    from ..fe.assembly import mass_matrix
+    from ..fe.assembly import _pattern
     from ..fe.ordering import pattern_orders
     _, basis = _basis(config)
-    # the interior job comes first and leaves its mass matrix to the flux operators' job
-    kept = _STATE.pop("mass", None)
-    M = kept[1] if kept is not None and kept[0] is basis else mass_matrix(basis)
+    pattern = _pattern(basis)          # M, A0 and A1 share it (fe/assembly.py)
+    S = pattern.csr(np.ones(pattern.nnz))
     if interior:
-        _STATE["mass"] = (basis, M)
         inner = np.setdiff1d(np.arange(basis.N), basis.get_dofs().flatten())
-        M = M[inner][:, inner]
-    return pattern_orders(M)
+        S = S[inner][:, inner]
+    return pattern_orders(S)
 
 
 def _basis(cfg: dict, arrays=None):

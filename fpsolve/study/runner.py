@@ -282,11 +282,12 @@ def _renderer(background, tasks):
     its interpreter then imports matplotlib while this one assembles, instead of during
     the first solve."""
     from .build import case_dofs
-    from .render import MIN_DOFS, Renderer
+    from .render import MIN_DOFS, Renderer, prebuild
     renderer = Renderer(MIN_DOFS if background is None else 0)
     cfg = tasks[0][0].config
     # an adaptive case's size is known only after refining (its first job starts it)
     if cfg["solver"].get("tol") is None and renderer.accepts(case_dofs(cfg)):
+        prebuild(cfg)       # inherited by a forked renderer, found by the assembly
         renderer.start(cfg)
     return renderer
 
