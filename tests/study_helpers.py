@@ -67,11 +67,19 @@ def files(out):
                   for d, _, fs in os.walk(out) for f in fs)
 
 
+#: keys ending in ``_s`` that are not seconds: Δ_S parameters and a fitted time scale
+NOT_SECONDS = ("delta_s", "tau_s")
+
+
+def _is_time(key: str) -> bool:
+    return key.endswith("_s") and not key.endswith(NOT_SECONDS)
+
+
 def strip_times(obj):
-    """summary.json without its measurements of time."""
+    """summary.json without its measurements of time (every ``*_s`` key but the
+    parameters named in :data:`NOT_SECONDS`, which are compared like any value)."""
     if isinstance(obj, dict):
-        return {k: strip_times(v) for k, v in obj.items()
-                if k not in ("runtime_s", "timings_s") and not k.endswith("_s")}
+        return {k: strip_times(v) for k, v in obj.items() if not _is_time(k)}
     if isinstance(obj, list):
         return [strip_times(v) for v in obj]
     return obj

@@ -259,3 +259,14 @@ def test_stale_temporaries_of_dead_processes_are_removed(tmp_path):
     assert mine.exists() and not dead.exists()
 
 
+
+
+def test_strip_times_keeps_the_parameters_named_like_seconds():
+    """The comparisons of runs drop measured seconds, not Δ_S values (keys ``*delta_s``)."""
+    from study_helpers import strip_times
+    run = {"runtime_s": 1.2, "timings_s": {"solve": 0.3},
+           "diagnostics": {"timings": {"solve_s": 0.2}},
+           "parameters": {"noise": {"delta_s": 0.009}}, "theory": {"critical_delta_s": 0.01}}
+    assert strip_times(run) == {"diagnostics": {"timings": {}},
+                                "parameters": {"noise": {"delta_s": 0.009}},
+                                "theory": {"critical_delta_s": 0.01}}
