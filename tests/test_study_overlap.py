@@ -76,3 +76,18 @@ def test_a_case_failing_ahead_fails_in_its_own_turn(four_study, tmp_path, monkey
     cases = {c["name"]: c for c in summary["cases"]}
     assert summary["failed"] == ["b"] and "b diverged" in cases["b"]["error"]
     assert all(cases[n].get("x2") for n in "acd")
+
+
+def test_only_the_panels_cases_are_kept_alive(four_study):
+    """In-process results keep (Solution, Flux) only for the cases the panel shows: a
+    long sweep would otherwise hold every solution and flux until the run ends."""
+    from fpsolve.study import load_study
+    from fpsolve.study.runner import _payload, plan_tasks
+    from fpsolve.study.tasks import run_task
+    study = load_study(four_study(h=0.4))
+    outputs = {"vtk": False, "figures": False, "flux": True, "panel": ["a", "d"]}
+    kept = {}
+    for task in plan_tasks(study.cases, 1):
+        for res in run_task(_payload(task, outputs), keep=True):
+            kept[res["name"]] = "live" in res
+    assert kept == {"a": True, "b": False, "c": False, "d": True}

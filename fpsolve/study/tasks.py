@@ -138,8 +138,9 @@ def run_task(task: dict, on_case=None, keep: bool = False, renderer=None,
     on_case : callable, optional
         Called with each result as soon as it is ready (in-process runs).
     keep : bool
-        Add ``live`` = (Solution, Flux or None) to each result (in-process runs:
-        the panel figure then needs neither a rebuild nor a second flux).
+        Add ``live`` = (Solution, Flux or None) to the result of each case the panel
+        shows (``outputs["panel"]``; in-process runs: the panel figure then needs
+        neither a rebuild nor a second flux).
     renderer : fpsolve.study.render.Renderer, optional
         Draw the figure and encode the ``.vtu`` in this background process (if it
         accepts the size of the solution): the result then has ``pending``, a Future
@@ -185,8 +186,8 @@ def run_task(task: dict, on_case=None, keep: bool = False, renderer=None,
         t1 = time.perf_counter()
         hold = task.get("hold_last", False) and c is cases[-1]
         pre = solved.pop(c["name"], None)
-        ahead = _Ahead(prob, cases[i + 1], solved) if (
-            i + 1 < len(cases) and _forks(prob, renderer)) else None
+        ahead = (_Ahead(prob, cases[i + 1], solved)
+                 if i + 1 < len(cases) and _Ahead.worth(prob, renderer) else None)
         try:
             with warnings.catch_warnings(record=True) as rec:
                 warnings.simplefilter("always")
@@ -196,20 +197,28 @@ def run_task(task: dict, on_case=None, keep: bool = False, renderer=None,
         except Exception as exc:
             done({"name": c["name"], "hash": c["hash"], "error": f"{type(exc).__name__}: {exc}"})
             continue
-        sol, fl = res.pop("live")
-        summary = res["summary"]
         # a solve done ahead counts for its own case
         moved = ((pre.seconds if pre is not None else 0.0)
                  - (ahead.seconds if ahead is not None and ahead.done else 0.0))
-        summary["runtime_s"] = time.perf_counter() - t1 + assembly_share + moved
-        summary["timings_s"]["assembly_share"] = assembly_share
-        summary["warnings"] = msgs
-        summary["diagnostics"] = jsonable({k: v for k, v in sol.diagnostics.items()
-                                           if k != "warnings"})
-        if keep:
-            res["live"] = (sol, fl)
-        done(res)
+        # only the panel's cases are kept alive: a long sweep would hold every solution
+        done(_finish_result(res, msgs, time.perf_counter() - t1 + moved, assembly_share,
+                            keep and c["name"] in panel))
     return results
+
+
+def _finish_result(res: dict, msgs: list, seconds: float, assembly_share: float,
+                   keep: bool) -> dict:
+    """A case's result with its runtime, warnings and diagnostics in the summary."""
+    sol, fl = res.pop("live")
+    summary = res["summary"]
+    summary["runtime_s"] = seconds + assembly_share
+    summary["timings_s"]["assembly_share"] = assembly_share
+    summary["warnings"] = msgs
+    summary["diagnostics"] = jsonable({k: v for k, v in sol.diagnostics.items()
+                                       if k != "warnings"})
+    if keep:
+        res["live"] = (sol, fl)
+    return res
 
 
 def _overlap(prob, task: dict, mods: dict, renderer) -> None:
@@ -316,6 +325,14 @@ class _Ahead:
     def __init__(self, prob, case: dict, solved: dict):
         self.prob, self.case, self.solved = prob, case, solved
         self.done = False
+
+    @staticmethod
+    def worth(prob, renderer) -> bool:
+        """Whether a task's cases may be solved ahead: when their estimates are forked
+        (:func:`_forks`) and a second solve fits in memory beside the first (its LU is
+        alive until the first's estimate is forked)."""
+        from ..fe.budget import fits, peak_memory
+        return _forks(prob, renderer) and fits(peak_memory(prob.basis.N, prob.order))
 
     def run(self) -> None:
         t0 = time.perf_counter()
@@ -524,8 +541,9 @@ def _estimate_job(prob, compute) -> Forked:
     if _WARM_UP[0] is not None:
         _WARM_UP[0].join()
     from ..fe.budget import estimate_memory     # no fork if the child would not fit
-    return Forked(compute, need=estimate_memory(prob.basis.N, prob.order, prob.mesh.graded,
-                                                flux=True))
+    # the estimate solves P_{k+1} duals on these meshes (Problem._estimate's test)
+    graded = "+refine" in prob.mesh.source or prob.mesh.graded
+    return Forked(compute, need=estimate_memory(prob.basis.N, prob.order, graded, flux=True))
 
 
 def _beside_estimate(sol, c: dict, mods: dict, on_last, deferred: dict, clock):
