@@ -56,7 +56,7 @@ FLUX_BYTES_PER_DOF = {1: 4000.0, 2: 3600.0, 3: 4000.0}
 ESTIMATE_BYTES_PER_DOF = {1: 6900.0, 2: 6000.0, 3: 6500.0}
 #: extra of a study case: the background renderer process (its interpreter, matplotlib
 #: and the case's fields), the forked estimate child, the results kept for the panel
-#: (Fig. 3 study at 42k and 82k P3 dofs: 1.07 and 1.83 GB above `fpsolve validate`)
+#: (Fig. 3 study at 42k and 82k P3 dofs: up to 1.07 and 1.83 GB above `fpsolve validate`)
 STUDY_BYTES = 256.0 * 2**20
 STUDY_BYTES_PER_DOF = 4500.0
 #: fixed part of any solve (quadrature tables, the first assembly's scratch)
