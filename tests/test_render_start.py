@@ -48,75 +48,39 @@ def test_renderer_forks_only_without_other_threads(monkeypatch):
         t.join()
 
 
-def _solve_pattern(config):
-    from fpsolve.study.tasks import _setup
-    prob, _ = _setup(config)
-    A = prob.operator.A(prob.diffusion.strength)
-    return prob._interior_blocks().stiffness(A)[0]
-
-
-def test_renderer_orders_are_the_solves_and_the_fluxs(config):
-    """The interior-block order is keyed by the absorbing solve's own pattern (the
-    operator's: same stencil as the mass matrix) and is the permutation METIS gives it
-    here; the whole-mass order is the flux operators'."""
+def test_renderer_order_is_the_flux_operators(config):
+    """The renderer orders the FE sparsity pattern: the key and the permutation are those
+    of the flux operators' mass matrix, ordered here."""
     from fpsolve.fe import ordering
     from fpsolve.fe.assembly import mass_matrix
     from fpsolve.study.render import _basis, _orders
-    AII = _solve_pattern(config)
-    assert AII.shape[0] >= ordering.MIN_SIZE      # big enough to get a METIS order
-    inner = _orders(config, interior=True)
-    assert list(inner) == [ordering._pattern_key(AII)]
-    assert np.array_equal(inner[ordering._pattern_key(AII)], ordering.metis_order(AII))
     M = mass_matrix(_basis(config)[1]).tocsc()
-    assert list(_orders(config)) == [ordering._pattern_key(M)]
+    assert M.shape[0] >= ordering.MIN_SIZE      # big enough to get a METIS order
+    orders = _orders(config)
+    key = ordering._pattern_key(M)
+    assert list(orders) == [key]
+    assert np.array_equal(orders[key], ordering.metis_order(M))
 
 
 @linux
-def test_started_renderer_delivers_the_solve_order(config, monkeypatch):
-    """A forked renderer computes the first solve's order while this process
-    assembles; a study caches it (tasks._take_solve_orders) before solving."""
+def test_started_renderer_delivers_the_flux_order(config, monkeypatch):
+    """A forked renderer computes the flux operators' order while this process
+    assembles; the prefetch thread caches it (tasks._orders_from) before factorising."""
     from fpsolve.fe import ordering
-    from fpsolve.study import tasks
-    from fpsolve.study import render
-    from fpsolve.study.render import Renderer
+    from fpsolve.fe.assembly import mass_matrix
+    from fpsolve.study import render, tasks
+    from fpsolve.study.render import Renderer, _basis
     monkeypatch.setattr(render, "_context", lambda: render.multiprocessing.get_context("fork"))
-    AII = _solve_pattern(config)
-    key = ordering._pattern_key(AII)
+    M = mass_matrix(_basis(config)[1]).tocsc()
+    key = ordering._pattern_key(M)
     with ordering._LOCK:
         ordering._CACHE.pop(key, None)
     r = Renderer(min_dofs=0)
     try:
         r.start(config)
-        fut = r.solve_orders
-        monkeypatch.setattr(tasks, "SOLVE_ORDER_WAIT", 600.0)
-        tasks._take_solve_orders(r)
-        assert fut.done() and r.solve_orders is None
+        tasks._orders_from(r)()
         with ordering._LOCK:
             cached = ordering._CACHE[key]
-        assert np.array_equal(cached, ordering.metis_order(AII))
-        assert r.orders.result(timeout=600)          # the flux operators' order too
+        assert np.array_equal(cached, ordering.metis_order(M))
     finally:
         r.close()
-
-
-def test_a_spawned_renderer_is_not_waited_for():
-    """A spawned renderer is still importing when the first solve starts: the solve
-    computes its own order instead of waiting; a forked one is waited for."""
-    from concurrent.futures import Future
-    from types import SimpleNamespace
-
-    from fpsolve.study import tasks
-
-    class Watched(Future):
-        waited = False
-
-        def result(self, timeout=None):
-            Watched.waited = True
-            return {}
-
-    spawned = SimpleNamespace(solve_orders=Watched(), forked=False)
-    tasks._take_solve_orders(spawned)
-    assert not Watched.waited and spawned.solve_orders is None
-    forked = SimpleNamespace(solve_orders=Watched(), forked=True)
-    tasks._take_solve_orders(forked)
-    assert Watched.waited

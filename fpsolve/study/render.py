@@ -57,14 +57,9 @@ class Renderer:
         self._thread = None
         self._closing = False
         self.kept: set[str] = set()
-        #: Futures of the nested-dissection orders the process computed for the mesh
-        #: of :meth:`start` (``fpsolve.fe.ordering.pattern_orders``): ``orders`` of
-        #: the flux operators (the whole mass matrix's pattern), ``solve_orders`` of
-        #: the absorbing solve's interior block
+        #: Future of the nested-dissection order the process computed for the flux
+        #: operators of the mesh of :meth:`start` (``fpsolve.fe.ordering.pattern_orders``)
         self.orders = None
-        self.solve_orders = None
-        #: whether the process was forked from this one (else spawned), once started
-        self.forked = False
         self.cpu_s = 0.0
         self.wait_s = 0.0
 
@@ -77,16 +72,14 @@ class Renderer:
         return dofs >= self.min_dofs
 
     def start(self, config: dict | None = None) -> None:
-        """Start the process now: it builds the mesh and basis of ``config`` (a case
-        configuration), computes the nested-dissection orders of their pattern (METIS
-        calls, which would hold this process's GIL: the first solve's, then the flux
-        operators') and imports matplotlib, while this process assembles and solves."""
+        """Start the process now: it computes the nested-dissection order of the mesh of
+        ``config`` (a case configuration) for the flux operators (a METIS call, which
+        would hold this process's GIL) and imports matplotlib, while this process
+        assembles and solves.  (The first solve computes its own order meanwhile: the
+        flux operators' factorisations are the longer chain that waits for an order.)"""
         started, pool = self._ex is not None, self._pool()
         if self.orders is None and config is not None:
-            # jobs of their own: the solve and the flux prefetch wait for their order,
-            # not for matplotlib
-            if config["solver"]["boundary"] == "absorbing":
-                self.solve_orders = pool.submit(_orders, config, True)
+            # a job of its own: the flux prefetch waits for the order, not for matplotlib
             self.orders = pool.submit(_orders, config)
         if not started:
             pool.submit(_warm_up)
@@ -146,10 +139,8 @@ class Renderer:
 
     def _pool(self) -> ProcessPoolExecutor:
         if self._ex is None:
-            ctx = _context()
-            self.forked = ctx.get_start_method() == "fork"
             with single_threaded_children():
-                self._ex = ProcessPoolExecutor(max_workers=1, mp_context=ctx)
+                self._ex = ProcessPoolExecutor(max_workers=1, mp_context=_context())
         return self._ex
 
     def _count(self, fut: Future) -> None:
@@ -245,21 +236,15 @@ def prebuild(config) -> None:
         logger.debug("renderer prebuild skipped: %r", exc)
 
 
-def _orders(config, interior: bool = False) -> dict:
-    """A first job: the nested-dissection order of the FE sparsity pattern of the case
-    ``config`` (the mass matrix's: the flux operators'), or of its interior block
-    (``interior``: an absorbing solve's), for the main process."""
+def _orders(config) -> dict:
+    """The first job: the nested-dissection order of the FE sparsity pattern of the case
+    ``config`` (the mass matrix's: the flux operators'), for the main process."""
     import numpy as np
 
     from ..fe.assembly import _pattern
     from ..fe.ordering import pattern_orders
-    _, basis = _basis(config)
-    pattern = _pattern(basis)          # M, A0 and A1 share it (fe/assembly.py)
-    S = pattern.csr(np.ones(pattern.nnz))
-    if interior:
-        inner = np.setdiff1d(np.arange(basis.N), basis.get_dofs().flatten())
-        S = S[inner][:, inner]
-    return pattern_orders(S)
+    pattern = _pattern(_basis(config)[1])      # M, A0 and A1 share it (fe/assembly.py)
+    return pattern_orders(pattern.csr(np.ones(pattern.nnz)))
 
 
 def _basis(cfg: dict, arrays=None):

@@ -231,7 +231,6 @@ def _overlap(prob, task: dict, mods: dict, renderer) -> None:
                                         _orders_from(renderer))
     if renderer is not None and not adaptive and renderer.accepts(prob.basis.N):
         renderer.start(cases[0]["config"])
-        _take_solve_orders(renderer)
     prob.reuse_ordering = len(cases) >= 4    # a sweep group: share one LU ordering
     if _forks(prob, renderer):
         # the estimates' caches, built while the first solve factorises (without the
@@ -256,28 +255,6 @@ _WARM_UP: list = [None]
 
 #: seconds the flux prefetch waits for the renderer's mesh order before computing it
 ORDER_WAIT = 120.0
-
-
-#: seconds the first solve waits for its order from the renderer before computing it
-#: itself (METIS: ~0.4 s at the 81k interior unknowns of Fig. 3)
-SOLVE_ORDER_WAIT = 0.5
-
-
-def _take_solve_orders(renderer) -> None:
-    """Cache the first solve's nested-dissection order computed by the renderer process,
-    waiting for it at most :data:`SOLVE_ORDER_WAIT` if the renderer was forked before the
-    assembly (a spawned one is still importing: the solve computes its own order).
-
-    METIS is deterministic: the order is the one this process would compute, so the
-    solution does not depend on who computed it, only the time does."""
-    fut, renderer.solve_orders = renderer.solve_orders, None
-    if fut is None or not (fut.done() or renderer.forked):
-        return
-    from ..fe.ordering import remember
-    try:
-        remember(fut.result(timeout=SOLVE_ORDER_WAIT))
-    except Exception as exc:        # late or failed: the solve computes its own order
-        logger.debug("no solve order from the renderer in time: %r", exc)
 
 
 def _orders_from(renderer):
