@@ -232,7 +232,20 @@ def estimate_memory(dofs: float, order: int, graded: bool = False, flux: bool = 
 
 
 def fits(need: float, available: int | None = None) -> bool:
-    """Whether ``need`` bytes fit in :data:`MEMORY_FRACTION` of the available memory."""
+    """Whether ``need`` bytes fit in :data:`MEMORY_FRACTION` of the available memory.
+
+    Parameters
+    ----------
+    need
+        Planned bytes, e.g. from :func:`peak_memory` or :func:`estimate_memory`.
+    available
+        Available bytes (default: :func:`available_memory`, read now).
+
+    Returns
+    -------
+    bool
+        True if ``need`` ≤ :data:`MEMORY_FRACTION` × ``available``.
+    """
     avail = available_memory() if available is None else available
     return need <= MEMORY_FRACTION * avail
 

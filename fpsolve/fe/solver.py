@@ -61,7 +61,7 @@ def _splu(A, reuse: bool = False, min_size: int | None = None):
     and factorises 2-5x slower on P2 matrices of 20k-190k dofs (docs/performance.md);
     symmetric mode keeps a fill-reducing order on Aᵀ+A while partial pivoting (the
     default diag_pivot_thresh=1) is unchanged.  The order is METIS nested dissection
-    when ``pymetis`` is installed (extra ``fpsolve[metis]``; computed once per
+    when ``pymetis`` is installed (a core dependency; computed once per
     sparsity pattern and cached), else SuperLU's minimum degree on Aᵀ+A: nested
     dissection factorises P3 matrices several times faster from ~80k dofs on
     (docs/ordering.md).  ``reuse`` (a sweep factorises the pattern many times) lets

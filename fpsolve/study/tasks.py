@@ -182,12 +182,13 @@ def run_task(task: dict, on_case=None, keep: bool = False, renderer=None,
     _overlap(prob, task, mods, renderer)
     panel = set(opts.get("panel", ()))
     solved: dict = {}      # cases solved ahead of their turn (_Ahead)
-    ahead_ok = len(cases) > 1 and _Ahead.worth(prob, renderer)
     for i, c in enumerate(cases):
         t1 = time.perf_counter()
         hold = task.get("hold_last", False) and c is cases[-1]
         pre = solved.pop(c["name"], None)
-        ahead = _Ahead(prob, cases[i + 1], solved) if ahead_ok and i + 1 < len(cases) else None
+        # checked per case: the available memory shrinks as a task goes on
+        ahead = (_Ahead(prob, cases[i + 1], solved)
+                 if i + 1 < len(cases) and _Ahead.worth(prob, renderer) else None)
         try:
             with warnings.catch_warnings(record=True) as rec:
                 warnings.simplefilter("always")
