@@ -186,9 +186,7 @@ def run_task(task: dict, on_case=None, keep: bool = False, renderer=None,
         t1 = time.perf_counter()
         hold = task.get("hold_last", False) and c is cases[-1]
         pre = solved.pop(c["name"], None)
-        # checked per case: the available memory shrinks as a task goes on
-        ahead = (_Ahead(prob, cases[i + 1], solved)
-                 if i + 1 < len(cases) and _Ahead.worth(prob, renderer) else None)
+        ahead = _Ahead.next(prob, renderer, cases, i, solved)
         try:
             with warnings.catch_warnings(record=True) as rec:
                 warnings.simplefilter("always")
@@ -304,13 +302,18 @@ class _Ahead:
         self.prob, self.case, self.solved = prob, case, solved
         self.done = False
 
-    @staticmethod
-    def worth(prob, renderer) -> bool:
-        """Whether a task's cases may be solved ahead: when their estimates are forked
-        (:func:`_forks`) and a second solve fits in memory beside the first (its LU is
-        alive until the first's estimate is forked)."""
+    @classmethod
+    def next(cls, prob, renderer, cases: list, i: int, solved: dict):
+        """The case after ``cases[i]``, to be solved ahead if need be, or None: only when
+        the estimates are forked (:func:`_forks`) and a second solve fits in memory beside
+        the first (its LU is alive until the first's estimate is forked; checked per
+        case, as the available memory shrinks over a task)."""
         from ..fe.budget import fits, peak_memory
-        return _forks(prob, renderer) and fits(peak_memory(prob.basis.N, prob.order))
+        if i + 1 >= len(cases) or not _forks(prob, renderer):
+            return None
+        if not fits(peak_memory(prob.basis.N, prob.order)):
+            return None
+        return cls(prob, cases[i + 1], solved)
 
     def run(self) -> None:
         t0 = time.perf_counter()
