@@ -318,8 +318,7 @@ class _Ahead:
     def run(self) -> None:
         t0 = time.perf_counter()
         deferred: dict = {}
-        self.prob.defer_estimate = lambda s, compute, finish: deferred.update(
-            compute=compute, finish=finish)
+        self.prob.defer_estimate = _deferring_into(deferred)
         try:
             with warnings.catch_warnings(record=True) as rec:
                 warnings.simplefilter("always")
@@ -333,6 +332,12 @@ class _Ahead:
         self.seconds = time.perf_counter() - t0
         self.done = True
         self.solved[self.case["name"]] = self
+
+
+def _deferring_into(deferred: dict):
+    """A ``Problem.defer_estimate`` that keeps the solve's ``compute`` and ``finish`` in
+    ``deferred`` (the study forks ``compute`` later, :func:`_estimate_job`)."""
+    return lambda sol, compute, finish: deferred.update(compute=compute, finish=finish)
 
 
 def _solve(prob, c: dict, mods: dict, renderer, early_panel: bool, on_last, clock,
@@ -349,8 +354,7 @@ def _solve(prob, c: dict, mods: dict, renderer, early_panel: bool, on_last, cloc
         sol = pre.sol
     else:
         if _forks(prob, renderer):
-            prob.defer_estimate = lambda s, compute, finish: deferred.update(
-                compute=compute, finish=finish)
+            prob.defer_estimate = _deferring_into(deferred)
         elif early_panel:
             prob.on_solved = lambda s: _early_hand_over(s, c, mods, on_last, early)
         try:
