@@ -7,7 +7,6 @@ import re
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 import zipfile
 
@@ -16,15 +15,9 @@ import pytest
 
 import fpsolve as fp
 from fpsolve.cli import main
+from study_helpers import ROOT, strip_times, write
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BAD = sorted(glob.glob(os.path.join(ROOT, "tests", "bad_studies", "*.toml")))
-
-
-def write(tmp_path, text, name="study.toml"):
-    path = tmp_path / name
-    path.write_text(textwrap.dedent(text))
-    return str(path)
 
 
 def run_cli(*args, cwd=None, timeout=300):
@@ -35,12 +28,7 @@ def run_cli(*args, cwd=None, timeout=300):
 
 def _numbers(summary):
     """The per-case results without timings (the part that must be reproducible)."""
-    out = []
-    for c in summary["cases"]:
-        c = {k: v for k, v in c.items() if k not in ("runtime_s", "timings_s", "reused")}
-        c["diagnostics"] = {k: v for k, v in c["diagnostics"].items() if k != "timings"}
-        out.append(c)
-    return out
+    return strip_times(summary["cases"])
 
 
 # -- help, version, entry points --------------------------------------------------------------
