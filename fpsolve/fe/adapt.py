@@ -44,6 +44,14 @@ NEGATIVE_THETA_DIRECT = 0.99
 #: boundary elements whose cell Péclet number exceeds this are refined while μ is open
 #: (the layer must be resolved before its dual-weighted estimate can be trusted)
 PECLET_MAX = 2.0
+#: a level whose inverse iteration took at least this many sweeps (μ₂/μ₁ close to 1:
+#: Δ_S = 0.03, μ₂/μ₁ = 1.3, 61-72 sweeps; 3-4 where μ ≪ μ₂) has the next level's shifted
+#: by σ = (1 − SHIFT_OFFSET)·μ: it contracts by about 0.03 a sweep instead of 0.77
+SHIFT_SWEEPS = 8
+#: ... σ this far below the previous level's μ, and only where that μ's estimated relative
+#: error is ≤ SHIFT_OFFSET/10 (σ < μ of the next level, so its principal pair is the one
+#: nearest σ; fe/solver.py re-solves without the shift if it is not)
+SHIFT_OFFSET = 1e-2
 
 
 def check_tol(tol, goals=None):
@@ -191,29 +199,56 @@ def _dorfler_finite(total, theta):
 
 def _level_record(level, sol, seconds) -> dict:
     d = sol.diagnostics
-    return {"level": level, "dofs": int(d["dofs"]), "elements": int(d["nelements"]),
-            "estimate": {k: float(v) for k, v in sol.error_estimate.items()},
-            "escape_rate": float(sol.escape_rate), "negative_mass": float(d["negative_mass"]),
-            "time_s": float(seconds)}
+    rec = {"level": level, "dofs": int(d["dofs"]), "elements": int(d["nelements"]),
+           "estimate": {k: float(v) for k, v in sol.error_estimate.items()},
+           "escape_rate": float(sol.escape_rate), "negative_mass": float(d["negative_mass"]),
+           "time_s": float(seconds)}
+    stop = d.get("solver", {}).get("stop")
+    if stop:        # absorbing: the inverse iteration's sweeps and shift σ (0: none)
+        rec["sweeps"], rec["shift"] = int(stop["sweeps"]), float(stop.get("shift", 0.0))
+    return rec
 
 
-def _solve_level(level_problem, strength, caller, lazy=True, negative_dual=True):
+def _next_shift(sol) -> float | None:
+    """σ for the next level's inverse iteration, or None (no shift).
+
+    Shifted where this level's iteration was slow (≥ :data:`SHIFT_SWEEPS` sweeps, or it was
+    shifted itself), converged, and its μ is known to :data:`SHIFT_OFFSET`/10 by its
+    estimate: σ = (1 − :data:`SHIFT_OFFSET`)·μ_eig.
+    """
+    d = sol.diagnostics
+    stop = d.get("solver", {}).get("stop")
+    mu = d.get("escape_rate_eig", 0.0)
+    if not stop or stop["reason"] != "converged" or not mu > 0:
+        return None
+    if stop["sweeps"] < SHIFT_SWEEPS and not stop.get("shift", 0.0) > 0:
+        return None
+    if not sol.error_estimate.get("escape_rate", np.inf) <= 0.1 * SHIFT_OFFSET:
+        return None
+    return (1.0 - SHIFT_OFFSET) * mu
+
+
+def _solve_level(level_problem, strength, caller, lazy=True, negative_dual=True,
+                 shift=None):
     """One solve of a level whose warnings are held back (only the final level's are shown).
 
     With ``lazy`` a level whose negative mass exceeds the bound is refined whatever its
     estimates say: it gets marking indicators only (recovered weights, the negative-mass
     dual), level 0 too.  Each level's pattern is factorised once, where METIS rarely pays
-    (fe/ordering.py).  The ``caller``'s problem is left as it was.
+    (fe/ordering.py).  ``shift``: σ of the inverse iteration (:func:`_next_shift`).  The
+    ``caller``'s problem is left as it was.
     """
     level_problem._lazy_above = NEGATIVE_MASS if lazy else None
     level_problem._negative_dual = negative_dual
     level_problem._nd_min_size = MIN_SIZE_GRADED
+    level_problem._shift = shift
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             sol = level_problem._solve_fixed(strength)
     finally:
         caller._lazy_above, caller._negative_dual, caller._nd_min_size = None, True, None
+        caller._shift = None
     return sol, caught
 
 
@@ -240,12 +275,12 @@ def solve_adaptive(problem, strength=None):
     tol, goals = problem.tol, problem.goals
     if problem.boundary != "absorbing":
         goals = tuple(g for g in goals if g != "escape_rate")
-    levels, level_problem, why = [], problem, None
+    levels, level_problem, why, shift = [], problem, None, None
     t0 = time.perf_counter()
     for level in range(problem.max_levels + 1):
         t = time.perf_counter()
         sol, caught = _solve_level(level_problem, strength if level == 0 else None, problem,
-                                   negative_dual="escape_rate" not in goals)
+                                   negative_dual="escape_rate" not in goals, shift=shift)
         levels.append(_level_record(level, sol, time.perf_counter() - t))
         open_goals = _open_goals(sol, tol, goals)
         if not open_goals and sol.diagnostics["negative_mass"] <= NEGATIVE_MASS:
@@ -264,12 +299,13 @@ def solve_adaptive(problem, strength=None):
         level_problem = Problem(problem.landscape, sol.diffusion, mesh, problem.boundary,
                                 problem.order, problem.drift, problem.stabilisation,
                                 problem.intorder, max_dofs=problem.max_dofs)
+        shift = _next_shift(sol)
     if sol.diagnostics["negative_mass"] > NEGATIVE_MASS:
         # the loop stopped (budget, max_levels) on a level estimated for marking only:
         # solve it again with the P_{k+1} duals, so the returned estimates are honest
         t = time.perf_counter()
         sol, caught = _solve_level(level_problem, strength if level_problem is problem else None,
-                                   problem, lazy=False)
+                                   problem, lazy=False, shift=shift)
         levels[-1] = _level_record(levels[-1]["level"], sol, time.perf_counter() - t)
     d = sol.diagnostics
     d["adapt"] = levels

@@ -69,6 +69,8 @@ class DualSolver:
     mu: float = 0.0
     #: ``Mop.T`` as CSR (built on first use unless the caller kept one)
     MT: object = field(default=None, repr=False)
+    #: σ: ``lu`` is of the block of A − σ·Mop (a shifted adaptive level, fe/solver.py)
+    shift: float = 0.0
 
     def mass_T(self):
         """``Mop.T`` as a CSR matrix, converted once."""
@@ -291,7 +293,7 @@ def _left_eigenvector(dual: DualSolver, tol=1e-7, maxit=60, info: dict | None = 
                 break
         prev = change
     if info is not None:
-        info.update(error=float(err), ratio=float(r), mu=float(1.0 / scale))
+        info.update(error=float(err), ratio=float(r), mu=float(dual.shift + 1.0 / scale))
     return phi
 
 
@@ -309,9 +311,11 @@ def _adjoint(dual: DualSolver, rhs, P, M, phi, tol=1e-7, maxit=30) -> np.ndarray
     Z = project(Z)
     # (Aᵀ)⁻¹μMᵀ contracts by μ/μ₂ off the principal mode: few sweeps when μ is small, none
     # when μMᵀZ is below round-off of the right-hand side
-    small = dual.mu * np.max(np.abs(MT @ Z)) <= 1e-4 * np.max(np.abs(rhs))
+    # with a shifted LU (of Aᵀ − σMᵀ) the iteration is on μ − σ: contracts by (μ − σ)/(μ₂ − σ)
+    mu = dual.mu - dual.shift
+    small = mu * np.max(np.abs(MT @ Z)) <= 1e-4 * np.max(np.abs(rhs))
     for _ in range(0 if small else maxit):
-        new = project(dual.solve_T(rhs + dual.mu * (MT @ Z)))
+        new = project(dual.solve_T(rhs + mu * (MT @ Z)))
         change = np.max(np.abs(new - Z)) / max(np.max(np.abs(new)), 1e-300)
         Z = new
         if change < tol:
@@ -410,7 +414,8 @@ def estimate_errors(problem, diffusion, basis: Basis, cache: dict, P: np.ndarray
         x, y = (np.asarray(c) for c in bp.global_coordinates())
         gq = [g(x, y) for g in MOMENTS.values()]
         Zp, phi_p = _enriched_moment_duals(bp, rec, coeff, P, mu if absorbing else 0.0, gq,
-                                           [values[n] for n in MOMENTS], absorbing, cache)
+                                           [values[n] for n in MOMENTS], absorbing, cache,
+                                           dual.shift)
         E[:, :nm] = Zp - rec.prolong(Z[:, :nm])
         if absorbing:           # the μ weight from the V_{k+1} left eigenvector too
             E[:, nm] = phi_p - rec.prolong(phi[:, None])[:, 0]
@@ -456,13 +461,14 @@ def _enriched_load(bp, gq) -> np.ndarray:
     return np.bincount(bp.element_dofs.ravel(), weights=loc.ravel(), minlength=bp.N)
 
 
-def _enriched_moment_duals(bp, rec, coeff, P, mu, gq, values, absorbing, cache):
+def _enriched_moment_duals(bp, rec, coeff, P, mu, gq, values, absorbing, cache, shift=0.0):
     """The moment duals solved in V_{k+1} on the same mesh: (N_{k+1}, n_goals).
 
     Same adjoint problems as in V_k ((Aᵀ − μM) z = ∫(g − J_g)v, m(p_h, z) = 0), assembled
     with the P_{k+1} basis and factorised once.  Reflecting: the right-hand sides are made
     orthogonal to the V_{k+1} stationary density (from the same LU), else the pinned
     solve would put their inconsistency, of the size of the error itself, into z.
+    ``shift``: σ of the primal's shifted LU (absorbing): A − σM is factorised here too.
     """
     from .ordering import MIN_SIZE_GRADED, splu
 
@@ -475,7 +481,9 @@ def _enriched_moment_duals(bp, rec, coeff, P, mu, gq, values, absorbing, cache):
     if absorbing:
         idx = np.setdiff1d(np.arange(bp.N), _boundary_dofs(bp, cache))
         # graded meshes only, factorised once: METIS costs more than it saves below ~1e5 rows
-        dual = DualSolver(splu(A[idx][:, idx], min_size=MIN_SIZE_GRADED), idx, bp.N, A, M, mu)
+        K = A if shift == 0.0 else (A - shift * M).tocsr()
+        dual = DualSolver(splu(K[idx][:, idx], min_size=MIN_SIZE_GRADED), idx, bp.N, A, M, mu,
+                          shift=shift)
         phi = _left_eigenvector(dual)
         return _adjoint(dual, R, P1, M, phi), phi
     pin = int(np.argmax(P1))

@@ -159,6 +159,10 @@ class Problem:
         #: set by the adaptive loop (each level's pattern is factorised once): the smallest
         #: LU ordered by nested dissection (``ordering.MIN_SIZE_GRADED``; None: the default)
         self._nd_min_size: int | None = None
+        #: set by the adaptive loop from the previous level's μ (:func:`.adapt._next_shift`):
+        #: the inverse iteration factorises A − σM instead of A, so a slow second mode
+        #: (μ₂/μ₁ = 1.3 at Δ_S = 0.03: 61-72 sweeps) is gone in a few sweeps; None: σ = 0
+        self._shift: float | None = None
         #: Set True when this problem will be solved for many strengths one by one
         #: (``sweep`` does it itself): the LU then uses a cached nested-dissection
         #: order for P2 too (``pymetis``), which pays from about the fourth solve.
@@ -229,7 +233,7 @@ class Problem:
             P, mu_eig, info = _quasi_stationary(A, op.M_stab if op.M_stab is not None else op.M,
                                                 op.M, self.interior_dofs, self.boundary_dofs,
                                                 reuse=self.reuse_ordering, blocks=self._interior_blocks(),
-                                                min_size=self._nd_min_size)
+                                                min_size=self._nd_min_size, shift=self._shift)
         else:
             P, info = _stationary_reflecting(A, op.M, self._pin_guess(),
                                              reuse=self.reuse_ordering, min_size=self._nd_min_size)
@@ -275,7 +279,9 @@ class Problem:
         Mop = op.M_stab if op.M_stab is not None else op.M
         MT = self._interior_blocks().mass_T(Mop)
         if self.boundary == "absorbing":
-            dual = DualSolver(info["lu"], self.interior_dofs, A.shape[0], A, Mop, mu, MT)
+            # the LU may be of A − σM (a shifted adaptive level): the duals know σ
+            dual = DualSolver(info["lu"], self.interior_dofs, A.shape[0], A, Mop, mu, MT,
+                              shift=info["stop"].get("shift", 0.0))
         else:
             dual = DualSolver(info["lu"], info["keep"], A.shape[0], A, Mop, 0.0, MT)
         # on graded meshes (local refinement, bands, graded files) the patch-recovered
@@ -494,22 +500,80 @@ class _InteriorBlocks:
         return m[1], m[2]
 
 
+#: a shifted inverse iteration (adaptive levels, σ just below the previous level's μ) is
+#: kept only if it found 0 < μ − σ ≤ SHIFT_WINDOW·σ: the eigenvalue nearest σ is the
+#: principal one whenever σ < μ₁; a result elsewhere means μ moved further than the
+#: previous level's estimate allowed, and the level is solved again without the shift
+SHIFT_WINDOW = 0.05
+
+
 def _quasi_stationary(A, Mstab, M, I, B, tol=1e-13, maxit=100, reuse=False, blocks=None,
-                      min_size=None):
+                      min_size=None, shift=None):
     """Principal eigenpair of A p = μ M p on the interior dofs (inverse iteration).
 
     ``blocks``: the problem's :class:`_InteriorBlocks` of I (kept between strengths).
+    ``shift``: σ (< μ) of the adaptive loop: A − σM is factorised instead of A, and the
+    iteration contracts by (μ − σ)/(μ₂ − σ) instead of μ/μ₂; the returned LU is then of
+    A − σM (``info["stop"]["shift"]`` = σ).  None (default): σ = 0, as before.
     """
     t0 = time.perf_counter()
     blocks = _InteriorBlocks(I) if blocks is None else blocks
     AII, absA = blocks.stiffness(A)
     MII, mI = blocks.mass(Mstab)
+    sigma = 0.0 if shift is None else float(shift)
+    lu = _interior_lu(AII if sigma == 0.0 else (AII - sigma * MII).tocsc(), reuse, min_size)
+    tf = time.perf_counter() - t0
+    p, mu, it, stop, cw, method = _inverse_iteration(lu, AII, absA, MII, mI, sigma, tol, maxit)
+    rejected = None
+    if sigma != 0.0 and not 0.0 < mu - sigma <= SHIFT_WINDOW * sigma:
+        rejected = float(mu)                 # not certainly the principal pair: no shift
+        t1 = time.perf_counter()
+        lu, sigma = _interior_lu(AII, reuse, min_size), 0.0
+        tf += time.perf_counter() - t1
+        p, mu, it2, stop, cw, method = _inverse_iteration(lu, AII, absA, MII, mI, 0.0, tol,
+                                                          maxit)
+        it += it2
+    P = np.zeros(A.shape[0])
+    P[I] = p
+    P /= (M @ P).sum()
+    AP = A @ P
+    mu_flux = float(-AP[B].sum() / (Mstab @ P)[I].sum())
+    stop = {"reason": stop, "sweeps": it, "componentwise_residual": float(cw)}
+    if shift is not None:
+        stop["shift"] = sigma
+        if rejected is not None:
+            stop["shift_rejected"] = {"shift": float(shift), "eigenvalue": rejected}
+    if stop["reason"] != "converged" and _layer_below_round_off(A, B, P):
+        P, mu_flux = _resolve_layer(A, Mstab, M, I, B, P, mu_flux, lu, stop,
+                                    (AII, absA, MII))
+    r = AII @ P[I] - mu * (MII @ P[I])
+    normA = absA.sum(axis=1).max()          # spla.norm(AII, np.inf), from |A_II| at hand
+    residual = float(np.max(np.abs(r)) / (normA * np.max(np.abs(P))))
+    # μ = pᵀAp/pᵀMp is known to ~ε‖M⁻¹A‖, not ε‖A‖: on graded meshes the smallest
+    # elements set it (A_ii/M_ii ~ D/h²); the larger of the two is the round-off floor
+    dM = MII.diagonal()
+    ratio = np.abs(AII.diagonal())[dM > 0] / dM[dM > 0]
+    scale = max(normA, float(ratio.max()) if ratio.size else 0.0)
+    return P, float(mu), {"residual": residual, "mu_flux": mu_flux, "iterations": it,
+                          "method": method, "factorisation_s": tf,
+                          "eig_floor": 10 * np.finfo(float).eps * scale, "lu": lu,
+                          "stop": stop}
+
+
+def _interior_lu(K, reuse, min_size):
     try:
-        lu = _splu(AII, reuse, min_size)
+        return _splu(K, reuse, min_size)
     except RuntimeError as exc:   # exactly singular: no escape at all (μ = 0)
         raise SolverError(f"absorbing solve: interior operator is singular ({exc})") from None
-    tf = time.perf_counter() - t0
-    p = np.ones(len(I))
+
+
+def _inverse_iteration(lu, AII, absA, MII, mI, sigma, tol, maxit):
+    """Inverse iteration with ``lu`` of A_II − σ M_II from the constant vector, with the stop
+    rules below; ARPACK shift-invert (same LU) after ``maxit`` sweeps.
+
+    Returns (p, μ, sweeps, stop reason, componentwise residual, method).
+    """
+    p = np.ones(MII.shape[0])
     p /= mI @ p
     mu, method, it = np.nan, "inverse-iteration", 0
     best, stalled, cw, stop = np.inf, 0, np.nan, "max-sweeps"
@@ -518,8 +582,9 @@ def _quasi_stationary(A, Mstab, M, I, B, tol=1e-13, maxit=100, reuse=False, bloc
         mass = mI @ q
         if not np.isfinite(mass) or mass == 0:
             raise SolverError("absorbing solve: inverse iteration broke down (non-finite iterate)")
-        mu = 1.0 / mass
-        q *= mu
+        nu = 1.0 / mass                 # = μ − σ
+        q *= nu
+        mu = sigma + nu if sigma != 0.0 else nu
         change = np.max(np.abs(q - p)) / np.max(np.abs(q))
         p = q
         if change < tol:
@@ -541,7 +606,7 @@ def _quasi_stationary(A, Mstab, M, I, B, tol=1e-13, maxit=100, reuse=False, bloc
         method = "arpack"
         op = spla.LinearOperator(AII.shape, matvec=lu.solve, dtype=float)
         try:
-            vals, vecs = spla.eigs(AII, k=1, M=MII, sigma=0.0, OPinv=op, v0=p, tol=1e-14)
+            vals, vecs = spla.eigs(AII, k=1, M=MII, sigma=sigma, OPinv=op, v0=p, tol=1e-14)
         except spla.ArpackNoConvergence as exc:
             raise SolverError(f"absorbing solve: eigen-solver did not converge ({exc})") from None
         mu = float(np.real(vals[0]))
@@ -549,27 +614,7 @@ def _quasi_stationary(A, Mstab, M, I, B, tol=1e-13, maxit=100, reuse=False, bloc
         p /= mI @ p
         cw = _componentwise_residual(AII, absA, MII, p, mu)
         stop = "arpack"
-    P = np.zeros(A.shape[0])
-    P[I] = p
-    P /= (M @ P).sum()
-    AP = A @ P
-    mu_flux = float(-AP[B].sum() / (Mstab @ P)[I].sum())
-    stop = {"reason": stop, "sweeps": it, "componentwise_residual": float(cw)}
-    if stop["reason"] != "converged" and _layer_below_round_off(A, B, P):
-        P, mu_flux = _resolve_layer(A, Mstab, M, I, B, P, mu_flux, lu, stop,
-                                    (AII, absA, MII))
-    r = AII @ P[I] - mu * (MII @ P[I])
-    normA = absA.sum(axis=1).max()          # spla.norm(AII, np.inf), from |A_II| at hand
-    residual = float(np.max(np.abs(r)) / (normA * np.max(np.abs(P))))
-    # μ = pᵀAp/pᵀMp is known to ~ε‖M⁻¹A‖, not ε‖A‖: on graded meshes the smallest
-    # elements set it (A_ii/M_ii ~ D/h²); the larger of the two is the round-off floor
-    dM = MII.diagonal()
-    ratio = np.abs(AII.diagonal())[dM > 0] / dM[dM > 0]
-    scale = max(normA, float(ratio.max()) if ratio.size else 0.0)
-    return P, float(mu), {"residual": residual, "mu_flux": mu_flux, "iterations": it,
-                          "method": method, "factorisation_s": tf,
-                          "eig_floor": 10 * np.finfo(float).eps * scale, "lu": lu,
-                          "stop": stop}
+    return p, mu, it, stop, cw, method
 
 
 def _layer_below_round_off(A, B, P) -> bool:

@@ -1,0 +1,101 @@
+"""The shifted inverse iteration of the adaptive levels (fe/solver.py ``shift``, fe/adapt.py
+``_next_shift``): the same eigenpair and estimates as the unshifted solve, in fewer sweeps."""
+import warnings
+
+import numpy as np
+import pytest
+
+import fpsolve as fp
+from fpsolve.fe import adapt, solver
+
+
+@pytest.fixture(scope="module")
+def slow_gap():
+    """Paper landscape at Δ_S = 0.03 (μ₂/μ₁ = 1.3), P3 on h = 0.16: 5164 dofs."""
+    L = fp.landscapes.paper()
+    prob = fp.Problem(L, fp.diffusion.sgd(L, 0.03, cross_diffusion=True),
+                      fp.disk_mesh(2.0, 0.16), order=3)
+    A = prob.operator.A(0.03)
+    args = (A, prob.operator.M, prob.operator.M, prob.interior_dofs, prob.boundary_dofs)
+    return prob, args, solver._quasi_stationary(*args)
+
+
+def test_shift_gives_the_unshifted_eigenpair_in_few_sweeps(slow_gap):
+    _, args, (P0, mu0, info0) = slow_gap
+    assert info0["stop"]["sweeps"] >= adapt.SHIFT_SWEEPS and "shift" not in info0["stop"]
+    sigma = (1 - adapt.SHIFT_OFFSET) * mu0
+    P, mu, info = solver._quasi_stationary(*args, shift=sigma)
+    stop = info["stop"]
+    assert stop["reason"] == "converged" and stop["shift"] == sigma
+    assert stop["sweeps"] <= 10 < info0["stop"]["sweeps"]
+    assert "shift_rejected" not in stop
+    assert abs(mu / mu0 - 1) < 1e-10
+    assert np.max(np.abs(P - P0)) <= 1e-10 * np.max(np.abs(P0))
+    assert abs(info["mu_flux"] / info0["mu_flux"] - 1) < 1e-10
+    # the LU handed to the estimate is of A − σM
+    I = args[3]
+    K = (args[0][I][:, I] - sigma * args[1][I][:, I]).tocsc()
+    y = np.linspace(1.0, 2.0, I.size)
+    assert np.max(np.abs(info["lu"].solve(K @ y) - y)) < 1e-6
+
+
+@pytest.mark.parametrize("factor", [1.01, 1.2])
+def test_shift_beyond_the_principal_eigenvalue_is_rejected(slow_gap, factor):
+    """σ above μ₁ (μ moved further than the previous level's estimate allowed): nearest σ
+    is μ₁ from above (1.01) or μ₂ (1.2·μ₁, μ₂ = 1.3·μ₁); neither result is kept, the level
+    is solved again without the shift: the unshifted pair, the rejection recorded."""
+    _, args, (P0, mu0, info0) = slow_gap
+    P, mu, info = solver._quasi_stationary(*args, shift=factor * mu0)
+    stop = info["stop"]
+    assert stop["shift"] == 0.0 and stop["shift_rejected"]["shift"] == factor * mu0
+    assert stop["reason"] == "converged"
+    assert stop["sweeps"] > info0["stop"]["sweeps"]       # both iterations counted
+    assert mu == mu0 and np.array_equal(P, P0)
+
+
+def test_shifted_level_has_the_same_estimates(slow_gap):
+    """A Problem solved with ``_shift`` (as the adaptive loop does): same P, μ and error
+    estimates as without (the duals' iterations use the shifted LU, stopping at 1e-7)."""
+    prob, _, (P0, mu0, _) = slow_gap
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", fp.FPSolveWarning)
+        cold = prob.solve()
+        prob._shift = (1 - adapt.SHIFT_OFFSET) * mu0
+        try:
+            warm = prob.solve()
+        finally:
+            prob._shift = None
+    assert warm.diagnostics["solver"]["stop"]["shift"] == (1 - adapt.SHIFT_OFFSET) * mu0
+    assert "shift" not in cold.diagnostics["solver"]["stop"]
+    assert np.max(np.abs(warm.P - cold.P)) <= 1e-10 * np.max(np.abs(cold.P))
+    assert abs(warm.escape_rate / cold.escape_rate - 1) < 1e-10
+    for k, v in cold.error_estimate.items():
+        assert warm.error_estimate[k] == pytest.approx(v, rel=1e-5), k
+
+
+def test_adaptive_levels_are_shifted_with_the_same_result(monkeypatch):
+    """Δ_S = 0.03, P3 from h = 0.16, tol = 1e-4 on ⟨x²⟩: the levels after the first are
+    shifted (few sweeps each, recorded per level) and give the levels, ⟨x²⟩ and μ of the
+    unshifted loop."""
+    L = fp.landscapes.paper()
+    D = fp.diffusion.sgd(L, 0.03, cross_diffusion=True)
+
+    def run():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", fp.FPSolveWarning)
+            return fp.solve(L, D, fp.disk_mesh(2.0, 0.16), order=3, tol=1e-4, goals=["x2"])
+
+    sol = run()
+    levels = sol.diagnostics["adapt"]
+    assert len(levels) >= 3 and sol.diagnostics["adapt_converged"]
+    assert levels[0]["shift"] == 0.0 and levels[0]["sweeps"] >= adapt.SHIFT_SWEEPS
+    assert all(0 < lv["shift"] < lv["escape_rate"] and lv["sweeps"] <= 10
+               for lv in levels[1:])
+    monkeypatch.setattr(adapt, "SHIFT_SWEEPS", 10 ** 6)        # no level shifted
+    cold = run()
+    assert [lv["dofs"] for lv in cold.diagnostics["adapt"]] == [lv["dofs"] for lv in levels]
+    assert all(lv["shift"] == 0.0 for lv in cold.diagnostics["adapt"])
+    x2 = [s.expectation(lambda x, y: x * x) for s in (sol, cold)]
+    assert abs(x2[0] / x2[1] - 1) < 1e-10
+    assert abs(sol.escape_rate / cold.escape_rate - 1) < 1e-10
+    assert sol.error_estimate["x2"] == pytest.approx(cold.error_estimate["x2"], rel=1e-5)
