@@ -179,12 +179,17 @@ def test_small_noise_budget_exhausted_is_flagged():
     assert not sol.error_estimate["escape_rate"] <= 1e-4
 
 
-def test_inverse_iteration_stops_at_its_round_off_floor():
+def test_inverse_iteration_stops_at_its_round_off_floor(monkeypatch):
     """Paper landscape, Δ_S = 0.002, P3 on h = 0.16: P_h changes sign (negative mass 14 %),
     so |A||p| cancels in some rows and the componentwise residual cannot reach its test.
     The iteration stops once the iterate no longer changes and that residual has stopped
-    falling (before: 100 sweeps, then ARPACK); the vector it returns is a fixed point."""
+    falling (before: 100 sweeps, then ARPACK); the vector it returns is a fixed point.
+    (Its stall is above the ceiling, so the layer re-solve follows, tests/test_solve.py:
+    left out here to see the iteration's own vector.)"""
+    from fpsolve.fe import solver
     from fpsolve.fe.solver import _componentwise_residual
+
+    monkeypatch.setattr(solver, "_resolve_layer", lambda A, Ms, M, I, B, P, mu, *a: (P, mu))
 
     L = fp.landscapes.paper()
     pb = fp.Problem(L, fp.diffusion.sgd(L, 0.002), fp.disk_mesh(2.0, 0.16), order=3)
