@@ -1,0 +1,58 @@
+"""The μ estimate is certified only against a previous level (fpsolve.fe.adapt._mu_confirmed)."""
+import warnings
+
+import numpy as np
+import pytest
+
+import fpsolve as fp
+from fpsolve.fe import adapt
+from fpsolve.theory.exact import radial_ou_escape_rate
+
+RADIAL = fp.landscapes.quadratic([[1.0, 0.0], [0.0, 1.0]])
+
+
+def test_a_single_level_estimate_is_not_certified():
+    """δ = 0.1 on disk_mesh(1.0, 0.3), P3 (370 dofs): μ is 7e-4 off with an estimate of 8e-5.
+    Accepted on the first level it would be wrong by 7× tol; one more level makes it right."""
+    sol = fp.solve(RADIAL, fp.diffusion.isotropic(0.1), fp.disk_mesh(1.0, 0.3), order=3,
+                   tol=1e-4, goals=["escape_rate"])
+    exact = radial_ou_escape_rate(0.1)
+    d = sol.diagnostics
+    assert d["adapt_converged"] and not d["untrusted"] and len(d["adapt"]) >= 2
+    assert abs(sol.escape_rate - exact) <= 1e-4 * exact
+    first = d["adapt"][0]
+    # the first level's estimate claims tol but the level is 7e-4 off (what the guard is for)
+    assert first["estimate"]["escape_rate"] <= 1e-4
+    assert abs(first["escape_rate"] - exact) > 5e-4 * exact
+
+
+def test_an_unconfirmed_estimate_at_the_budget_is_flagged():
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        sol = fp.solve(RADIAL, fp.diffusion.isotropic(0.1), fp.disk_mesh(1.0, 0.3), order=3,
+                       tol=1e-4, goals=["escape_rate"], max_dofs=500)
+    d = sol.diagnostics
+    assert not d["adapt_converged"] and d["untrusted"]
+    assert sol.error_estimate["escape_rate"] <= 1e-4       # the estimate alone would pass
+    msgs = [str(w.message) for w in rec if issubclass(w.category, fp.FPSolveWarning)]
+    assert any("escape_rate" in m and "not confirmed (no previous level)" in m for m in msgs)
+
+
+class _Sol:
+    def __init__(self, mu, est):
+        self.escape_rate, self.error_estimate = mu, {"escape_rate": est}
+
+
+@pytest.mark.parametrize("mu,est,prev,confirmed", [
+    (3.45e-14, 0.26, 9.07e-12, False),      # Δ_S = 0.002, level 2: μ fell 260× under "0.26"
+    (7.6274e-26, 3.5e-4, 7.624e-26, True),  # Δ_S = 0.004, the converged level
+    (1e-20, 1e-4, -3e-10, False),           # from a negative μ in one step
+    (1e-20, 1e-4, 1e-20 * (1 + 1e-3), True),  # the estimate is 1/10 of the change
+])
+def test_mu_estimate_must_account_for_the_last_change(mu, est, prev, confirmed):
+    assert adapt._mu_confirmed(_Sol(mu, est), {"escape_rate": prev}) is confirmed
+    assert adapt._mu_confirmed(_Sol(mu, est), None) is True
+    assert adapt._mu_confirmed(_Sol(mu, est), None, first=False) is False
+    open_ = adapt._open_goals(_Sol(mu, est), 1e-3, ["escape_rate"], {"escape_rate": prev})
+    assert open_ == ([] if confirmed and est <= 1e-3 else ["escape_rate"])
+    assert np.isfinite(est)
