@@ -250,7 +250,26 @@ def test_negative_mass_reaches_the_bound_with_its_dual_marking(monkeypatch):
     assert pb._lazy_above is None                  # the caller's problem is left as it was
     assert pb._nd_min_size is None
     assert len(sizes) >= len(d["adapt"]) + 1      # every level, and the P_{k+1} duals
-    assert all(m is not None and m >= ordering.MIN_SIZE_GRADED for m in sizes)
+    assert sizes[0] == ordering.MIN_SIZE_UNIFORM_ONCE       # level 0: the uniform mesh
+    assert all(m is not None and m >= ordering.MIN_SIZE_GRADED for m in sizes[1:])
+
+
+def test_level_zero_orders_as_a_uniform_mesh():
+    """Level 0 on the user's uniform mesh keeps nested dissection from the uniform
+    break-even (factorised once), or from the default size where a sweep group shares the
+    cached order; adapted and graded meshes keep MIN_SIZE_GRADED."""
+    from fpsolve.fe import adapt, ordering
+
+    L = fp.landscapes.paper()
+    D = fp.diffusion.sgd(L, 0.012)
+    pb = fp.Problem(L, D, fp.disk_mesh(2.0, 0.32), order=1, tol=1e-3)
+    assert adapt._nd_min_size(pb, pb) == ordering.MIN_SIZE_UNIFORM_ONCE
+    pb.reuse_ordering = True
+    assert adapt._nd_min_size(pb, pb) is None
+    finer = fp.Problem(L, D, refine(pb.mesh, np.arange(3)), order=1)
+    assert adapt._nd_min_size(finer, pb) == ordering.MIN_SIZE_GRADED
+    graded = fp.Problem(L, D, fp.disk_mesh(2.0, 0.32, band=0.3), order=1, tol=1e-3)
+    assert adapt._nd_min_size(graded, graded) == ordering.MIN_SIZE_GRADED
 
 
 def test_stopped_on_level_zero_returns_honest_estimates():

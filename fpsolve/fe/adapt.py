@@ -20,7 +20,7 @@ import warnings
 import numpy as np
 
 from . import budget as _budget
-from .ordering import MIN_SIZE_GRADED
+from .ordering import MIN_SIZE_GRADED, MIN_SIZE_UNIFORM_ONCE
 from .refine import dorfler, refine
 
 __all__ = ["solve_adaptive", "GOALS", "NEGATIVE_MASS", "check_tol"]
@@ -252,6 +252,19 @@ def _next_shift(sol) -> float | None:
     return (1.0 - SHIFT_OFFSET) * mu
 
 
+def _nd_min_size(level_problem, caller) -> int | None:
+    """The smallest LU of a level ordered by nested dissection (fe/ordering.py).
+
+    Adapted (graded) patterns are factorised once: :data:`MIN_SIZE_GRADED`.  Level 0 on
+    the user's uniform mesh: the uniform break-even :data:`MIN_SIZE_UNIFORM_ONCE`, or the
+    default where a sweep group shares the pattern's cached order (``reuse_ordering``).
+    """
+    mesh = caller.mesh
+    if level_problem is not caller or mesh.graded or "+refine" in mesh.source:
+        return MIN_SIZE_GRADED
+    return None if caller.reuse_ordering else MIN_SIZE_UNIFORM_ONCE
+
+
 def _solve_level(level_problem, strength, caller, lazy=True, negative_dual=True,
                  shift=None):
     """One solve of a level whose warnings are held back (only the final level's are shown).
@@ -264,7 +277,7 @@ def _solve_level(level_problem, strength, caller, lazy=True, negative_dual=True,
     """
     level_problem._lazy_above = NEGATIVE_MASS if lazy else None
     level_problem._negative_dual = negative_dual
-    level_problem._nd_min_size = MIN_SIZE_GRADED
+    level_problem._nd_min_size = _nd_min_size(level_problem, caller)
     level_problem._shift = shift
     try:
         with warnings.catch_warnings(record=True) as caught:

@@ -20,7 +20,8 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
 __all__ = ["splu", "nd_permutation", "restrict", "adjacency", "metis_order",
-           "geometric_nd_order", "PermutedLU", "MIN_SIZE", "MIN_SIZE_GRADED", "MIN_ROW_NNZ",
+           "geometric_nd_order", "PermutedLU", "MIN_SIZE", "MIN_SIZE_GRADED",
+           "MIN_SIZE_UNIFORM_ONCE", "MIN_ROW_NNZ",
            "MIN_ROW_NNZ_REUSE"]
 
 # When nested dissection is used (measured, docs/ordering.md).  The METIS call costs
@@ -38,6 +39,10 @@ MIN_SIZE = 20_000
 #: Δ_S = 0.004 levels): P3 39k rows 0.33 -> 0.16, 58k 0.53 -> 0.28, P4 103k 1.05 -> 0.62.
 #: Uniform P3 81k: 0.66 against 0.69 (break-even); at 325k MMD is 8x slower.
 MIN_SIZE_GRADED = 120_000
+#: ... and on the adaptive loop's level 0 when it is the user's uniform mesh, factorised
+#: once (no sweep group sharing the order): uniform P3, CPU s of order + factorisation,
+#: MMD against METIS + ND: 81k rows 0.65 / 0.65, 100k 1.71 / 0.84, 127k 2.71 / 1.10
+MIN_SIZE_UNIFORM_ONCE = 80_000
 #: ... and so do matrices with fewer nonzeros per row than this (P1, P2).
 MIN_ROW_NNZ = 14.0
 #: When the caller factorises one pattern many times (a Δ_S sweep), P2 stencils
