@@ -1,6 +1,6 @@
 """Uniform against adaptive refinement: error against dofs and time (docs/adaptivity.md).
 
-    python bench/adaptive.py                 # all cases, P2 and P3 (~25 min on a loaded machine)
+    python bench/adaptive.py                 # all cases, P2 and P3 (~10 min at load 2)
     python bench/adaptive.py --quick         # P3, tol = 1e-6 only, reference h = 0.028 (~8 min)
     python bench/adaptive.py --cases fig3_cross_0.009 --orders 3
     python bench/adaptive.py --render        # page and figures from bench/results/
@@ -327,9 +327,9 @@ def render(data) -> None:
     meta = data["meta"]
     block = (f"Measured {meta['date']} on {meta['machine']}; load average at the start "
              f"{', '.join(f'{x:.1f}' for x in meta['load'])} (the load column is per run). "
-             "Times are CPU seconds of the process: the machine was shared, and its wall "
-             "time was 1.5-4x that, up to 40x where processes were paused (raw wall "
-             "times: bench/results/adaptive.json)."
+             "Times are CPU seconds of the process, all its threads (OpenBLAS runs two): "
+             "the machine was shared, and wall times depended on the load of the moment "
+             "(raw wall times: bench/results/adaptive.json)."
              "\n\n"
              "Adaptive against uniform P3 (tol = 1e-6 on ⟨x²⟩): ratios are uniform ÷ "
              "adaptive, dofs / CPU seconds; \"positive\": the uniform mesh must also "
