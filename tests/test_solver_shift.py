@@ -99,3 +99,23 @@ def test_adaptive_levels_are_shifted_with_the_same_result(monkeypatch):
     assert abs(x2[0] / x2[1] - 1) < 1e-10
     assert abs(sol.escape_rate / cold.escape_rate - 1) < 1e-10
     assert sol.error_estimate["x2"] == pytest.approx(cold.error_estimate["x2"], rel=1e-5)
+
+
+def test_shift_at_an_eigenvalue_falls_back(slow_gap, monkeypatch):
+    """A shifted factorisation that fails (σ exactly an eigenvalue: singular) leaves the
+    level to the unshifted solve, with the rejection recorded."""
+    _, args, (P0, mu0, _) = slow_gap
+    real = solver._interior_lu
+    calls = []
+
+    def singular_once(K, reuse, min_size):
+        calls.append(K)
+        if len(calls) == 1:
+            raise solver.SolverError("absorbing solve: interior operator is singular")
+        return real(K, reuse, min_size)
+
+    monkeypatch.setattr(solver, "_interior_lu", singular_once)
+    P, mu, info = solver._quasi_stationary(*args, shift=0.99 * mu0)
+    assert len(calls) == 2 and info["stop"]["shift"] == 0.0
+    assert np.isnan(info["stop"]["shift_rejected"]["eigenvalue"])
+    assert mu == mu0 and np.array_equal(P, P0)

@@ -521,9 +521,15 @@ def _quasi_stationary(A, Mstab, M, I, B, tol=1e-13, maxit=100, reuse=False, bloc
     AII, absA = blocks.stiffness(A)
     MII, mI = blocks.mass(Mstab)
     sigma = 0.0 if shift is None else float(shift)
-    lu = _interior_lu(AII if sigma == 0.0 else (AII - sigma * MII).tocsc(), reuse, min_size)
-    tf = time.perf_counter() - t0
-    p, mu, it, stop, cw, method = _inverse_iteration(lu, AII, absA, MII, mI, sigma, tol, maxit)
+    try:
+        lu = _interior_lu(AII if sigma == 0.0 else (AII - sigma * MII).tocsc(), reuse, min_size)
+        tf = time.perf_counter() - t0
+        p, mu, it, stop, cw, method = _inverse_iteration(lu, AII, absA, MII, mI, sigma, tol,
+                                                         maxit)
+    except SolverError:
+        if sigma == 0.0:
+            raise
+        mu, it, tf = np.nan, 0, time.perf_counter() - t0    # σ an eigenvalue: no shift
     rejected = None
     if sigma != 0.0 and not 0.0 < mu - sigma <= SHIFT_WINDOW * sigma:
         rejected = float(mu)                 # not certainly the principal pair: no shift
