@@ -39,10 +39,11 @@ def test_shift_gives_the_unshifted_eigenpair_in_few_sweeps(slow_gap):
     assert np.max(np.abs(info["lu"].solve(K @ y) - y)) < 1e-6
 
 
-@pytest.mark.parametrize("factor", [1.01, 1.2])
+@pytest.mark.parametrize("factor", [1.01, 1.2, 1.25])
 def test_shift_beyond_the_principal_eigenvalue_is_rejected(slow_gap, factor):
     """σ above μ₁ (μ moved further than the previous level's estimate allowed): nearest σ
-    is μ₁ from above (1.01) or μ₂ (1.2·μ₁, μ₂ = 1.3·μ₁); neither result is kept, the level
+    is μ₁ from above (1.01) or μ₂ (1.2·μ₁, 1.25·μ₁; μ₂ = 1.3·μ₁, inside the window from
+    1.25·μ₁ on, rejected because its density changes sign); no result is kept, the level
     is solved again without the shift: the unshifted pair, the rejection recorded."""
     _, args, (P0, mu0, info0) = slow_gap
     P, mu, info = solver._quasi_stationary(*args, shift=factor * mu0)
@@ -119,3 +120,23 @@ def test_shift_at_an_eigenvalue_falls_back(slow_gap, monkeypatch):
     assert len(calls) == 2 and info["stop"]["shift"] == 0.0
     assert np.isnan(info["stop"]["shift_rejected"]["eigenvalue"])
     assert mu == mu0 and np.array_equal(P, P0)
+
+
+def test_left_eigenvector_ratio_is_mu_over_lambda2_or_unknown_with_a_shifted_lu(slow_gap):
+    """The weight's guard reads ``ratio`` as μ/λ₂ (estimate._weight_subdomain).  With the LU
+    of A − σM the iteration contracts by (μ − σ)/(λ₂ − σ) in 2-3 steps, too few to measure
+    it: the ratio is reported unknown (1), never the shifted contraction (review R2)."""
+    from fpsolve.fe import estimate
+    _, (A, Mstab, M, I, B), (P0, mu0, info0) = slow_gap
+    infos = []
+    for sigma in (0.0, (1 - adapt.SHIFT_OFFSET) * mu0):
+        K = (A[I][:, I] - sigma * Mstab[I][:, I]).tocsc()
+        dual = estimate.DualSolver(lu=solver.spla.splu(K), idx=I, N=A.shape[0], A=A,
+                                   Mop=Mstab, mu=mu0, shift=sigma)
+        info = {}
+        estimate._left_eigenvector(dual, tol=1e-10, maxit=200, info=info)
+        infos.append(info)
+    (plain, shifted) = infos
+    assert abs(shifted["mu"] / mu0 - 1) < 1e-6 and abs(plain["mu"] / mu0 - 1) < 1e-6
+    assert 0.7 < plain["ratio"] < 0.85          # μ₁/μ₂ = 1/1.3
+    assert shifted["ratio"] == 1.0

@@ -269,8 +269,8 @@ def _left_eigenvector(dual: DualSolver, tol=1e-7, maxit=60, info: dict | None = 
     A weight needs only a few digits: two solves when μ is far below the next eigenvalue.
     The iteration stops when its estimated error, change·r/(1 − r) with r the ratio of
     successive changes (≈ μ/λ₂), is below ``tol`` (or the change is at round-off).
-    ``info``, if given, receives that ``error``, the last ``ratio`` r (1 if unknown) and
-    the eigenvalue ``mu`` of the last step.
+    ``info``, if given, receives that ``error``, the last ``ratio`` r ≈ μ/λ₂ (1 if
+    unknown, and with a shifted LU) and the eigenvalue ``mu`` of the last step.
     """
     phi = np.zeros(dual.N)
     phi[dual.idx] = 1.0
@@ -293,7 +293,11 @@ def _left_eigenvector(dual: DualSolver, tol=1e-7, maxit=60, info: dict | None = 
                 break
         prev = change
     if info is not None:
-        info.update(error=float(err), ratio=float(r), mu=float(dual.shift + 1.0 / scale))
+        # a shifted LU contracts by (μ − σ)/(λ₂ − σ), not μ/λ₂ as callers read the ratio,
+        # and converges in 2-3 steps: its measured r is too rough to give λ₂ back (Δ_S =
+        # 0.03: 0.003 for a true 0.033), so μ/λ₂ is unknown there (review R2)
+        info.update(error=float(err), ratio=1.0 if dual.shift else float(r),
+                    mu=float(dual.shift + 1.0 / scale))
     return phi
 
 

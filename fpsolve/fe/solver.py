@@ -501,10 +501,24 @@ class _InteriorBlocks:
 
 
 #: a shifted inverse iteration (adaptive levels, σ just below the previous level's μ) is
-#: kept only if it found 0 < μ − σ ≤ SHIFT_WINDOW·σ: the eigenvalue nearest σ is the
-#: principal one whenever σ < μ₁; a result elsewhere means μ moved further than the
-#: previous level's estimate allowed, and the level is solved again without the shift
+#: kept only if it found 0 < μ − σ ≤ SHIFT_WINDOW·σ and a density of one sign
+#: (:func:`_shift_accepted`); else the level is solved again without the shift.  The
+#: eigenvalue nearest σ is the principal one when σ < μ₁, but the window alone cannot tell:
+#: σ = 1.25 μ₁ at Δ_S = 0.03 (μ₂ = 1.3 μ₁) put μ₂ inside it (review R1)
 SHIFT_WINDOW = 0.05
+#: ... and the density of the pair found must not dip below −SHIFT_SIGN·max: the
+#: principal mode's undershoots are discretisation error (≤ a few % of max P on the
+#: coarsest meshes measured); a higher mode changes sign at O(max)
+SHIFT_SIGN = 0.5
+
+
+def _shift_accepted(mu: float, sigma: float, p: np.ndarray) -> bool:
+    """Whether a shifted iteration found the principal pair (μ in the window, p of one
+    sign up to discretisation undershoots)."""
+    if not 0.0 < mu - sigma <= SHIFT_WINDOW * sigma:
+        return False
+    top = np.max(np.abs(p))
+    return bool(np.max(-p * np.sign(p[np.argmax(np.abs(p))])) <= SHIFT_SIGN * top)
 
 
 def _quasi_stationary(A, Mstab, M, I, B, tol=1e-13, maxit=100, reuse=False, blocks=None,
@@ -531,7 +545,7 @@ def _quasi_stationary(A, Mstab, M, I, B, tol=1e-13, maxit=100, reuse=False, bloc
             raise
         mu, it, tf = np.nan, 0, time.perf_counter() - t0    # σ an eigenvalue: no shift
     rejected = None
-    if sigma != 0.0 and not 0.0 < mu - sigma <= SHIFT_WINDOW * sigma:
+    if sigma != 0.0 and not (np.isfinite(mu) and _shift_accepted(mu, sigma, p)):
         rejected = float(mu)                 # not certainly the principal pair: no shift
         t1 = time.perf_counter()
         lu, sigma = _interior_lu(AII, reuse, min_size), 0.0
