@@ -299,6 +299,18 @@ def test_on_solved_sees_the_solution_before_its_estimate():
     assert np.array_equal(again.P, sol.P) and again.error_estimate == sol.error_estimate
 
 
+def _layer_resolve_fails(monkeypatch):
+    """Make every layer re-solve report that its refinement did not converge."""
+    from fpsolve.fe import layer
+    real = layer.resolve_layer
+
+    def unconverged(*args, **kwargs):
+        Q, info = real(*args, **kwargs)
+        return Q, dict(info, change=1.0, resolved=False)
+
+    monkeypatch.setattr(layer, "resolve_layer", unconverged)
+
+
 def test_interior_blocks_replay_the_slicing_bit_for_bit():
     """The cached gathers of the interior blocks give exactly A[I][:, I].tocsc() and
     abs(·).tocsr() for every strength (and after a change of pattern); a matrix with
@@ -342,7 +354,7 @@ def test_inverse_iteration_records_why_it_stopped(monkeypatch):
     changes sign) brings it to ~4e-12, so the stall is not flagged (review R11); the
     result is still flagged, for its negative μ.  Where the re-solve does not converge,
     the stall is flagged and warned, never silent."""
-    from fpsolve.fe import layer, solver
+    from fpsolve.fe import solver
 
     ou = fp.solve(fp.landscapes.quadratic([[1.0, 0.0], [0.0, 1.0]]), fp.diffusion.isotropic(0.1),
                   fp.disk_mesh(1.0, 0.2), order=3)
@@ -368,13 +380,7 @@ def test_inverse_iteration_records_why_it_stopped(monkeypatch):
     assert not any(m.startswith(solver.STALL_WARNING) for m in w16)
     assert d16["untrusted"] and not d16["escape_rate_flux"] > 0    # flagged for μ ≤ 0
     # the stall stays flagged where the re-solve does not converge
-    real = layer.resolve_layer
-
-    def unconverged(*args, **kwargs):
-        Q, info = real(*args, **kwargs)
-        return Q, dict(info, change=1.0, resolved=False)
-
-    monkeypatch.setattr(layer, "resolve_layer", unconverged)
+    _layer_resolve_fails(monkeypatch)
     with warnings.catch_warnings(record=True) as rec:
         warnings.simplefilter("always")
         d = fp.solve(L, D, fp.disk_mesh(2.0, 0.16), order=3).diagnostics
@@ -423,13 +429,7 @@ def test_layer_density_below_lu_round_off_is_resolved(monkeypatch):
     big = np.abs(Q[near]) > 1e-3 * np.max(np.abs(Q[near]))
     assert np.max(np.abs(sol.P[near][big] / Q[near][big] - 1)) < 1e-6
     # a re-solve that does not converge leaves the result flagged and warned
-    real = layer.resolve_layer
-
-    def unconverged(*args, **kwargs):
-        Q, info = real(*args, **kwargs)
-        return Q, dict(info, change=1.0, resolved=False)
-
-    monkeypatch.setattr(layer, "resolve_layer", unconverged)
+    _layer_resolve_fails(monkeypatch)
     with warnings.catch_warnings(record=True) as rec:
         warnings.simplefilter("always")
         d = fp.Problem(L, D, fp.disk_mesh(2.0, 0.04), order=3).solve().diagnostics
