@@ -23,6 +23,7 @@ from ..io import jsonable
 from ..fe.solver import FPSolveWarning, Problem
 from .build import build_landscape, build_mesh, build_noise, mesh_arrays
 from .forked import Forked, available as forked_available
+from .threads import with_single_blas_thread
 
 __all__ = ["run_task", "component", "case_observables", "jsonable", "THREAD_VARIABLES",
            "single_threaded_children"]
@@ -124,6 +125,7 @@ def single_threaded_children():
                 os.environ[k] = v
 
 
+@with_single_blas_thread
 def run_task(task: dict, on_case=None, keep: bool = False, renderer=None,
              on_time=None, on_last=None) -> list[dict]:
     """Assemble once, solve every case of ``task``, return results (files as bytes).
