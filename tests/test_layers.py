@@ -13,7 +13,7 @@ PKG = pathlib.Path(__file__).resolve().parents[1] / "fpsolve"
 
 #: top-level component of fpsolve -> rank; equal ranks may not import each other
 RANK = {
-    "_args": 0, "_json": 0, "_moved": 0, "_display": 0, "_streamlines": 0,
+    "_args": 0, "_blas": 0, "_json": 0, "_moved": 0, "_display": 0, "_streamlines": 0,
     "models": 1,
     "theory": 2,
     "fe": 3, "stochastic": 3,

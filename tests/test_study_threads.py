@@ -1,4 +1,4 @@
-"""A study solves with one BLAS thread (fpsolve/study/threads.py) and gives the caller's
+"""A study solves with one BLAS thread (fpsolve/_blas.py) and gives the caller's
 limits back; the limit is re-entrant and set from the main thread only."""
 import threading
 
@@ -7,7 +7,7 @@ import pytest
 threadpoolctl = pytest.importorskip("threadpoolctl")
 
 from fpsolve.study import load_study, run_study, tasks  # noqa: E402
-from fpsolve.study.threads import single_blas_thread  # noqa: E402
+from fpsolve._blas import single_blas_thread  # noqa: E402
 from study_helpers import FAST, four_cases, write  # noqa: E402
 
 
@@ -57,3 +57,13 @@ def test_a_study_solves_with_one_blas_thread(tmp_path, monkeypatch):
         run_study(study, str(tmp_path / "out"), background=False)
         assert _blas_threads() == {2}
     assert seen and all(s == {1} for s in seen)
+
+
+def test_blas_threads_limits_inside_the_block_and_none_is_a_no_op():
+    from fpsolve._blas import blas_threads
+    with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):
+        with blas_threads(1):
+            assert _blas_threads() == {1}
+        with blas_threads(None):
+            assert _blas_threads() == {2}
+        assert _blas_threads() == {2}

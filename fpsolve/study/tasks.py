@@ -19,11 +19,11 @@ import warnings
 
 import numpy as np
 
+from .._blas import with_single_blas_thread
 from ..io import jsonable
 from ..fe.solver import FPSolveWarning, Problem
 from .build import build_landscape, build_mesh, build_noise, mesh_arrays
 from .forked import Forked, available as forked_available
-from .threads import with_single_blas_thread
 
 __all__ = ["run_task", "component", "case_observables", "jsonable", "THREAD_VARIABLES",
            "single_threaded_children"]

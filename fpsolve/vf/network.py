@@ -8,32 +8,13 @@ pass), per-sample squared gradient norms and the diagonal of the empirical Fishe
 """
 from __future__ import annotations
 
-import contextlib
 import math
 
 import numpy as np
 
+from .._blas import blas_threads
+
 __all__ = ["MLP", "blas_threads"]
-
-
-@contextlib.contextmanager
-def blas_threads(n: int | None):
-    """Limit BLAS threads inside the block (no-op if ``n`` is None or threadpoolctl is missing).
-
-    The matrices of a digits-sized network are tiny: a second BLAS thread brings nothing,
-    and on a shared, loaded machine it made the full-batch forward pass 30× slower
-    (1 ms → 30 ms) in our measurements.
-    """
-    if n is None:
-        yield
-        return
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        yield
-        return
-    with threadpool_limits(limits=int(n), user_api="blas"):
-        yield
 
 
 class MLP:
