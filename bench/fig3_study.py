@@ -128,6 +128,24 @@ def compare(a, b, path="", out=None) -> list:
     return out
 
 
+def _beyond_golden(before: dict, after: dict) -> int:
+    """How many values of ``after`` differ from ``before`` beyond the tolerances of the
+    golden Fig. 3 test (tests/fig3_golden.py: exact, 1e-9 relative or per-path rules for
+    values at round-off, e.g. a mode of ~1e-17 whose sign is noise); keys present in one
+    run only are not counted (reported apart)."""
+    sys.path.insert(0, os.path.join(ROOT, "tests"))
+    from fig3_golden import compare as golden_compare, golden_values
+
+    def common(a, b):
+        if isinstance(a, dict) and isinstance(b, dict):
+            return {k: common(a[k], b[k]) for k in a if k in b}
+        if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+            return [common(x, y) for x, y in zip(a, b)]
+        return a
+    a, b = golden_values(before), golden_values(after)
+    return len(golden_compare(common(b, a), common(a, b)))
+
+
 def _key_changes(paths: list) -> str:
     """'.cases[2].diagnostics keys [...]' mismatches, summarised without case indices."""
     import re
@@ -171,6 +189,8 @@ def render_table(runs: dict, meta: dict, diff: dict) -> str:
     L += ["", f"summary.json, after vs before, value by value (timings excluded): "
           f"{diff['floats']} numbers, largest relative difference {diff['max_rel']:.1e}"
           + (f" ({diff['where']})" if diff["where"] else "")
+          + (f", {diff['beyond_golden']} beyond the golden test's tolerances"
+             if "beyond_golden" in diff else "")
           + f"; other differences (keys present in one run only): "
           + f"{_key_changes(diff['other'])}."]
     return "\n".join(L)
@@ -200,7 +220,9 @@ def main(argv=None):
         rel = [(p, d) for p, d in diffs if d is not None]
         worst = max(rel, key=lambda x: x[1], default=("", 0.0))
         diff = {"floats": len(rel), "max_rel": worst[1], "where": worst[0] if worst[1] else "",
-                "other": [p for p, d in diffs if d is None]}
+                "other": [p for p, d in diffs if d is None],
+                "beyond_golden": _beyond_golden(runs["before"][-1]["summary"],
+                                                runs["after"][-1]["summary"])}
     finally:
         if made_worktree and os.path.isdir(os.path.join(tmp, "before")):
             subprocess.run(["git", "-C", ROOT, "worktree", "remove", "--force",
