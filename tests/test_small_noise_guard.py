@@ -54,3 +54,16 @@ def test_mu_estimate_must_account_for_the_last_change(mu, est, prev, confirmed):
     assert adapt._mu_confirmed(_Sol(mu, est), None, first=False) is False
     open_ = adapt._open_goals(_Sol(mu, est), 1e-3, ["escape_rate"], {"escape_rate": prev})
     assert open_ == ([] if confirmed and est <= 1e-3 else ["escape_rate"])
+
+
+def test_a_level_refined_a_priori_only_cannot_confirm_mu():
+    """Review R4: an unchanged μ passes the change test trivially.  After a level whose
+    marking did not use μ's indicators (nor had μ certified) μ is not confirmed, however
+    well the change agrees; every level record of a μ goal says which it was."""
+    sol = _Sol(7.6274e-26, 3.5e-4)
+    assert adapt._mu_confirmed(sol, {"escape_rate": 7.6274e-26, "mu_checked": True})
+    assert not adapt._mu_confirmed(sol, {"escape_rate": 7.6274e-26, "mu_checked": False})
+    run = fp.solve(RADIAL, fp.diffusion.isotropic(0.1), fp.disk_mesh(1.0, 0.3), order=3,
+                   tol=1e-4, goals=["escape_rate"]).diagnostics["adapt"]
+    assert all("mu_checked" in lev for lev in run)
+    assert run[-2]["mu_checked"]         # the converged level is confirmed after a μ-marked one

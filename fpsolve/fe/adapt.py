@@ -87,15 +87,32 @@ def _open_goals(sol, tol, goals, previous: dict | None = None) -> list:
 def _mu_confirmed(sol, previous: dict | None, first: bool = True) -> bool:
     """Whether μ's estimate accounts for the change of μ since the ``previous`` level record.
 
-    est·|μ_h| ≥ :data:`MU_CHANGE_FRACTION`·|μ_h − μ_prev|.  Without a previous level:
-    ``first``.  The radial OU problem at δ = 0.1 on ``disk_mesh(1.0, 0.3)`` (P3, 370 dofs)
-    has an estimate of 8e-5 for a true error of 7e-4: a single level is not certified.
+    est·|μ_h| ≥ :data:`MU_CHANGE_FRACTION`·|μ_h − μ_prev|, and the refinement since then
+    was one that could move μ: the previous level had μ certified or marked by μ's own
+    indicators (``previous["mu_checked"]``; a level refined a priori only, by the Péclet
+    grading, can leave μ where it was, and an unchanged μ would pass the first test:
+    Δ_S = 0.002 kept μ at −3.7e-31 over four such levels; review R4).  Without a previous
+    level: ``first``.  The radial OU problem at δ = 0.1 on ``disk_mesh(1.0, 0.3)`` (P3,
+    370 dofs) has an estimate of 8e-5 for a true error of 7e-4: a single level is not
+    certified.
     """
     if previous is None:
         return first
+    return bool(previous.get("mu_checked", True) and _mu_change_explained(sol, previous))
+
+
+def _mu_change_explained(sol, previous: dict) -> bool:
+    """est·|μ_h| ≥ :data:`MU_CHANGE_FRACTION`·|μ_h − μ_prev| (``previous``: a level record)."""
     mu = float(sol.escape_rate)
     est = float(sol.error_estimate.get("escape_rate", np.inf))
     return bool(est * abs(mu) >= MU_CHANGE_FRACTION * abs(mu - previous["escape_rate"]))
+
+
+def _mu_weights_usable(sol, previous: dict | None) -> bool:
+    """Whether μ's indicators may drive the marking: μ_h > 0, known to a digit, and its
+    estimate explains the change since the previous level (the first level: yes)."""
+    return bool(sol.escape_rate > 0 and sol.error_estimate["escape_rate"] <= 1.0
+                and (previous is None or _mu_change_explained(sol, previous)))
 
 
 def _negative_indicator(sol) -> np.ndarray:
@@ -173,8 +190,7 @@ def _mark(sol, tol, open_goals, theta, previous: dict | None = None) -> np.ndarr
     if "escape_rate" in open_goals:
         elems, pe = boundary_peclet(sol)
         layer = elems[pe > PECLET_MAX]
-        if (not sol.escape_rate > 0 or not sol.error_estimate["escape_rate"] <= 1.0
-                or not _mu_confirmed(sol, previous)):
+        if not _mu_weights_usable(sol, previous):
             # μ not known to one digit: its weights are unreliable.  μ needs P and its dual
             # to relative accuracy on every shell between the bulk and the boundary, where
             # both vary on the length D/|β|: grade there a priori (cell Péclet ≤ PECLET_MAX)
@@ -321,6 +337,9 @@ def solve_adaptive(problem, strength=None):
         levels.append(_level_record(level, sol, time.perf_counter() - t))
         previous = levels[-2] if len(levels) > 1 else None
         open_goals = _open_goals(sol, tol, goals, previous)
+        if "escape_rate" in goals:      # whether the next level can confirm μ
+            levels[-1]["mu_checked"] = ("escape_rate" not in open_goals
+                                        or _mu_weights_usable(sol, previous))
         if not open_goals and sol.diagnostics["negative_mass"] <= NEGATIVE_MASS:
             break
         if level == problem.max_levels:
