@@ -6,7 +6,10 @@ then compete with them for the same cores (measured on 2 cores: ``fpsolve run
 studies/fig3.toml`` 7.9 → 7.0 s wall and 14.8 → 12.6 s CPU with one BLAS thread; an
 adaptive level's 20k-long dot product took 6.5 ms instead of 13 µs under load, waking
 threads).  One thread also makes a study's numbers independent of the machine's core
-count: a threaded BLAS splits its reductions by thread, which changes their last bits.
+count (a threaded BLAS splits its reductions by thread, which changes their last bits) —
+in this process and in local worker processes; on a Dask worker, as its environment sets
+(distributed's nanny sets one thread by default).  A plain ``fp.solve`` keeps the default
+threads (quiet, its wall time is the same), so it can differ from a study at round-off.
 """
 from __future__ import annotations
 
