@@ -607,7 +607,7 @@ def _inverse_iteration(lu, AII, absA, MII, mI, sigma, tol, maxit):
             raise SolverError("absorbing solve: inverse iteration broke down (non-finite iterate)")
         nu = 1.0 / mass                 # = μ − σ
         q *= nu
-        mu = sigma + nu if sigma != 0.0 else nu
+        mu = sigma + nu                 # σ = 0: exactly ν
         change = np.max(np.abs(q - p)) / np.max(np.abs(q))
         p = q
         if change < tol:
