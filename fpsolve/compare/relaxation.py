@@ -48,7 +48,7 @@ def relaxation_times(sol: Solution, k: int = 5) -> dict:
     idx = prob.interior_dofs if sol.boundary == "absorbing" else np.arange(prob.dofs)
     Ai, Mi = A[idx][:, idx].tocsc(), M[idx][:, idx].tocsc()
     # a small negative shift keeps A − σM regular (A is singular for reflecting walls)
-    sigma = -1e-3 * max(abs(sol.escape_rate), 1e-3)
+    sigma = -1e-3 * max(abs(sol.diagnostics.get("escape_rate_flux", 0.0)), 1e-3)
     # a fixed start vector: ARPACK's default is random, which made the times (and the
     # burn-in derived from them) differ in the last digits between identical calls; a
     # generic vector, not ones, so that modes odd under θ → −θ are not missed

@@ -246,6 +246,7 @@ def _level_record(level, sol, seconds) -> dict:
     stop = d.get("solver", {}).get("stop")
     if stop:        # absorbing: the inverse iteration's sweeps and shift σ (0: none)
         rec["sweeps"], rec["shift"] = int(stop["sweeps"]), float(stop.get("shift", 0.0))
+        rec["escape_rate_flux"] = float(d["escape_rate_flux"])    # also where μ ≤ 0 (NaN)
     return rec
 
 

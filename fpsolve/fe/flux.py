@@ -325,7 +325,8 @@ class Flux:
         # −(A P)_i = ∫ J_h·∇φ_i computed from this module's J
         resid = float(self._div_rhs[B].sum() / MP[interior].sum())
         trace = self._trace_outflow()
-        mu = sol.escape_rate
+        # the computed μ, also where it is ≤ 0 and the solution reports NaN
+        mu = sol.diagnostics.get("escape_rate_flux", sol.escape_rate)
         out = {"escape_rate": mu,
                "escape_rate_eig": sol.diagnostics.get("escape_rate_eig"),
                "outflow_residual": resid, "outflow_trace": trace}

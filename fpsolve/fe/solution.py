@@ -64,7 +64,10 @@ class Solution:
         The basis ``P`` lives on.
     escape_rate : float
         μ of A p = μ M p (0.0 for a reflecting boundary): the rate at which
-        probability leaves through the absorbing boundary.
+        probability leaves through the absorbing boundary.  NaN where the computed μ is
+        not positive (the mesh does not resolve the boundary layer; the solution is
+        flagged ``untrusted``, and the computed value is in
+        ``diagnostics["escape_rate_flux"]``).
     diagnostics : dict
         dofs, residual, negative_mass, min_P, escape-rate estimates, timings,
         warnings.

@@ -244,8 +244,11 @@ class Problem:
         diag["escape_rate_eig"] = mu_eig
         if self.boundary == "absorbing":
             _check_escape_agreement(diag)
+        # a μ ≤ 0 is no escape rate: reported as NaN (flagged by _check_estimate), the
+        # computed value stays in diagnostics["escape_rate_flux"]
         sol = Solution(P, op.basis, self.mesh, self.landscape, diffusion, self.boundary,
-                       self.order, mu, diag, self.drift, self.stabilisation)
+                       self.order, _reported_rate(mu, self.boundary), diag, self.drift,
+                       self.stabilisation)
         t_hook = time.perf_counter()
         if self.on_solved is not None:
             self.on_solved(sol)
@@ -388,13 +391,19 @@ def _check_estimate(diag: dict, est: Estimate, mu: float, boundary: str) -> None
         diag["untrusted"] = True
     if not mu > 0:
         diag["untrusted"] = True
-        diag["warnings"].append(f"escape rate {mu:.3e} is not positive: the boundary layer is "
-                                "not resolved; refine the mesh near the boundary or use tol=...")
+        diag["warnings"].append(f"escape rate {mu:.3e} is not positive (reported as NaN): the "
+                                "boundary layer is not resolved; refine the mesh near the "
+                                "boundary or use tol=...")
     elif est.relative["escape_rate"] > UNTRUSTED:
         diag["untrusted"] = True
         diag["warnings"].append(
             f"escape rate {mu:.3e} has an estimated relative error "
             f"{est.relative['escape_rate']:.1e}: refine the mesh or use tol=...")
+
+
+def _reported_rate(mu: float, boundary: str) -> float:
+    """``Solution.escape_rate``: μ, or NaN where an absorbing solve's μ is not positive."""
+    return mu if boundary != "absorbing" or mu > 0 else float("nan")
 
 
 def _stop_untrusted(stop: dict | None) -> bool:

@@ -175,8 +175,10 @@ def _rebuild_solution(out: str, case: Case, record: dict, bases: dict):
     s = record["summary"]
     diag = dict(s.get("diagnostics", {}), warnings=list(s.get("warnings", [])))
     stab = cfg["solver"]["stabilisation"]
-    return Solution(P, basis, mesh, L, D, cfg["solver"]["boundary"], order, s["escape_rate"]
-                    or 0.0, diag, None, None if stab == "none" else stab)
+    mu = s["escape_rate"]             # null: a μ ≤ 0 reported as NaN (fe/solver.py)
+    return Solution(P, basis, mesh, L, D, cfg["solver"]["boundary"], order,
+                    float("nan") if mu is None else mu, diag, None,
+                    None if stab == "none" else stab)
 
 
 def _case_entry(case: Case, rec: dict | None, error: str | None, reused: bool) -> dict:
