@@ -17,12 +17,13 @@ def slow_gap():
                       fp.disk_mesh(2.0, 0.16), order=3)
     A = prob.operator.A(0.03)
     args = (A, prob.operator.M, prob.operator.M, prob.interior_dofs, prob.boundary_dofs)
-    return prob, args, solver._quasi_stationary(*args)
+    # shift=0.0: the plain unshifted iteration (a plain solve shifts by itself when slow)
+    return prob, args, solver._quasi_stationary(*args, shift=0.0)
 
 
 def test_shift_gives_the_unshifted_eigenpair_in_few_sweeps(slow_gap):
     _, args, (P0, mu0, info0) = slow_gap
-    assert info0["stop"]["sweeps"] >= adapt.SHIFT_SWEEPS and "shift" not in info0["stop"]
+    assert info0["stop"]["sweeps"] >= adapt.SHIFT_SWEEPS and info0["stop"]["shift"] == 0.0
     sigma = (1 - adapt.SHIFT_OFFSET) * mu0
     P, mu, info = solver._quasi_stationary(*args, shift=sigma)
     stop = info["stop"]
@@ -67,7 +68,7 @@ def test_shifted_level_has_the_same_estimates(slow_gap):
         finally:
             prob._shift = None
     assert warm.diagnostics["solver"]["stop"]["shift"] == (1 - adapt.SHIFT_OFFSET) * mu0
-    assert "shift" not in cold.diagnostics["solver"]["stop"]
+    assert cold.diagnostics["solver"]["stop"]["shift"] > 0     # shifted itself when slow
     assert np.max(np.abs(warm.P - cold.P)) <= 1e-10 * np.max(np.abs(cold.P))
     assert abs(warm.escape_rate / cold.escape_rate - 1) < 1e-10
     for k, v in cold.error_estimate.items():
@@ -89,10 +90,12 @@ def test_adaptive_levels_are_shifted_with_the_same_result(monkeypatch):
     sol = run()
     levels = sol.diagnostics["adapt"]
     assert len(levels) >= 3 and sol.diagnostics["adapt_converged"]
-    assert levels[0]["shift"] == 0.0 and levels[0]["sweeps"] >= adapt.SHIFT_SWEEPS
+    # level 0 shifts itself after SLOW_SWEEPS sweeps; the next levels start shifted
+    assert 0 < levels[0]["shift"] and levels[0]["sweeps"] > solver.SLOW_SWEEPS
     assert all(0 < lv["shift"] < lv["escape_rate"] and lv["sweeps"] <= 10
                for lv in levels[1:])
     monkeypatch.setattr(adapt, "SHIFT_SWEEPS", 10 ** 6)        # no level shifted
+    monkeypatch.setattr(solver, "SLOW_SWEEPS", 10 ** 6)
     cold = run()
     assert [lv["dofs"] for lv in cold.diagnostics["adapt"]] == [lv["dofs"] for lv in levels]
     assert all(lv["shift"] == 0.0 for lv in cold.diagnostics["adapt"])
@@ -140,3 +143,44 @@ def test_left_eigenvector_ratio_is_mu_over_lambda2_or_unknown_with_a_shifted_lu(
     assert abs(shifted["mu"] / mu0 - 1) < 1e-6 and abs(plain["mu"] / mu0 - 1) < 1e-6
     assert 0.7 < plain["ratio"] < 0.85          # μ₁/μ₂ = 1/1.3
     assert shifted["ratio"] == 1.0
+
+
+def test_slow_plain_solve_goes_on_shifted(slow_gap):
+    """A plain solve (no shift asked) whose iteration still moves after SLOW_SWEEPS sweeps
+    continues with A − σM, σ just below its μ estimate: the unshifted eigenpair to 1e-10 in
+    a fraction of the sweeps, and the LU handed to the estimate is of A − σM."""
+    _, args, (P0, mu0, info0) = slow_gap
+    P, mu, info = solver._quasi_stationary(*args)
+    stop = info["stop"]
+    assert stop["reason"] == "converged" and 0 < stop["shift"] < mu
+    assert "shift_rejected" not in stop
+    assert solver.SLOW_SWEEPS < stop["sweeps"] <= solver.SLOW_SWEEPS + 5
+    assert stop["sweeps"] * 3 < info0["stop"]["sweeps"]
+    assert abs(mu / mu0 - 1) < 1e-10
+    assert np.max(np.abs(P - P0)) <= 1e-10 * np.max(np.abs(P0))
+    I = args[3]
+    K = (args[0][I][:, I] - stop["shift"] * args[1][I][:, I]).tocsc()
+    b = np.linspace(1.0, 2.0, I.size)       # σ is within 1e-6 of μ: check the backward error
+    x = info["lu"].solve(b)
+    assert np.max(np.abs(K @ x - b)) < 1e-12 * np.max(abs(K) @ np.abs(x))
+
+
+def test_slow_shift_that_finds_another_pair_falls_back(slow_gap, monkeypatch):
+    """A σ that lands nearer μ₂ (1.25·μ₁; μ₂ = 1.3·μ₁) finds a density that changes sign:
+    rejected, recorded, and the unshifted iteration goes on from the slow iterate."""
+    _, args, (P0, mu0, info0) = slow_gap
+    monkeypatch.setattr(solver, "_slow_shift", lambda mu, dmu: 1.25 * mu)
+    P, mu, info = solver._quasi_stationary(*args)
+    stop = info["stop"]
+    assert stop["shift"] == 0.0 and stop["shift_rejected"]["eigenvalue"] > 1.2 * mu0
+    assert stop["reason"] == "converged"
+    assert abs(mu / mu0 - 1) < 1e-10
+    assert np.max(np.abs(P - P0)) <= 1e-10 * np.max(np.abs(P0))
+
+
+def test_slow_shift_offset_bounds():
+    """σ = μ(1 − 3|Δμ|/μ) within [1e-6, 1e-2] of μ; no shift for a μ that is not positive."""
+    assert solver._slow_shift(1.0, 1e-3) == pytest.approx(1.0 - 3e-3)
+    assert solver._slow_shift(2.0, 1e-12) == pytest.approx(2.0 * (1 - 1e-6))
+    assert solver._slow_shift(2.0, 0.5) == pytest.approx(2.0 * (1 - 1e-2))
+    assert solver._slow_shift(-1e-20, 1e-22) is None and solver._slow_shift(np.nan, 0) is None

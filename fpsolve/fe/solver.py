@@ -519,6 +519,15 @@ SHIFT_WINDOW = 0.05
 #: principal mode's undershoots are discretisation error (≤ a few % of max P on the
 #: coarsest meshes measured); a higher mode changes sign at O(max)
 SHIFT_SIGN = 0.5
+#: a plain solve whose inverse iteration still moves after this many sweeps (μ₂/μ₁ near 1:
+#: paper landscape Δ_S = 0.03, h = 0.056 took 68 sweeps; from 0.05 on, 100 and then ARPACK)
+#: goes on with A − σM, σ just below its μ estimate (:func:`_slow_shift`)
+SLOW_SWEEPS = 8
+#: ... σ = μ_k(1 − offset), offset = SLOW_MARGIN·|μ_k − μ_(k−1)|/μ_k within these bounds.
+#: Measured from the constant start vector (Δ_S = 0.03-0.4): μ_k approaches μ₁ from below
+#: with an error 1-1.5× its last change, so σ < μ₁ with μ₁ − σ a few times that error
+SLOW_MARGIN = 3.0
+SLOW_OFFSET = (1e-6, 1e-2)
 
 
 def _shift_accepted(mu: float, sigma: float, p: np.ndarray) -> bool:
@@ -544,23 +553,28 @@ def _quasi_stationary(A, Mstab, M, I, B, tol=1e-13, maxit=100, reuse=False, bloc
     AII, absA = blocks.stiffness(A)
     MII, mI = blocks.mass(Mstab)
     sigma = 0.0 if shift is None else float(shift)
+    system = (AII, absA, MII, mI)
     try:
         lu = _interior_lu(AII if sigma == 0.0 else (AII - sigma * MII).tocsc(), reuse, min_size)
         tf = time.perf_counter() - t0
-        p, mu, it, stop, cw, method = _inverse_iteration(lu, AII, absA, MII, mI, sigma, tol,
-                                                         maxit)
+        p, mu, it, stop, cw, method = _inverse_iteration(
+            lu, *system, sigma, tol, maxit, slow=SLOW_SWEEPS if shift is None else None)
     except SolverError:
         if sigma == 0.0:
             raise
         mu, it, tf = np.nan, 0, time.perf_counter() - t0    # σ an eigenvalue: no shift
+        stop = None
     rejected = None
-    if sigma != 0.0 and not (np.isfinite(mu) and _shift_accepted(mu, sigma, p)):
+    if stop == "slow":          # a plain solve with μ₂/μ₁ near 1: go on shifted
+        shift = _slow_shift(mu, cw)
+        p, mu, it, stop, cw, method, lu, sigma, tf, rejected = _shifted_continuation(
+            system, p, mu, it, lu, shift, tol, maxit, reuse, min_size, tf)
+    elif sigma != 0.0 and not (np.isfinite(mu) and _shift_accepted(mu, sigma, p)):
         rejected = float(mu)                 # not certainly the principal pair: no shift
         t1 = time.perf_counter()
         lu, sigma = _interior_lu(AII, reuse, min_size), 0.0
         tf += time.perf_counter() - t1
-        p, mu, it2, stop, cw, method = _inverse_iteration(lu, AII, absA, MII, mI, 0.0, tol,
-                                                          maxit)
+        p, mu, it2, stop, cw, method = _inverse_iteration(lu, *system, 0.0, tol, maxit)
         it += it2
     P = np.zeros(A.shape[0])
     P[I] = p
@@ -569,7 +583,7 @@ def _quasi_stationary(A, Mstab, M, I, B, tol=1e-13, maxit=100, reuse=False, bloc
     mu_flux = float(-AP[B].sum() / (Mstab @ P)[I].sum())
     stop = {"reason": stop, "sweeps": it, "componentwise_residual": float(cw)}
     if shift is not None:
-        stop["shift"] = sigma
+        stop["shift"] = float(sigma)
         if rejected is not None:
             stop["shift_rejected"] = {"shift": float(shift), "eigenvalue": rejected}
     # a stall above the ceiling gets the re-solve too: where it succeeds the result is
@@ -592,6 +606,40 @@ def _quasi_stationary(A, Mstab, M, I, B, tol=1e-13, maxit=100, reuse=False, bloc
                           "stop": stop}
 
 
+def _slow_shift(mu: float, dmu: float) -> float | None:
+    """σ for a slow plain iteration at μ_k = ``mu`` whose last change was ``dmu``, or None
+    (μ_k not positive)."""
+    if not (np.isfinite(mu) and mu > 0):
+        return None
+    offset = min(SLOW_OFFSET[1], max(SLOW_OFFSET[0], SLOW_MARGIN * abs(dmu) / mu))
+    return (1.0 - offset) * mu
+
+
+def _shifted_continuation(system, p, mu, it, lu, shift, tol, maxit, reuse, min_size, tf):
+    """Continue a slow unshifted iteration from its iterate ``p`` with A − σM, σ = ``shift``;
+    kept if :func:`_shift_accepted`, else the unshifted iteration goes on from ``p``.
+
+    Returns (p, μ, sweeps, stop, cw, method, lu, σ, factorisation seconds, rejected μ).
+    """
+    AII, MII = system[0], system[2]
+    if shift is not None:
+        t1 = time.perf_counter()
+        try:
+            lu_s = _interior_lu((AII - shift * MII).tocsc(), reuse, min_size)
+            tf += time.perf_counter() - t1
+            q, nu, it2, stop, cw, method = _inverse_iteration(lu_s, *system, shift, tol,
+                                                              maxit, p0=p)
+            if np.isfinite(nu) and _shift_accepted(nu, shift, q):
+                return q, nu, it + it2, stop, cw, method, lu_s, shift, tf, None
+            it, rejected = it + it2, float(nu)
+        except SolverError:         # σ at an eigenvalue (cannot happen below μ₁): no shift
+            rejected = float("nan")
+    else:
+        rejected = float("nan")
+    q, nu, it2, stop, cw, method = _inverse_iteration(lu, *system, 0.0, tol, maxit, p0=p)
+    return q, nu, it + it2, stop, cw, method, lu, 0.0, tf, rejected
+
+
 def _interior_lu(K, reuse, min_size):
     try:
         return _splu(K, reuse, min_size)
@@ -599,13 +647,15 @@ def _interior_lu(K, reuse, min_size):
         raise SolverError(f"absorbing solve: interior operator is singular ({exc})") from None
 
 
-def _inverse_iteration(lu, AII, absA, MII, mI, sigma, tol, maxit):
-    """Inverse iteration with ``lu`` of A_II − σ M_II from the constant vector, with the stop
-    rules below; ARPACK shift-invert (same LU) after ``maxit`` sweeps.
+def _inverse_iteration(lu, AII, absA, MII, mI, sigma, tol, maxit, slow=None, p0=None):
+    """Inverse iteration with ``lu`` of A_II − σ M_II from ``p0`` (default: the constant
+    vector), with the stop rules below; ARPACK shift-invert (same LU) after ``maxit`` sweeps.
+    With ``slow``, an iterate that still moves after that many sweeps is returned with the
+    stop reason ``"slow"`` and μ's last change in place of the componentwise residual.
 
     Returns (p, μ, sweeps, stop reason, componentwise residual, method).
     """
-    p = np.ones(MII.shape[0])
+    p = np.ones(MII.shape[0]) if p0 is None else p0.copy()
     p /= mI @ p
     mu, method, it = np.nan, "inverse-iteration", 0
     best, stalled, cw, stop = np.inf, 0, np.nan, "max-sweeps"
@@ -616,9 +666,11 @@ def _inverse_iteration(lu, AII, absA, MII, mI, sigma, tol, maxit):
             raise SolverError("absorbing solve: inverse iteration broke down (non-finite iterate)")
         nu = 1.0 / mass                 # = μ − σ
         q *= nu
-        mu = sigma + nu                 # σ = 0: exactly ν
+        mu, mu_prev = sigma + nu, mu    # σ = 0: exactly ν
         change = np.max(np.abs(q - p)) / np.max(np.abs(q))
         p = q
+        if slow is not None and it >= slow and not change < tol:
+            return p, mu, it, "slow", mu - mu_prev, method
         if change < tol:
             cw = _componentwise_residual(AII, absA, MII, p, mu)
             if cw < COMPONENTWISE_TOL:
