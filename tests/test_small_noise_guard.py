@@ -67,3 +67,17 @@ def test_a_level_refined_a_priori_only_cannot_confirm_mu():
                    tol=1e-4, goals=["escape_rate"]).diagnostics["adapt"]
     assert all("mu_checked" in lev for lev in run)
     assert run[-2]["mu_checked"]         # the converged level is confirmed after a μ-marked one
+
+
+def test_unconfirmed_warning_names_the_previous_levels_computed_mu():
+    """A previous level whose μ was ≤ 0 is recorded with escape_rate NaN: the warning's
+    change is computed from its computed μ (escape_rate_flux), never printed as nan."""
+    from types import SimpleNamespace
+
+    sol = SimpleNamespace(escape_rate=2.0e-20, error_estimate={"escape_rate": 1e-5},
+                          diagnostics={"negative_mass": 0.0, "warnings": [], "adapt": [
+                              {"escape_rate": float("nan"), "escape_rate_flux": -2.0e-20},
+                              {"escape_rate": 2.0e-20}]})
+    adapt._flag_untrusted(sol, ["escape_rate"], 1e-4, "budget")
+    (w,) = sol.diagnostics["warnings"]
+    assert sol.diagnostics["untrusted"] and "μ changed by 2.0e+00 relative" in w

@@ -395,8 +395,11 @@ def _flag_untrusted(sol, goals, tol, why: str) -> None:
     previous = levels[-2] if len(levels) > 1 else None
     if ("escape_rate" in goals and est.get("escape_rate", np.inf) <= tol
             and not _mu_confirmed(sol, previous, first=False)):
-        change = ("no previous level" if previous is None else "μ changed by "
-                  f"{abs(sol.escape_rate - previous['escape_rate']) / abs(sol.escape_rate):.1e}"
+        # the previous level's computed μ (its record's escape_rate is NaN where μ ≤ 0)
+        prev = None if previous is None else previous.get("escape_rate_flux",
+                                                          previous["escape_rate"])
+        change = ("no previous level" if prev is None else "μ changed by "
+                  f"{abs(sol.escape_rate - prev) / abs(sol.escape_rate):.1e}"
                   " relative since the previous level")
         missed += (f"{', ' if missed else ''}escape_rate {est['escape_rate']:.1e} not "
                    f"confirmed ({change})")
