@@ -17,6 +17,8 @@
   :mod:`~fpsolve.fe.timestep` (TR-BDF2).
 * :mod:`~fpsolve.fe.spectrum` — relaxation spectrum (``Problem.spectrum``).
 * :mod:`~fpsolve.fe.mfpt` — mean first-passage time (``mfpt``).
+* :mod:`~fpsolve.fe.grading` — a-priori variation of log P per element (local
+  equilibrium h|D⁻¹β|), measured against the cell Péclet number of the adaptive loop.
 
 Imports the model layer and the theory; never the Monte Carlo, study, I/O or plot code.
 """
