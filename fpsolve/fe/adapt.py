@@ -98,7 +98,15 @@ def _mu_confirmed(sol, previous: dict | None, first: bool = True) -> bool:
     """
     if previous is None:
         return first
-    return bool(previous.get("mu_checked", True) and _mu_change_explained(sol, previous))
+    # a hierarchical estimate (μ_{k+1} − μ_h on this mesh, fe/hierarchical.py) does not
+    # rest on what the last refinement aimed at: an unchanged μ is checked by it anyway
+    checked = previous.get("mu_checked", True) or _hierarchical(sol)
+    return bool(checked and _mu_change_explained(sol, previous))
+
+
+def _hierarchical(sol) -> bool:
+    """Whether μ's estimate is the hierarchical one (no element indicators of μ)."""
+    return sol.diagnostics.get("escape_rate_estimator") == "hierarchical"
 
 
 def _mu_change_explained(sol, previous: dict) -> bool:
@@ -109,9 +117,11 @@ def _mu_change_explained(sol, previous: dict) -> bool:
 
 
 def _mu_weights_usable(sol, previous: dict | None) -> bool:
-    """Whether μ's indicators may drive the marking: μ_h > 0, known to a digit, and its
-    estimate explains the change since the previous level (the first level: yes)."""
+    """Whether μ's indicators may drive the marking: μ_h > 0, known to a digit by the
+    dual-weighted estimate, and its estimate explains the change since the previous level
+    (the first level: yes)."""
     return bool(sol.escape_rate > 0 and sol.error_estimate["escape_rate"] <= 1.0
+                and not _hierarchical(sol)      # its μ indicators are not finite
                 and (previous is None or _mu_change_explained(sol, previous)))
 
 

@@ -93,6 +93,10 @@ class Estimate:
     indicators: dict = field(repr=False)
     #: how the moment weights were obtained: "recovered" or "enriched" (P_{k+1} duals)
     weights: str = "recovered"
+    #: what the solve's diagnostics carry about the μ estimate: ``escape_rate_estimator``
+    #: ("dwr" or "hierarchical") and, where the hierarchical fallback ran, its record
+    #: ``escape_rate_hierarchical`` (μ_{k+1}, dofs, ...; :mod:`.hierarchical`)
+    diagnostics: dict = field(default_factory=dict)
 
 
 def enriched_basis(basis: Basis, cache: dict):
@@ -360,7 +364,8 @@ def prepare(problem) -> None:
 
 def estimate_errors(problem, diffusion, basis: Basis, cache: dict, P: np.ndarray, mu: float,
                     dual: DualSolver, M, boundary_dofs_plus=None,
-                    enriched_duals: bool = False, negative_dual: bool = False) -> Estimate:
+                    enriched_duals: bool = False, negative_dual: bool = False,
+                    hierarchical: bool = True) -> Estimate:
     """Dual-weighted residual estimates of ⟨x²⟩, ⟨y²⟩, μ (absorbing) and recovery of L1.
 
     Parameters
@@ -386,10 +391,11 @@ def estimate_errors(problem, diffusion, basis: Basis, cache: dict, P: np.ndarray
         :func:`_escape_rate_eta`.
     negative_dual
         Also return marking indicators ``indicators["negative_mass"]`` of the linearised
-        negative mass ∫ s P (s = −1 where P_h < 0): the undershoots in the tails are error
-        carried there from where P is large, and refining where P_h < 0 leaves most of
-        them (docs/adaptivity.md, the adaptive loop).  Its weights are recovered; no
-        estimate or correction is reported for it.
+        negative mass ∫ s P (s = −1 where P_h < 0; docs/adaptivity.md, the adaptive loop),
+        with recovered weights; no estimate or correction is reported for it.
+    hierarchical
+        Where the dual-weighted μ estimate is not finite and μ_h > 0, estimate μ by
+        p-enrichment (:mod:`.hierarchical`); False on levels refined anyway.
     """
     bp, rec = enriched_basis(basis, cache)
     absorbing = problem.boundary == "absorbing"
@@ -431,11 +437,36 @@ def estimate_errors(problem, diffusion, basis: Basis, cache: dict, P: np.ndarray
         eta[:, j] = _escape_rate_eta(eta[:, j], rho, dual, P, phi, basis, bp, rec, cache,
                                      phi_info)
     rel, corr, ind = _goal_results(names, eta, values, P, M, phi, mu, absorbing)
-    l1_K = np.sum(np.abs(_interpolate(bp, E[:, -1], grad=False)) * np.asarray(bp.dx), axis=1)
+    extra = _escape_rate_fallback(problem, diffusion, basis, cache, mu, rel, corr,
+                                  enriched_duals, hierarchical) if absorbing else {}
+    rel["L1"], ind["L1"] = _l1_estimate(bp, E[:, -1], ph)
+    return Estimate(rel, corr, ind, "enriched" if enriched_duals else "recovered", extra)
+
+
+def _l1_estimate(bp, e, ph) -> tuple[float, np.ndarray]:
+    """Relative L1 estimate and element indicators from the recovery error ``e`` of P."""
+    l1_K = np.sum(np.abs(_interpolate(bp, e, grad=False)) * np.asarray(bp.dx), axis=1)
     l1 = np.sum(np.abs(np.asarray(ph)) * np.asarray(bp.dx))
-    rel["L1"] = float(SAFETY * l1_K.sum() / l1)
-    ind["L1"] = l1_K / l1
-    return Estimate(rel, corr, ind, "enriched" if enriched_duals else "recovered")
+    return float(SAFETY * l1_K.sum() / l1), l1_K / l1
+
+
+def _escape_rate_fallback(problem, diffusion, basis, cache, mu, rel, corr, graded,
+                          enabled) -> dict:
+    """The hierarchical μ estimate where the dual-weighted one is not finite (in place).
+
+    Returns the diagnostics entries (which estimator gave the μ estimate, the P_{k+1}
+    record).  A finite DWR estimate is kept as it is (the numbers do not change).
+    """
+    if np.isfinite(rel["escape_rate"]) or not enabled or not mu > 0:
+        return {"escape_rate_estimator": "dwr"}
+    from .hierarchical import hierarchical_estimate
+
+    est, correction, record = hierarchical_estimate(problem, diffusion, basis, cache, mu,
+                                                    graded)
+    if np.isfinite(est):
+        rel["escape_rate"], corr["escape_rate"] = est, correction
+    return {"escape_rate_estimator": "hierarchical" if np.isfinite(est) else "dwr",
+            "escape_rate_hierarchical": record}
 
 
 def _goal_results(names, eta, values, P, M, phi, mu, absorbing) -> tuple[dict, dict, dict]:

@@ -262,6 +262,7 @@ class Problem:
 
         def finish(est: Estimate, seconds: float) -> Solution:
             diag["estimate_weights"] = est.weights
+            diag.update(est.diagnostics)     # which estimator gave μ's (fe/hierarchical.py)
             diag["timings"]["estimate_s"] = seconds
             diag["timings"]["total_s"] += seconds
             _check_estimate(diag, est, mu, self.boundary)
@@ -292,7 +293,8 @@ class Problem:
         graded = ("+refine" in self.mesh.source or self.mesh.graded) and not lazy
         return estimate_errors(self, diffusion, op.basis, self.mesh._cache, P, mu, dual, op.M,
                                enriched_duals=graded,
-                               negative_dual=lazy and self._negative_dual)
+                               negative_dual=lazy and self._negative_dual,
+                               hierarchical=not lazy)
 
     def sweep(self, strengths: Iterable[float]) -> list[Solution]:
         """Solve for each strength, re-using the assembled A0 + s·A1.
