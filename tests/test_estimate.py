@@ -232,12 +232,22 @@ def test_an_unconverged_weight_refinement_leaves_mu_without_a_digit(monkeypatch)
                         lambda *a, **k: (refine(*a, **k)[0], {"iterations": 6, "change": 1.0}))
     assert est._escape_rate_weight(dual, sol.P, exact=True) is None
     # in a solve whose μ needs the direct weight (radial OU δ = 0.01 resolved): no digit
+    # from the dual-weighted residuals; the hierarchical estimate (P_{k+1}) answers instead
     monkeypatch.setattr(est, "_MU_FLOOR_RELATIVE", 0.0)
     monkeypatch.setattr(est, "_escape_rate_weight", lambda *a, **k: None)
+    mesh = fp.disk_mesh(1.0, 0.025)
+    sol = fp.Problem(RADIAL, fp.diffusion.isotropic(0.01), mesh, order=3).solve()
+    d, mu = sol.diagnostics, sol.escape_rate
+    mu1 = d["escape_rate_hierarchical"]["escape_rate"]
+    assert d["escape_rate_estimator"] == "hierarchical"
+    assert sol.error_estimate["escape_rate"] == pytest.approx(abs(mu1 - mu) / mu1)
+    # ... and where that cannot run either (here: no memory for it), μ has no digit
+    from fpsolve.fe import hierarchical
+    monkeypatch.setattr(hierarchical, "fits_budget", lambda *a: False)
     with pytest.warns(Warning, match="escape rate"):
-        flagged = fp.Problem(RADIAL, fp.diffusion.isotropic(0.01), fp.disk_mesh(1.0, 0.025),
-                             order=3).solve()
+        flagged = fp.Problem(RADIAL, fp.diffusion.isotropic(0.01), mesh, order=3).solve()
     assert flagged.error_estimate["escape_rate"] == np.inf
+    assert flagged.diagnostics["escape_rate_hierarchical"]["skipped"] == "memory budget"
 
 
 def test_weight_subdomain_only_with_an_accurate_consistent_left_eigenvector():

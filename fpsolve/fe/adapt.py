@@ -106,7 +106,7 @@ def _mu_confirmed(sol, previous: dict | None, first: bool = True) -> bool:
 
 def _hierarchical(sol) -> bool:
     """Whether μ's estimate is the hierarchical one (no element indicators of μ)."""
-    return sol.diagnostics.get("escape_rate_estimator") == "hierarchical"
+    return getattr(sol, "diagnostics", {}).get("escape_rate_estimator") == "hierarchical"
 
 
 def _mu_change_explained(sol, previous: dict) -> bool:
