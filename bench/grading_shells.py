@@ -8,7 +8,9 @@ the median and quantiles of
 * F = h|D⁻¹β| (:func:`fpsolve.fe.grading.equilibrium_variation`, local equilibrium),
 * Pe = h|β|³/βᵀDβ (:func:`fpsolve.fe.adapt.element_peclet`, the cell Péclet number),
 
-and the medians of F/ψ and Pe/ψ on the elements where ψ is defined.  Cases::
+and the medians of F/ψ and Pe/ψ on the elements where ψ is defined; then log₁₀|P_h|/max P
+along the x-axis and its fall per element (``--axis``: P3 Galerkin P_h falls by a fixed
+~0.6 decades per element where the true P falls faster, whatever h and Δ_S).  Cases::
 
     python bench/grading_shells.py paper 0.002 --h 0.02     # SGD noise, paper landscape
     python bench/grading_shells.py ou 0.01 --h 0.025         # radial OU: F = Pe = ψ
@@ -83,11 +85,26 @@ def shell_table(sol) -> list[str]:
     return rows
 
 
+def axis_decay(sol, h: float, step: float = 0.2) -> list[str]:
+    """log₁₀ max|P_h|/max P over the elements within h of the x-axis, every ``step`` in x,
+    and the fall in decades per element between the stations."""
+    p, t = sol.mesh.p, sol.mesh.t
+    c = p[:, t].mean(axis=1)
+    nv = sol.mesh.nvertices
+    lp = np.log10(np.maximum(np.abs(sol.P[:nv]), 1e-300) / np.abs(sol.P).max())[t].mean(axis=0)
+    xs = np.arange(0.0, 0.95 * sol.mesh.radius, step)
+    row = np.array([lp[(np.abs(c[1]) < h) & (np.abs(c[0] - x) < h)].max() for x in xs])
+    fall = -np.diff(row) / step * h
+    return [" ".join(f"{x:.1f}:{v:.0f}" for x, v in zip(xs, row)),
+            "decades per element: " + " ".join(f"{f:.2f}" for f in fall)]
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("case", choices=["paper", "ou"])
     ap.add_argument("strength", type=float, help="Δ_S (paper) or δ (ou)")
     ap.add_argument("--h", type=float, default=0.02, help="uniform mesh size")
+    ap.add_argument("--axis", action="store_true", help="also P_h's fall along the x-axis")
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
     sol = solve_case(args.case, args.strength, args.h)
@@ -95,6 +112,9 @@ def main(argv=None) -> None:
           f"{sol.diagnostics['dofs']} dofs, μ_h = {sol.escape_rate:.4e} "
           f"({time.perf_counter() - t0:.0f} s, load {os.getloadavg()[0]:.1f})")
     print("\n".join(shell_table(sol)))
+    if args.axis:
+        print("log10 |P_h|/max P along the x-axis (x:value):")
+        print("\n".join(axis_decay(sol, args.h)))
 
 
 if __name__ == "__main__":
