@@ -3,6 +3,7 @@
     python bench/hierarchical.py                    # all cases below (~10 min, ≤ 9 GB)
     python bench/hierarchical.py --cases paper_0.004_0.04 ou_0.01_0.05
     python bench/hierarchical.py --one paper_0.002_0.02   # one case (what a child runs)
+    python bench/hierarchical.py --adaptive 0.002 --max-dofs 450000   # the adaptive loop
 
 Each case runs in its own process (its peak resident memory is the child's ru_maxrss):
 a uniform P_k solve (μ_h, the estimate the solver reports and which estimator gave it),
@@ -97,6 +98,43 @@ def one(name) -> dict:
             "peak_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20}
 
 
+def adaptive(ds, max_dofs, h=0.16, tol=1e-3) -> list:
+    """The adaptive loop (P3 from disk_mesh(2, h), tol on μ) with each level's μ_h, μ
+    estimate, which estimator gave it, μ_{k+1} and the true error printed."""
+    from fpsolve.fe import adapt
+
+    real, seen = adapt._level_record, []
+
+    def spy(level, sol, seconds):
+        rec = real(level, sol, seconds)
+        d = sol.diagnostics
+        rec["estimator"] = d.get("escape_rate_estimator")
+        rec["hier"] = d.get("escape_rate_hierarchical")
+        mu = d.get("escape_rate_flux", sol.escape_rate)
+        rec["true"] = abs(mu / REFERENCE[ds] - 1)
+        seen.append(rec)
+        print(f"level {level:2d} dofs {rec['dofs']:>8,} μ_h {mu:.4e} est "
+              f"{rec['estimate'].get('escape_rate', float('nan')):.2e} ({rec['estimator']}) "
+              f"true {rec['true']:.2e} neg {rec['negative_mass']:.1e} μ_k+1 "
+              f"{(rec['hier'] or {}).get('escape_rate', float('nan')):.4e} "
+              f"{seconds:.1f} s load {os.getloadavg()[0]:.1f}", flush=True)
+        return rec
+
+    adapt._level_record = spy
+    L = fp.landscapes.paper()
+    t = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sol = fp.solve(L, fp.diffusion.sgd(L, ds, cross_diffusion=True), fp.disk_mesh(2.0, h),
+                       order=3, tol=tol, goals=["escape_rate"], max_dofs=max_dofs)
+    d = sol.diagnostics
+    print(f"converged {d['adapt_converged']} untrusted {d['untrusted']} μ {sol.escape_rate:.4e} "
+          f"est {sol.error_estimate['escape_rate']:.2e} ({d.get('escape_rate_estimator')}) "
+          f"{time.perf_counter() - t:.0f} s, peak "
+          f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GB", flush=True)
+    return seen
+
+
 def _say(r):
     print(f"{r['name']:18s} dofs {r['dofs']:>7,} / {r['dofs_k1']:>7,}  μ_h {r['mu_h']:.4e}  "
           f"μ_k+1 {r['mu_k1']:.4e} ({r['stop_k1']}, trusted {r['trusted_k1']})  "
@@ -110,7 +148,14 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
     ap.add_argument("--one", choices=list(CASES), help="measure one case here, print JSON")
+    ap.add_argument("--adaptive", type=float, choices=list(REFERENCE),
+                    help="run the adaptive loop at this Δ_S instead")
+    ap.add_argument("--max-dofs", type=int, default=450_000)
+    ap.add_argument("--h", type=float, default=0.16, help="the adaptive run's start mesh")
     args = ap.parse_args(argv)
+    if args.adaptive:
+        adaptive(args.adaptive, args.max_dofs, args.h)
+        return
     if args.one:
         print("JSON " + json.dumps(one(args.one), default=float), flush=True)
         return
