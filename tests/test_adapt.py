@@ -186,10 +186,10 @@ def test_inverse_iteration_stops_at_its_round_off_floor(monkeypatch):
     falling (before: 100 sweeps, then ARPACK); the vector it returns is a fixed point.
     (Its stall is above the ceiling, so the layer re-solve follows, tests/test_solve.py:
     left out here to see the iteration's own vector.)"""
-    from fpsolve.fe import solver
-    from fpsolve.fe.solver import _componentwise_residual
+    from fpsolve.fe import eigensolve
+    from fpsolve.fe.eigensolve import _componentwise_residual
 
-    monkeypatch.setattr(solver, "_resolve_layer", lambda A, Ms, M, I, B, P, mu, *a: (P, mu))
+    monkeypatch.setattr(eigensolve, "_resolve_layer", lambda A, Ms, M, I, B, P, mu, *a: (P, mu))
 
     L = fp.landscapes.paper()
     pb = fp.Problem(L, fp.diffusion.sgd(L, 0.002), fp.disk_mesh(2.0, 0.16), order=3)

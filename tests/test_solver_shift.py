@@ -1,4 +1,4 @@
-"""The shifted inverse iteration of the adaptive levels (fe/solver.py ``shift``, fe/adapt.py
+"""The shifted inverse iteration of the adaptive levels (fe/eigensolve.py ``shift``, fe/adapt.py
 ``_next_shift``): the same eigenpair and estimates as the unshifted solve, in fewer sweeps."""
 import warnings
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import fpsolve as fp
-from fpsolve.fe import adapt, solver
+from fpsolve.fe import adapt, eigensolve
 
 
 @pytest.fixture(scope="module")
@@ -18,14 +18,14 @@ def slow_gap():
     A = prob.operator.A(0.03)
     args = (A, prob.operator.M, prob.operator.M, prob.interior_dofs, prob.boundary_dofs)
     # shift=0.0: the plain unshifted iteration (a plain solve shifts by itself when slow)
-    return prob, args, solver._quasi_stationary(*args, shift=0.0)
+    return prob, args, eigensolve._quasi_stationary(*args, shift=0.0)
 
 
 def test_shift_gives_the_unshifted_eigenpair_in_few_sweeps(slow_gap):
     _, args, (P0, mu0, info0) = slow_gap
     assert info0["stop"]["sweeps"] >= adapt.SHIFT_SWEEPS and info0["stop"]["shift"] == 0.0
     sigma = (1 - adapt.SHIFT_OFFSET) * mu0
-    P, mu, info = solver._quasi_stationary(*args, shift=sigma)
+    P, mu, info = eigensolve._quasi_stationary(*args, shift=sigma)
     stop = info["stop"]
     assert stop["reason"] == "converged" and stop["shift"] == sigma
     assert stop["sweeps"] <= 10 < info0["stop"]["sweeps"]
@@ -47,7 +47,7 @@ def test_shift_beyond_the_principal_eigenvalue_is_rejected(slow_gap, factor):
     1.25·μ₁ on, rejected because its density changes sign); no result is kept, the level
     is solved again without the shift: the unshifted pair, the rejection recorded."""
     _, args, (P0, mu0, info0) = slow_gap
-    P, mu, info = solver._quasi_stationary(*args, shift=factor * mu0)
+    P, mu, info = eigensolve._quasi_stationary(*args, shift=factor * mu0)
     stop = info["stop"]
     assert stop["shift"] == 0.0 and stop["shift_rejected"]["shift"] == factor * mu0
     assert stop["reason"] == "converged"
@@ -91,11 +91,11 @@ def test_adaptive_levels_are_shifted_with_the_same_result(monkeypatch):
     levels = sol.diagnostics["adapt"]
     assert len(levels) >= 3 and sol.diagnostics["adapt_converged"]
     # level 0 shifts itself after SLOW_SWEEPS sweeps; the next levels start shifted
-    assert 0 < levels[0]["shift"] and levels[0]["sweeps"] > solver.SLOW_SWEEPS
+    assert 0 < levels[0]["shift"] and levels[0]["sweeps"] > eigensolve.SLOW_SWEEPS
     assert all(0 < lv["shift"] < lv["escape_rate"] and lv["sweeps"] <= 10
                for lv in levels[1:])
     monkeypatch.setattr(adapt, "SHIFT_SWEEPS", 10 ** 6)        # no level shifted
-    monkeypatch.setattr(solver, "SLOW_SWEEPS", 10 ** 6)
+    monkeypatch.setattr(eigensolve, "SLOW_SWEEPS", 10 ** 6)
     cold = run()
     assert [lv["dofs"] for lv in cold.diagnostics["adapt"]] == [lv["dofs"] for lv in levels]
     assert all(lv["shift"] == 0.0 for lv in cold.diagnostics["adapt"])
@@ -109,17 +109,17 @@ def test_shift_at_an_eigenvalue_falls_back(slow_gap, monkeypatch):
     """A shifted factorisation that fails (σ exactly an eigenvalue: singular) leaves the
     level to the unshifted solve, with the rejection recorded."""
     _, args, (P0, mu0, _) = slow_gap
-    real = solver._interior_lu
+    real = eigensolve._interior_lu
     calls = []
 
     def singular_once(K, reuse, min_size):
         calls.append(K)
         if len(calls) == 1:
-            raise solver.SolverError("absorbing solve: interior operator is singular")
+            raise eigensolve.SolverError("absorbing solve: interior operator is singular")
         return real(K, reuse, min_size)
 
-    monkeypatch.setattr(solver, "_interior_lu", singular_once)
-    P, mu, info = solver._quasi_stationary(*args, shift=0.99 * mu0)
+    monkeypatch.setattr(eigensolve, "_interior_lu", singular_once)
+    P, mu, info = eigensolve._quasi_stationary(*args, shift=0.99 * mu0)
     assert len(calls) == 2 and info["stop"]["shift"] == 0.0
     assert np.isnan(info["stop"]["shift_rejected"]["eigenvalue"])
     assert mu == mu0 and np.array_equal(P, P0)
@@ -134,7 +134,7 @@ def test_left_eigenvector_ratio_is_mu_over_lambda2_or_unknown_with_a_shifted_lu(
     infos = []
     for sigma in (0.0, (1 - adapt.SHIFT_OFFSET) * mu0):
         K = (A[I][:, I] - sigma * Mstab[I][:, I]).tocsc()
-        dual = estimate.DualSolver(lu=solver.spla.splu(K), idx=I, N=A.shape[0], A=A,
+        dual = estimate.DualSolver(lu=eigensolve.spla.splu(K), idx=I, N=A.shape[0], A=A,
                                    Mop=Mstab, mu=mu0, shift=sigma)
         info = {}
         estimate._left_eigenvector(dual, tol=1e-10, maxit=200, info=info)
@@ -150,11 +150,11 @@ def test_slow_plain_solve_goes_on_shifted(slow_gap):
     continues with A − σM, σ just below its μ estimate: the unshifted eigenpair to 1e-10 in
     a fraction of the sweeps, and the LU handed to the estimate is of A − σM."""
     _, args, (P0, mu0, info0) = slow_gap
-    P, mu, info = solver._quasi_stationary(*args)
+    P, mu, info = eigensolve._quasi_stationary(*args)
     stop = info["stop"]
     assert stop["reason"] == "converged" and 0 < stop["shift"] < mu
     assert "shift_rejected" not in stop
-    assert solver.SLOW_SWEEPS < stop["sweeps"] <= solver.SLOW_SWEEPS + 5
+    assert eigensolve.SLOW_SWEEPS < stop["sweeps"] <= eigensolve.SLOW_SWEEPS + 5
     assert stop["sweeps"] * 3 < info0["stop"]["sweeps"]
     assert abs(mu / mu0 - 1) < 1e-10
     assert np.max(np.abs(P - P0)) <= 1e-10 * np.max(np.abs(P0))
@@ -169,8 +169,8 @@ def test_slow_shift_that_finds_another_pair_falls_back(slow_gap, monkeypatch):
     """A σ that lands nearer μ₂ (1.25·μ₁; μ₂ = 1.3·μ₁) finds a density that changes sign:
     rejected, recorded, and the unshifted iteration goes on from the slow iterate."""
     _, args, (P0, mu0, info0) = slow_gap
-    monkeypatch.setattr(solver, "_slow_shift", lambda mu, dmu: 1.25 * mu)
-    P, mu, info = solver._quasi_stationary(*args)
+    monkeypatch.setattr(eigensolve, "_slow_shift", lambda mu, dmu: 1.25 * mu)
+    P, mu, info = eigensolve._quasi_stationary(*args)
     stop = info["stop"]
     assert stop["shift"] == 0.0 and stop["shift_rejected"]["eigenvalue"] > 1.2 * mu0
     assert stop["reason"] == "converged"
@@ -180,7 +180,7 @@ def test_slow_shift_that_finds_another_pair_falls_back(slow_gap, monkeypatch):
 
 def test_slow_shift_offset_bounds():
     """σ = μ(1 − 3|Δμ|/μ) within [1e-6, 1e-2] of μ; no shift for a μ that is not positive."""
-    assert solver._slow_shift(1.0, 1e-3) == pytest.approx(1.0 - 3e-3)
-    assert solver._slow_shift(2.0, 1e-12) == pytest.approx(2.0 * (1 - 1e-6))
-    assert solver._slow_shift(2.0, 0.5) == pytest.approx(2.0 * (1 - 1e-2))
-    assert solver._slow_shift(-1e-20, 1e-22) is None and solver._slow_shift(np.nan, 0) is None
+    assert eigensolve._slow_shift(1.0, 1e-3) == pytest.approx(1.0 - 3e-3)
+    assert eigensolve._slow_shift(2.0, 1e-12) == pytest.approx(2.0 * (1 - 1e-6))
+    assert eigensolve._slow_shift(2.0, 0.5) == pytest.approx(2.0 * (1 - 1e-2))
+    assert eigensolve._slow_shift(-1e-20, 1e-22) is None and eigensolve._slow_shift(np.nan, 0) is None

@@ -8,8 +8,10 @@
   boundary-facet quadrature points (``boundary_basis``).
 * :mod:`~fpsolve.fe.ordering` — fill-reducing orders for the sparse LU (METIS).
 * :mod:`~fpsolve.fe.solver` — quasi-stationary (absorbing) and stationary
-  (reflecting) solves (``Problem``, ``solve``); :mod:`~fpsolve.fe.layer` re-solves
-  the density where it is below the LU's round-off (small noise).
+  (reflecting) solves (``Problem``, ``solve``) with their diagnostics and estimates;
+  :mod:`~fpsolve.fe.eigensolve` holds the sparse LU and inverse iteration behind them,
+  :mod:`~fpsolve.fe.layer` re-solves the density where it is below the LU's round-off
+  (small noise).
 * :mod:`~fpsolve.fe.solution` — ``Solution``: moments, marginals, evaluation.
 * :mod:`~fpsolve.fe.flux` — probability current, stream function, cycles.
 * :mod:`~fpsolve.fe.transition` — Δ_S* of the 2-D solution.
