@@ -81,3 +81,19 @@ def test_unconfirmed_warning_names_the_previous_levels_computed_mu():
     adapt._flag_untrusted(sol, ["escape_rate"], 1e-4, "budget")
     (w,) = sol.diagnostics["warnings"]
     assert sol.diagnostics["untrusted"] and "μ changed by 2.0e+00 relative" in w
+
+
+def test_hierarchical_estimate_is_certified_only_against_a_checked_level():
+    """μ_{k+1} − μ_h on one mesh shares that mesh's h-deficits: like the dual-weighted
+    estimate, a hierarchical one confirms μ only after a level that could move μ (review
+    R2); a level with a finite hierarchical estimate counts as such for the next one."""
+    from types import SimpleNamespace
+
+    sol = SimpleNamespace(escape_rate=8.26e-53, error_estimate={"escape_rate": 5e-4},
+                          diagnostics={"escape_rate_estimator": "hierarchical"})
+    unchanged = {"escape_rate": 8.26e-53}
+    assert not adapt._mu_confirmed(sol, {**unchanged, "mu_checked": False})
+    assert adapt._mu_confirmed(sol, {**unchanged, "mu_checked": True})
+    assert adapt._hierarchical_finite(sol) and not adapt._mu_weights_usable(sol, None)
+    sol.error_estimate["escape_rate"] = float("inf")
+    assert not adapt._hierarchical_finite(sol)

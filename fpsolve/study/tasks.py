@@ -527,10 +527,14 @@ def _estimate_job(prob, compute) -> Forked:
     wait_prefetch(prob.basis)
     if _WARM_UP[0] is not None:
         _WARM_UP[0].join()
-    from ..fe.budget import estimate_memory     # no fork if the child would not fit
+    from ..fe.budget import SAFETY, estimate_memory    # no fork if the child would not fit
+    from ..fe.hierarchical import HIER_BYTES_PER_DOF
     # the estimate solves P_{k+1} duals on these meshes (Problem._estimate's test)
     graded = "+refine" in prob.mesh.source or prob.mesh.graded
-    return Forked(compute, need=estimate_memory(prob.basis.N, prob.order, graded, flux=True))
+    need = estimate_memory(prob.basis.N, prob.order, graded, flux=True)
+    if prob.boundary == "absorbing":    # where μ's dual weight fails: a P_{k+1} solve too
+        need += SAFETY * HIER_BYTES_PER_DOF[prob.order] * prob.basis.N
+    return Forked(compute, need=need)
 
 
 def _beside_estimate(sol, c: dict, mods: dict, on_last, deferred: dict, clock):
