@@ -71,9 +71,27 @@ def test_no_estimate_where_it_cannot_be_trusted(monkeypatch):
     assert est == np.inf and record["skipped"] == "memory budget"
     monkeypatch.undo()
     real = enriched_escape_rate
-    monkeypatch.setattr(hierarchical, "enriched_escape_rate",
-                        lambda *a, **k: {**real(*a, **k), "escape_rate": -1e-30})
-    assert hierarchical_estimate(*args, sol.escape_rate)[0] == np.inf
+    assert np.isfinite(hierarchical_estimate(*args, sol.escape_rate)[0])
+    for bad in ({"escape_rate": -1e-30}, {"trusted": False}):     # μ_{k+1} ≤ 0, flagged
+        monkeypatch.setattr(hierarchical, "enriched_escape_rate",
+                            lambda *a, bad=bad, **k: {**real(*a, **k), **bad})
+        assert hierarchical_estimate(*args, sol.escape_rate)[0] == np.inf
+
+
+def test_a_failing_enriched_solve_gives_no_estimate_not_an_error(monkeypatch):
+    """The P_{k+1} solve is part of the estimate: if its linear algebra fails (singular,
+    no convergence), the solve still returns, its μ estimate inf and the reason recorded."""
+    from fpsolve.fe.solver import SolverError
+
+    prob, sol = _solved(RADIAL, fp.diffusion.isotropic(0.02), fp.disk_mesh(1.0, 0.05))
+
+    def fail(*a, **k):
+        raise SolverError("absorbing solve: interior operator is singular")
+
+    monkeypatch.setattr(hierarchical, "enriched_escape_rate", fail)
+    est, _, record = hierarchical_estimate(prob, sol.diffusion, prob.basis, prob.mesh._cache,
+                                           sol.escape_rate)
+    assert est == np.inf and "singular" in record["skipped"]
 
 
 def test_paper_small_noise_falls_back_and_stays_uncertified_on_a_coarse_mesh():

@@ -125,7 +125,7 @@ def hierarchical_estimate(problem, diffusion, basis, cache: dict, mu: float,
     the dual-weighted estimates): relative to the better value, so a
     μ_h wrong by orders of magnitude in either direction gets a large estimate.  It is
     inf (no certification) where μ_h ≤ 0, where the V_{k+1} solve would not fit the
-    memory, is not trusted, gives μ_{k+1} ≤ 0, or where the boundary layer that carries
+    memory, fails, is not trusted, gives μ_{k+1} ≤ 0, or where the boundary layer that carries
     the outflow is not resolved (:func:`_outflow_peclet` > :data:`PECLET_MAX`).  The record is what
     ``diagnostics["escape_rate_hierarchical"]`` carries.
     """
@@ -139,7 +139,13 @@ def hierarchical_estimate(problem, diffusion, basis, cache: dict, mu: float,
     if not fits_budget(basis.N, order):
         record["skipped"] = "memory budget"
         return np.inf, np.nan, record
-    res = enriched_escape_rate(problem, diffusion, basis, cache, graded)
+    from .solver import SolverError
+
+    try:
+        res = enriched_escape_rate(problem, diffusion, basis, cache, graded)
+    except (SolverError, MemoryError) as exc:   # an estimate that fails is no estimate
+        record["skipped"] = f"P_{{k+1}} solve failed: {exc}"
+        return np.inf, np.nan, record
     mu1 = res["escape_rate"]
     record.update(escape_rate=mu1, dofs=res["dofs"], trusted=res["trusted"],
                   stop=res["stop"]["reason"], layer_peclet=res["layer_peclet"])
