@@ -55,9 +55,10 @@ def enriched_escape_rate(problem, diffusion, basis, cache: dict, graded: bool = 
         ``trusted`` (converged, or stalled with a residual below the ceiling and a
         converged layer re-solve).
     """
+    from .eigensolve import _quasi_stationary
     from .estimate import _boundary_dofs, _coefficients, enriched_basis
     from .ordering import MIN_SIZE_GRADED
-    from .solver import _quasi_stationary, _stop_untrusted
+    from .solver import _stop_untrusted
 
     bp, _ = enriched_basis(basis, cache)
     beta, D = _coefficients(problem, bp, diffusion.strength)
@@ -139,7 +140,7 @@ def hierarchical_estimate(problem, diffusion, basis, cache: dict, mu: float,
     if not fits_budget(basis.N, order):
         record["skipped"] = "memory budget"
         return np.inf, np.nan, record
-    from .solver import SolverError
+    from .eigensolve import SolverError
 
     try:
         res = enriched_escape_rate(problem, diffusion, basis, cache, graded)
