@@ -123,13 +123,14 @@ def hierarchical_estimate(problem, diffusion, basis, cache: dict, mu: float,
     """(relative estimate, correction μ_{k+1} − μ_h, record) of the escape rate μ_h.
 
     The relative estimate is 2|μ_{k+1} − μ_h| / μ_{k+1} (the factor ``estimate.SAFETY`` of
-    the dual-weighted estimates): relative to the better value, so a
-    μ_h wrong by orders of magnitude in either direction gets a large estimate.  It is
-    inf (no certification) where μ_h ≤ 0, where the V_{k+1} solve would not fit the
-    memory, fails, is not trusted, gives μ_{k+1} ≤ 0, or where the boundary layer that carries
-    the outflow is not resolved (:func:`_outflow_peclet` > :data:`PECLET_MAX`).  The record is what
+    the dual-weighted estimates): relative to the better value, so a μ_h wrong by orders
+    of magnitude in either direction gets a large estimate.  It is inf (no certification)
+    where μ_h ≤ 0, where the V_{k+1} solve would not fit the memory, fails, is not
+    trusted, gives μ_{k+1} ≤ 0, or where the boundary layer that carries the outflow is
+    not resolved (:func:`_outflow_peclet` > :data:`PECLET_MAX`).  The record is what
     ``diagnostics["escape_rate_hierarchical"]`` carries.
     """
+    from .eigensolve import SolverError
     from .estimate import SAFETY, _order
 
     order = _order(basis)
@@ -140,8 +141,6 @@ def hierarchical_estimate(problem, diffusion, basis, cache: dict, mu: float,
     if not fits_budget(basis.N, order):
         record["skipped"] = "memory budget"
         return np.inf, np.nan, record
-    from .eigensolve import SolverError
-
     try:
         res = enriched_escape_rate(problem, diffusion, basis, cache, graded)
     except (SolverError, MemoryError) as exc:   # an estimate that fails is no estimate
