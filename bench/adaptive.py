@@ -227,6 +227,8 @@ def _fmt_eff(x):
 def _fmt_err(r, ref):
     if not ref["estimate"]["escape_rate"] <= MU_REF_TRUSTED:
         return "n/a"
+    if r["mu"] is None or not np.isfinite(r["mu"]):
+        return "μ ≤ 0"            # a μ ≤ 0 is reported as NaN (saved as null)
     return f"{_true(r, ref, 'mu'):.1e}"
 
 
