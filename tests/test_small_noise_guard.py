@@ -97,3 +97,16 @@ def test_hierarchical_estimate_is_certified_only_against_a_checked_level():
     assert adapt._hierarchical_finite(sol) and not adapt._mu_weights_usable(sol, None)
     sol.error_estimate["escape_rate"] = float("inf")
     assert not adapt._hierarchical_finite(sol)
+
+
+def test_change_is_measured_from_the_previous_levels_computed_mu():
+    """A previous level with μ ≤ 0 has escape_rate NaN in its record: the change test uses
+    its computed μ (escape_rate_flux), as before μ ≤ 0 was reported as NaN (with NaN the
+    test failed always, and Δ_S = 0.004 took one more level, 182,995 dofs for 176,542)."""
+    from types import SimpleNamespace
+
+    sol = SimpleNamespace(escape_rate=4.43e-24, error_estimate={"escape_rate": 0.49})
+    previous = {"escape_rate": float("nan"), "escape_rate_flux": -1.21e-23}
+    assert adapt._mu_change_explained(sol, previous)
+    sol.error_estimate["escape_rate"] = 0.01
+    assert not adapt._mu_change_explained(sol, previous)

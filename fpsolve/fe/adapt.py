@@ -119,7 +119,9 @@ def _mu_change_explained(sol, previous: dict) -> bool:
     """est·|μ_h| ≥ :data:`MU_CHANGE_FRACTION`·|μ_h − μ_prev| (``previous``: a level record)."""
     mu = float(sol.escape_rate)
     est = float(sol.error_estimate.get("escape_rate", np.inf))
-    return bool(est * abs(mu) >= MU_CHANGE_FRACTION * abs(mu - previous["escape_rate"]))
+    # the previous level's computed μ: its record's escape_rate is NaN where μ ≤ 0
+    prev = previous.get("escape_rate_flux", previous["escape_rate"])
+    return bool(est * abs(mu) >= MU_CHANGE_FRACTION * abs(mu - prev))
 
 
 def _mu_weights_usable(sol, previous: dict | None) -> bool:
