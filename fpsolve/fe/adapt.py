@@ -115,13 +115,16 @@ def _hierarchical_finite(sol) -> bool:
     return bool(_hierarchical(sol) and np.isfinite(sol.error_estimate["escape_rate"]))
 
 
+def _computed_mu(record: dict) -> float:
+    """A level record's computed μ: its ``escape_rate`` is NaN where μ ≤ 0."""
+    return record.get("escape_rate_flux", record["escape_rate"])
+
+
 def _mu_change_explained(sol, previous: dict) -> bool:
     """est·|μ_h| ≥ :data:`MU_CHANGE_FRACTION`·|μ_h − μ_prev| (``previous``: a level record)."""
     mu = float(sol.escape_rate)
     est = float(sol.error_estimate.get("escape_rate", np.inf))
-    # the previous level's computed μ: its record's escape_rate is NaN where μ ≤ 0
-    prev = previous.get("escape_rate_flux", previous["escape_rate"])
-    return bool(est * abs(mu) >= MU_CHANGE_FRACTION * abs(mu - prev))
+    return bool(est * abs(mu) >= MU_CHANGE_FRACTION * abs(mu - _computed_mu(previous)))
 
 
 def _mu_weights_usable(sol, previous: dict | None) -> bool:
@@ -414,9 +417,7 @@ def _flag_untrusted(sol, goals, tol, why: str) -> None:
     previous = levels[-2] if len(levels) > 1 else None
     if ("escape_rate" in goals and est.get("escape_rate", np.inf) <= tol
             and not _mu_confirmed(sol, previous, first=False)):
-        # the previous level's computed μ (its record's escape_rate is NaN where μ ≤ 0)
-        prev = None if previous is None else previous.get("escape_rate_flux",
-                                                          previous["escape_rate"])
+        prev = None if previous is None else _computed_mu(previous)
         change = ("no previous level" if prev is None else "μ changed by "
                   f"{abs(sol.escape_rate - prev) / abs(sol.escape_rate):.1e}"
                   " relative since the previous level")
