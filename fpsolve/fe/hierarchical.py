@@ -127,8 +127,31 @@ def hierarchical_estimate(problem, diffusion, basis, cache: dict, mu: float,
     of magnitude in either direction gets a large estimate.  It is inf (no certification)
     where μ_h ≤ 0, where the V_{k+1} solve would not fit the memory, fails, is not
     trusted, gives μ_{k+1} ≤ 0, or where the boundary layer that carries the outflow is
-    not resolved (:func:`_outflow_peclet` > :data:`PECLET_MAX`).  The record is what
-    ``diagnostics["escape_rate_hierarchical"]`` carries.
+    not resolved (:func:`_outflow_peclet` > :data:`PECLET_MAX`).
+
+    Parameters
+    ----------
+    problem
+        The solved problem (``landscape``, ``drift``, ``mesh``: a :class:`Problem`).
+    diffusion
+        The diffusion model at the solved strength.
+    basis, cache
+        The solve's P_k basis and its mesh cache (the V_{k+1} basis is kept there).
+    mu : float
+        μ_h, the solve's outflow escape rate.
+    graded : bool
+        The mesh is graded (as :func:`enriched_escape_rate`).
+
+    Returns
+    -------
+    estimate : float
+        The relative estimate above (inf: no certification).
+    correction : float
+        μ_{k+1} − μ_h (NaN where the V_{k+1} solve did not run).
+    record : dict
+        What ``diagnostics["escape_rate_hierarchical"]`` carries: ``dofs_k``, and
+        ``escape_rate`` (μ_{k+1}), ``dofs``, ``trusted``, ``stop``, ``layer_peclet``
+        where the V_{k+1} solve ran, or ``skipped`` with the reason where it did not.
     """
     from .eigensolve import SolverError
     from .estimate import SAFETY, _order
