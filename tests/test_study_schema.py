@@ -136,6 +136,7 @@ VALID = {
         h = 0.3
         [solver]
         max_dofs = 100000
+        weighting = "gibbs"
         [sweep]
         parameter = "noise.delta"
         range = { start = 0.2, stop = 0.4, num = 3 }

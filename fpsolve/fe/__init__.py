@@ -12,6 +12,9 @@
   :mod:`~fpsolve.fe.eigensolve` holds the sparse LU and inverse iteration behind them,
   :mod:`~fpsolve.fe.layer` re-solves the density where it is below the LU's round-off
   (small noise).
+* :mod:`~fpsolve.fe.gibbs` — the Gibbs-weighted discretisation P = e^(−ψ)·u of models in
+  detailed balance (``weighting=``), with its P_k/P_{k+1} error estimate
+  (:mod:`~fpsolve.fe.gibbs_estimate`): exponentially small escape rates on few dofs.
 * :mod:`~fpsolve.fe.solution` — ``Solution``: moments, marginals, evaluation.
 * :mod:`~fpsolve.fe.flux` — probability current, stream function, cycles.
 * :mod:`~fpsolve.fe.transition` — Δ_S* of the 2-D solution.

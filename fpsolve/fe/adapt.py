@@ -21,6 +21,7 @@ import numpy as np
 
 from . import budget as _budget
 from .ordering import MIN_SIZE_GRADED, MIN_SIZE_UNIFORM_ONCE
+from .gibbs import unresolved_weight
 from .refine import dorfler, refine
 
 __all__ = ["solve_adaptive", "GOALS", "NEGATIVE_MASS", "check_tol"]
@@ -138,8 +139,7 @@ def _mu_weights_usable(sol, previous: dict | None) -> bool:
 
 def _negative_indicator(sol) -> np.ndarray:
     """∫_K max(−P, 0) / ∫|P| per element (the mesh elements of the solution)."""
-    Pq = np.asarray(sol.basis.interpolate(sol.P))
-    dx = np.asarray(sol.basis.dx)
+    _, _, Pq, dx = sol._quadrature()      # a Gibbs-weighted density: w·u, w exact
     return np.sum(np.maximum(-Pq, 0.0) * dx, axis=1) / np.sum(np.abs(Pq) * dx)
 
 
@@ -214,13 +214,18 @@ def _mark(sol, tol, open_goals, theta, previous: dict | None = None) -> np.ndarr
         if not _mu_weights_usable(sol, previous):
             # μ not known to one digit: its weights are unreliable.  μ needs P and its dual
             # to relative accuracy on every shell between the bulk and the boundary, where
-            # both vary on the length D/|β|: grade there a priori (cell Péclet ≤ PECLET_MAX)
+            # both vary on the length D/|β|: grade there a priori (cell Péclet ≤ PECLET_MAX).
+            # Not with the Gibbs weight: it carries that variation (u is flat there)
             open_goals = [g for g in open_goals if g != "escape_rate"]
-            layer = np.union1d(layer, np.flatnonzero(element_peclet(sol) > PECLET_MAX))
+            if sol.diagnostics.get("weighting") != "gibbs":
+                layer = np.union1d(layer, np.flatnonzero(element_peclet(sol) > PECLET_MAX))
     # Dörfler on each open criterion separately, then the union: on a summed indicator the
     # criterion with the largest sum (mostly the negative mass) takes every mark and the
     # others wait for levels of their own (Fig. 3 case: x2 error flat over three levels)
     marked = layer
+    weight = getattr(sol, "weight", None)
+    if weight is not None:      # the Gibbs weight resolved by the quadrature (fe/gibbs.py)
+        marked = np.union1d(marked, unresolved_weight(sol.basis, weight, tol))
     for g in open_goals:
         marked = np.union1d(marked, _dorfler_finite(ind[g] / tol, theta))
     neg = sol.diagnostics["negative_mass"]
@@ -378,7 +383,8 @@ def solve_adaptive(problem, strength=None):
             break
         level_problem = Problem(problem.landscape, sol.diffusion, mesh, problem.boundary,
                                 problem.order, problem.drift, problem.stabilisation,
-                                problem.intorder, max_dofs=problem.max_dofs)
+                                problem.intorder, max_dofs=problem.max_dofs,
+                                weighting="gibbs" if problem.gibbs else "none")
         shift = _next_shift(sol)
     if sol.diagnostics["negative_mass"] > NEGATIVE_MASS:
         # the loop stopped (budget, max_levels) on a level estimated for marking only:

@@ -167,7 +167,7 @@ def evolve_problem(problem: Problem, p0, times, tol: float = 1e-6,
     if not (isinstance(tol, (int, float)) and 0 < tol < 1):
         raise ValueError(f"tol: expected a number in (0, 1), got {tol!r}")
     times = _check_times(times)
-    op = problem.operator
+    op = problem.plain_operator()
     diffusion = problem.diffusion
     if strength is not None and float(strength) != diffusion.strength:
         if not op.affine:

@@ -143,7 +143,7 @@ def mfpt_problem(problem: Problem, strength: float | None = None) -> MeanExitTim
         raise ValueError("boundary: the mean exit time needs an absorbing boundary, got "
                          f"{problem.boundary!r}")
     t0 = time.perf_counter()
-    op, diffusion = problem.operator, problem.diffusion
+    op, diffusion = problem.plain_operator(), problem.diffusion
     if strength is not None and float(strength) != diffusion.strength:
         diffusion = diffusion.with_strength(strength)
     A = op.A(diffusion.strength)

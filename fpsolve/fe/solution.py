@@ -92,6 +92,9 @@ class Solution:
         self.escape_rate = float(escape_rate)
         self.diagnostics = diagnostics
         self.error_estimate: dict = dict(diagnostics.get("error_estimate", {}))
+        #: the Gibbs weight w of a weighted solution (fpsolve.fe.gibbs), else None: ``P``
+        #: holds w·u at the dofs, and the integrals use w itself
+        self.weight = None
         self._quad = None
 
     # -- evaluation ---------------------------------------------------------

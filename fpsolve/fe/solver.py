@@ -35,6 +35,10 @@ from .assembly import Operator, assemble
 from ..models.landscapes import Landscape
 from .mesh import Mesh
 from .estimate import DualSolver, Estimate, estimate_errors
+from .gibbs import (WEIGHTINGS, assemble_gibbs, density_at_quadrature, nodal_density,
+                    scaled_quasi_stationary)
+from .gibbs import applies as gibbs_applies
+from .gibbs_estimate import gibbs_estimate
 from .solution import Solution
 # the eigen-solves; names re-exported for the modules and tests that import them from here
 from .eigensolve import (COMPONENTWISE_CEILING, COMPONENTWISE_STALL,  # noqa: F401
@@ -96,6 +100,12 @@ class Problem:
         Dörfler bulk fraction of the marking (0 < θ ≤ 1).
     max_levels : int
         Refinement levels at most.
+    weighting : {"auto", "gibbs", "none"}
+        The Gibbs-weighted discretisation P = e^(−(L − L₀)/δ)·u (:mod:`fpsolve.fe.gibbs`)
+        for models in detailed balance (D = δI constant, drift −∇L): exponentially small
+        escape rates on a fraction of the dofs.  "auto" (default): in the adaptive loop
+        (``tol``) wherever it applies; "gibbs": always (an error where it does not
+        apply); "none": never.
 
     Examples
     --------
@@ -109,7 +119,8 @@ class Problem:
                  boundary: str = "absorbing", order: int = 2, drift: Callable | None = None,
                  stabilisation: str | None = None, intorder: int | None = None,
                  max_dofs: int | None = None, tol: float | None = None,
-                 goals: Iterable[str] | None = None, theta: float = 0.6, max_levels: int = 40):
+                 goals: Iterable[str] | None = None, theta: float = 0.6, max_levels: int = 40,
+                 weighting: str = "auto"):
         from .adapt import check_tol
 
         self.tol, self.goals = check_tol(tol, goals)
@@ -128,8 +139,10 @@ class Problem:
         if isinstance(mesh, Mesh) and order in (1, 2, 3):   # else assemble() says what is wrong
             _budget.check(_budget.mesh_dofs(mesh, order), order, self.max_dofs,
                           f"Problem(order={order}) on {mesh!r}", graded=mesh.graded)
-        self.operator: Operator = assemble(landscape, diffusion, mesh, order, drift,
-                                           stabilisation, intorder)
+        self.gibbs = _gibbs_wanted(weighting, landscape, diffusion, drift, stabilisation,
+                                   self.tol)
+        self.operator: Operator = self._assemble(diffusion)
+        self._plain: Operator | None = None
         self._assembly_used = False
         #: set by the adaptive loop: above this negative mass the level is refined whatever
         #: the estimates say, and its moment weights are recovered (marking only)
@@ -163,6 +176,24 @@ class Problem:
                               else basis.get_dofs().flatten())
         self.interior_dofs = np.setdiff1d(np.arange(basis.N), self.boundary_dofs)
         self._blocks = None
+
+    def plain_operator(self) -> Operator:
+        """The operator of P itself: :attr:`operator`, or for a Gibbs-weighted problem
+        (whose :attr:`operator` acts on u = P/w, :mod:`.gibbs`) the unweighted one,
+        assembled on first use.  Dynamics, the spectrum and the MFPT use it."""
+        if not self.gibbs:
+            return self.operator
+        if self._plain is None:
+            self._plain = assemble(self.landscape, self.diffusion, self.mesh, self.order,
+                                   self.drift, self.stabilisation, self.intorder)
+        return self._plain
+
+    def _assemble(self, diffusion) -> Operator:
+        if self.gibbs:
+            return assemble_gibbs(self.landscape, diffusion, self.mesh, self.order,
+                                  self.intorder)
+        return assemble(self.landscape, diffusion, self.mesh, self.order, self.drift,
+                        self.stabilisation, self.intorder)
 
     def _interior_blocks(self) -> "_InteriorBlocks":
         """The :class:`_InteriorBlocks` of the interior dofs, shared on the mesh."""
@@ -201,25 +232,20 @@ class Problem:
         shared = self._assembly_used        # assembly time already reported by a solve
         if strength is not None and float(strength) != diffusion.strength:
             diffusion = diffusion.with_strength(strength)
-            if not op.affine:   # SUPG: τ depends on D, so re-assemble
-                op = assemble(self.landscape, diffusion, self.mesh, self.order, self.drift,
-                              self.stabilisation, self.intorder)
+            if not op.affine:   # SUPG's τ and the Gibbs weight depend on D: re-assemble
+                op = self._assemble(diffusion)
                 shared = False
         self._assembly_used = self._assembly_used or op is self.operator
         t0 = time.perf_counter()
         A = op.A(diffusion.strength)
         t1 = time.perf_counter()
-        if self.boundary == "absorbing":
-            P, mu_eig, info = _quasi_stationary(A, op.M_stab if op.M_stab is not None else op.M,
-                                                op.M, self.interior_dofs, self.boundary_dofs,
-                                                reuse=self.reuse_ordering, blocks=self._interior_blocks(),
-                                                min_size=self._nd_min_size, shift=self._shift)
-        else:
-            P, info = _stationary_reflecting(A, op.M, self._pin_guess(),
-                                             reuse=self.reuse_ordering, min_size=self._nd_min_size)
-            mu_eig = 0.0
+        P, mu_eig, info = self._eigensolve(A, op)
         t2 = time.perf_counter()
-        diag = self._diagnostics(P, op, info, t1 - t0, t2 - t1, shared)
+        u, Pq = P, None
+        if self.gibbs:      # the density is w·u: integrated with w, interpolated at the dofs
+            Pq = density_at_quadrature(op.basis, op.gibbs, u)
+            P = nodal_density(op.basis, op.gibbs, u)
+        diag = self._diagnostics(P, op, info, t1 - t0, t2 - t1, shared, Pq)
         mu = diag["escape_rate_flux"] if self.boundary == "absorbing" else 0.0
         diag["escape_rate_eig"] = mu_eig
         if self.boundary == "absorbing":
@@ -229,6 +255,11 @@ class Problem:
         sol = Solution(P, op.basis, self.mesh, self.landscape, diffusion, self.boundary,
                        self.order, _reported_rate(mu, self.boundary), diag, self.drift,
                        self.stabilisation)
+        if Pq is not None:
+            x, y = (np.asarray(c) for c in op.basis.global_coordinates())
+            sol._quad = (x, y, Pq, np.asarray(op.basis.dx))
+            sol.weight = op.gibbs
+            diag["weighting"] = "gibbs"
         t_hook = time.perf_counter()
         if self.on_solved is not None:
             self.on_solved(sol)
@@ -238,6 +269,8 @@ class Problem:
         lazy = self._lazy_above is not None and diag["negative_mass"] > self._lazy_above
 
         def compute() -> Estimate:
+            if self.gibbs:
+                return gibbs_estimate(self, op, u, mu, diffusion)
             return self._estimate(A, op, P, mu, info, diffusion, lazy)
 
         def finish(est: Estimate, seconds: float) -> Solution:
@@ -257,6 +290,21 @@ class Problem:
             return sol
         est = compute()
         return finish(est, time.perf_counter() - t2 - t_hook)
+
+    def _eigensolve(self, A, op) -> tuple:
+        """(P, μ_eig, info): the principal pair of the absorbing problem (for a Gibbs-weighted
+        one, u and its pencil solved symmetrically scaled), or the reflecting stationary P."""
+        if self.boundary != "absorbing":
+            P, info = _stationary_reflecting(A, op.M, self._pin_guess(),
+                                             reuse=self.reuse_ordering, min_size=self._nd_min_size)
+            return P, 0.0, info
+        kwargs = dict(reuse=self.reuse_ordering, blocks=self._interior_blocks(),
+                      min_size=self._nd_min_size, shift=self._shift)
+        if self.gibbs:
+            return scaled_quasi_stationary(A, op.M, self.interior_dofs, self.boundary_dofs,
+                                           **kwargs)
+        return _quasi_stationary(A, op.M_stab if op.M_stab is not None else op.M, op.M,
+                                 self.interior_dofs, self.boundary_dofs, **kwargs)
 
     def _estimate(self, A, op, P, mu, info, diffusion, lazy=False) -> Estimate:
         """Dual-weighted residual estimates with the solve's LU (fe/estimate.py)."""
@@ -309,10 +357,10 @@ class Problem:
         c = np.asarray(self.mesh.center)
         return int(np.argmin((x - c[0]) ** 2 + (y - c[1]) ** 2))
 
-    def _diagnostics(self, P, op, info, t_matrix, t_solve, shared) -> dict:
+    def _diagnostics(self, P, op, info, t_matrix, t_solve, shared, Pq=None) -> dict:
         basis = op.basis
         asm = 0.0 if shared else sum(op.timings.values())
-        Pq = np.asarray(basis.interpolate(P))
+        Pq = np.asarray(basis.interpolate(P)) if Pq is None else Pq
         dx = np.asarray(basis.dx)
         absmass = float(np.sum(np.abs(Pq) * dx))
         neg = float(np.sum(np.maximum(-Pq, 0.0) * dx)) / absmass
@@ -360,6 +408,18 @@ class Problem:
             diag["warnings"].append(f"relative residual {info['residual']:.2e} exceeds "
                                     f"{THRESHOLDS['residual']:g}")
         return diag
+
+
+def _gibbs_wanted(weighting, landscape, diffusion, drift, stabilisation, tol) -> bool:
+    """Whether a problem uses the Gibbs-weighted discretisation (``weighting``)."""
+    if weighting not in WEIGHTINGS:
+        raise ValueError(f"weighting: expected one of {WEIGHTINGS}, got {weighting!r}")
+    fits = gibbs_applies(landscape, diffusion, drift, stabilisation)
+    if weighting == "gibbs" and not fits:
+        raise ValueError("weighting='gibbs': the model is not in detailed balance (it needs "
+                         "a constant isotropic diffusion D = δI, the drift −∇L of a "
+                         "landscape and no stabilisation)")
+    return fits and (weighting == "gibbs" or (weighting == "auto" and tol is not None))
 
 
 def _check_estimate(diag: dict, est: Estimate, mu: float, boundary: str) -> None:
@@ -415,7 +475,7 @@ def solve(landscape: Landscape | None, diffusion: DiffusionModel, mesh: Mesh,
           boundary: str = "absorbing", order: int = 2, drift: Callable | None = None,
           stabilisation: str | None = None, intorder: int | None = None,
           max_dofs: int | None = None, tol: float | None = None,
-          goals: Iterable[str] | None = None) -> Solution:
+          goals: Iterable[str] | None = None, weighting: str = "auto") -> Solution:
     """Solve the stationary Fokker–Planck equation once.
 
     See :class:`Problem` for the parameters; use a :class:`Problem` directly to
@@ -427,4 +487,5 @@ def solve(landscape: Landscape | None, diffusion: DiffusionModel, mesh: Mesh,
         ``escape_rate``, ``moments()``, ``marginal()``, ``diagnostics``, ...
     """
     return Problem(landscape, diffusion, mesh, boundary, order, drift, stabilisation,
-                   intorder, max_dofs=max_dofs, tol=tol, goals=goals).solve()
+                   intorder, max_dofs=max_dofs, tol=tol, goals=goals,
+                   weighting=weighting).solve()

@@ -105,7 +105,7 @@ def spectrum(problem, k: int = 6, strength: float | None = None, tol: float = 1e
     """
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
         raise ValueError(f"k: expected a positive integer, got {k!r}")
-    op = problem.operator
+    op = problem.plain_operator()
     s = problem.diffusion.strength if strength is None else float(strength)
     A = op.A(s)
     M = op.M_stab if op.M_stab is not None else op.M

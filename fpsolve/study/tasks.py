@@ -286,7 +286,8 @@ def _setup(cfg: dict):
                        order=cfg["solver"]["order"],
                        stabilisation=None if stab == "none" else stab,
                        max_dofs=cfg["solver"].get("max_dofs"), tol=cfg["solver"].get("tol"),
-                       goals=cfg["solver"].get("goals"))
+                       goals=cfg["solver"].get("goals"),
+                       weighting=cfg["solver"].get("weighting", "auto"))
     return prob, _capture(rec)
 
 

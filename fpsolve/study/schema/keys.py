@@ -60,6 +60,12 @@ _PLAIN = {
                     "The observables `tol` applies to (only with `tol`): ⟨x²⟩, ⟨y²⟩, the escape "
                     "rate μ (absorbing boundaries) and the L1 norm of P. Every case reports all "
                     "four estimates in `error_estimate` either way."),
+        "weighting": _k(_choice("auto", "gibbs", "none"), "string", '"auto"',
+                        'The Gibbs-weighted discretisation P = e^(−(L − L₀)/δ)·u for noise in '
+                        'detailed balance (noise.kind = "isotropic", no stabilisation): '
+                        "exponentially small escape rates on a fraction of the dofs "
+                        '(docs/adaptivity.md). "auto": with `tol` where it applies; "gibbs": '
+                        'always (an error for other noise); "none": never.'),
         "max_dofs": _k(_max_dofs, "integer ≥ 100", "from the available memory",
                        "Budget of unknowns per solve. The dofs and the peak memory of every "
                        "case are estimated when the study is validated; a case beyond the "

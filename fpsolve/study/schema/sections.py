@@ -159,10 +159,16 @@ def _resolve_sections(ld: _Loader, flat: dict, label: str) -> dict:
     for k, v in flat.items():
         sec, _, rest = k.partition(".")
         parts[sec][rest] = v
-    return {"landscape": ld.kind_section(parts["landscape"], "landscape", label),
-            "noise": ld.kind_section(parts["noise"], "noise", label),
-            "mesh": ld.mesh_section(parts["mesh"], label),
-            "solver": ld.solver_section(parts["solver"], label)}
+    out = {"landscape": ld.kind_section(parts["landscape"], "landscape", label),
+           "noise": ld.kind_section(parts["noise"], "noise", label),
+           "mesh": ld.mesh_section(parts["mesh"], label),
+           "solver": ld.solver_section(parts["solver"], label)}
+    if out["solver"].get("weighting") == "gibbs" and (
+            out["noise"]["kind"] != "isotropic" or out["solver"]["stabilisation"] != "none"):
+        ld.fail(f"{label}solver.weighting", '"gibbs" needs noise in detailed balance: '
+                'noise.kind = "isotropic" and solver.stabilisation = "none", got noise.kind = '
+                f'{out["noise"]["kind"]!r}')
+    return out
 
 
 def _merge(base: dict, over: dict) -> dict:

@@ -1,0 +1,116 @@
+"""The Gibbs-weighted discretisation of detailed-balance problems (fpsolve.fe.gibbs)."""
+import warnings
+
+import numpy as np
+import pytest
+
+import fpsolve as fp
+from fpsolve.fe.adapt import NEGATIVE_MASS
+from fpsolve.theory.exact import radial_ou_escape_rate
+
+RADIAL = fp.landscapes.quadratic([[1.0, 0.0], [0.0, 1.0]])
+
+
+def test_reflecting_gibbs_density_is_exact():
+    """Reflecting: u = const is the discrete solution, so P is the Gibbs density and ⟨x²⟩
+    is exact up to quadrature (truncated Gaussian on the unit disk)."""
+    delta = 0.02
+    sol = fp.solve(RADIAL, fp.diffusion.isotropic(delta), fp.disk_mesh(1.0, 0.1), order=2,
+                   boundary="reflecting", weighting="gibbs")
+    u = sol.P / sol.weight(*sol.basis.doflocs)
+    assert np.ptp(u) <= 1e-10 * np.abs(u).max()
+    z = 1.0 / (2 * delta)
+    r2 = 2 * delta - np.exp(-z) / (1 - np.exp(-z))          # ⟨r²⟩ of the truncated Gaussian
+    assert sol.moments()["cov"][0, 0] == pytest.approx(r2 / 2, rel=1e-8)
+    assert sol.mass == pytest.approx(1.0, rel=1e-12)
+
+
+@pytest.mark.parametrize("delta", [0.1, 0.05, 0.02, 0.01, 0.005])
+def test_escape_rate_to_tol_from_a_coarse_mesh(delta):
+    """Issue #17: radial OU escape rates with tol = 1e-4 match the Kummer roots to 1e-3 (down
+    to μ = 7.4e-42 at δ = 0.005), with an honest estimate, from h = 0.2."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", fp.FPSolveWarning)
+        sol = fp.solve(RADIAL, fp.diffusion.isotropic(delta), fp.disk_mesh(1.0, 0.2), order=3,
+                       tol=1e-4, goals=["escape_rate"])
+    exact = radial_ou_escape_rate(delta)
+    d, err = sol.diagnostics, abs(sol.escape_rate - exact) / exact
+    assert d["weighting"] == "gibbs" and d["escape_rate_estimator"] == "gibbs"
+    assert d["adapt_converged"] and not d["untrusted"]
+    assert err <= 1e-3
+    assert 0.5 * err <= sol.error_estimate["escape_rate"] <= 1e-4
+    assert d["negative_mass"] <= NEGATIVE_MASS
+
+
+@pytest.mark.parametrize("order, h", [(1, 0.3), (2, 0.3), (1, 0.4)])
+def test_moment_estimate_is_honest(order, h):
+    """⟨x²⟩ of the absorbing problem against a 4× finer P3 solve: the estimate (P_k against
+    P_{k+1}, factor 2) lies within [0.5, 10] of the true error (measured 1.6-1.7)."""
+    D = fp.diffusion.isotropic(0.05)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", fp.FPSolveWarning)
+        coarse = fp.solve(RADIAL, D, fp.disk_mesh(1.0, h), order=order, weighting="gibbs")
+        fine = fp.solve(RADIAL, D, fp.disk_mesh(1.0, h / 4), order=3, weighting="gibbs")
+    x2c, x2f = coarse.moments()["cov"][0, 0], fine.moments()["cov"][0, 0]
+    err = abs(x2c - x2f) / x2f
+    assert err > 1e-4                  # measurable: the test can fail
+    assert 0.5 * err <= coarse.error_estimate["x2"] <= 10 * err
+
+
+def test_weighting_errors():
+    L = fp.landscapes.paper()
+    with pytest.raises(ValueError, match="weighting='gibbs': the model is not in detailed"):
+        fp.solve(L, fp.diffusion.sgd(L, 0.01), fp.disk_mesh(2.0, 0.3), weighting="gibbs")
+    with pytest.raises(ValueError, match="weighting: expected one of"):
+        fp.solve(RADIAL, fp.diffusion.isotropic(0.1), fp.disk_mesh(1.0, 0.3),
+                 weighting="boltzmann")
+
+
+def test_auto_and_none():
+    """'auto' weights only adaptive solves of detailed-balance models; 'none' never."""
+    D = fp.diffusion.isotropic(0.1)
+    fixed = fp.solve(RADIAL, D, fp.disk_mesh(1.0, 0.3), order=2)
+    assert "weighting" not in fixed.diagnostics and fixed.weight is None
+    plain = fp.solve(RADIAL, D, fp.disk_mesh(1.0, 0.3), order=3, tol=1e-3,
+                     goals=["escape_rate"], weighting="none")
+    assert "weighting" not in plain.diagnostics
+    assert plain.diagnostics["escape_rate_estimator"] != "gibbs"
+    # the same μ both ways, within their tolerances
+    auto = fp.solve(RADIAL, D, fp.disk_mesh(1.0, 0.3), order=3, tol=1e-3, goals=["escape_rate"])
+    assert auto.diagnostics["weighting"] == "gibbs"
+    assert auto.escape_rate == pytest.approx(plain.escape_rate, rel=2e-3)
+
+
+def test_moments_to_tol_where_u_is_flat():
+    """Where u is flat the quadrature of w is the moments' only error: the estimate must see
+    it (review W3) and the loop refine it away.  δ = 0.005: ⟨x²⟩ = δ to ~e^(−90)."""
+    delta = 0.005
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", fp.FPSolveWarning)   # μ is not a goal: flagged
+        sol = fp.solve(RADIAL, fp.diffusion.isotropic(delta), fp.disk_mesh(1.0, 0.2), order=3,
+                       tol=1e-6, goals=["x2", "y2"])
+    assert sol.diagnostics["adapt_converged"] and sol.diagnostics["weighting"] == "gibbs"
+    # the first level's estimate saw the quadrature error (2.1e-4 at the P3 rule on h = 0.2)
+    assert sol.diagnostics["adapt"][0]["estimate"]["x2"] > 1e-4
+    for g, f in (("x2", lambda x, y: x * x), ("y2", lambda x, y: y * y)):
+        err = abs(sol.expectation(f) - delta) / delta
+        assert err <= 1e-6
+        assert sol.error_estimate[g] >= 0.5 * err
+
+
+def test_dynamics_spectrum_and_mfpt_use_the_plain_operator():
+    """A Gibbs-weighted Problem's own operator acts on u = P/w: the spectrum (and dynamics,
+    MFPT) use the unweighted one, so they agree with a plain Problem's (review W4)."""
+    D = fp.diffusion.isotropic(0.1)
+    mesh = fp.disk_mesh(1.0, 0.2)
+    weighted = fp.Problem(RADIAL, D, mesh, order=2, weighting="gibbs")
+    plain = fp.Problem(RADIAL, D, mesh, order=2, weighting="none")
+    assert weighted.plain_operator() is not weighted.operator
+    assert plain.plain_operator() is plain.operator
+    rw, rp = weighted.spectrum(k=3).rates, plain.spectrum(k=3).rates
+    np.testing.assert_allclose(rw, rp, rtol=1e-12)
+    from fpsolve.fe.mfpt import mfpt_problem
+
+    mw, mp = mfpt_problem(weighted), mfpt_problem(plain)
+    np.testing.assert_allclose(mw.T, mp.T, rtol=1e-12, atol=0)
+    assert mw.escape_rate == pytest.approx(mp.escape_rate, rel=1e-12)
