@@ -108,11 +108,13 @@ def test_budget_exhausted_is_flagged_and_warned_never_silent():
 
 @pytest.mark.parametrize("delta", [0.1, 0.05, 0.02])
 def test_small_noise_escape_rate_from_a_coarse_mesh(delta):
-    """Issue #17: radial OU escape rates to 1e-3 relative with tol = 1e-4 (exact Kummer roots)."""
+    """Issue #17: radial OU escape rates to 1e-3 relative with tol = 1e-4 (exact Kummer roots),
+    by the plain discretisation (the one of every model not in detailed balance; with the
+    Gibbs weight, the default here, tests/test_gibbs.py)."""
     with warnings.catch_warnings():
         warnings.simplefilter("error", fp.FPSolveWarning)
         sol = fp.solve(RADIAL, fp.diffusion.isotropic(delta), fp.disk_mesh(1.0, 0.2), order=3,
-                       tol=1e-4, goals=["escape_rate"])
+                       tol=1e-4, goals=["escape_rate"], weighting="none")
     exact = radial_ou_escape_rate(delta)
     assert sol.diagnostics["adapt_converged"]
     assert sol.escape_rate > 0
@@ -122,9 +124,9 @@ def test_small_noise_escape_rate_from_a_coarse_mesh(delta):
 
 @pytest.mark.slow
 def test_small_noise_escape_rate_exponentially_small():
-    """δ = 0.01: μ ≈ 1.9e-20 (Kummer root, mpmath) to tol = 1e-4 from h = 0.2.  Needs the
-    a-priori Péclet grading, the directly solved μ weight and the componentwise stopping
-    test of the inverse iteration (docs/adaptivity.md)."""
+    """δ = 0.01: μ ≈ 1.9e-20 (Kummer root, mpmath) to tol = 1e-4 from h = 0.2, plain
+    discretisation.  Needs the a-priori Péclet grading, the directly solved μ weight and the
+    componentwise stopping test of the inverse iteration (docs/adaptivity.md)."""
     from fpsolve.fe import budget
     # it needs ~513k dofs: the default budget follows the available memory, so ask for
     # the dofs explicitly, on machines that have the memory for them
@@ -135,7 +137,7 @@ def test_small_noise_escape_rate_exponentially_small():
     with warnings.catch_warnings():
         warnings.simplefilter("error", fp.FPSolveWarning)
         sol = fp.solve(RADIAL, fp.diffusion.isotropic(0.01), fp.disk_mesh(1.0, 0.2), order=3,
-                       tol=1e-4, goals=["escape_rate"], max_dofs=600_000)
+                       tol=1e-4, goals=["escape_rate"], max_dofs=600_000, weighting="none")
     exact = radial_ou_escape_rate(0.01)
     d = sol.diagnostics
     assert d["adapt_converged"] and not d["untrusted"]
@@ -147,13 +149,13 @@ def test_small_noise_escape_rate_exponentially_small():
 
 @pytest.mark.slow
 def test_smallest_noise_is_right_or_honestly_flagged():
-    """δ = 0.005 (μ ≈ 7.4e-42): tol = 1e-3 needs ~0.9M P3 dofs, at the edge of a 16 GB
-    machine's budget.  Converged: within 1e-3 of the Kummer root.  Stopped by the budget:
+    """δ = 0.005 (μ ≈ 7.4e-42), plain discretisation: tol = 1e-3 needs ~0.9M P3 dofs, at the
+    edge of a 16 GB machine's budget.  Converged: within 1e-3 of the Kummer root.  Stopped by the budget:
     flagged and warned, μ positive, its estimate at least half the true error."""
     with warnings.catch_warnings(record=True) as rec:
         warnings.simplefilter("always")
         sol = fp.solve(RADIAL, fp.diffusion.isotropic(0.005), fp.disk_mesh(1.0, 0.2), order=3,
-                       tol=1e-3, goals=["escape_rate"])
+                       tol=1e-3, goals=["escape_rate"], weighting="none")
     exact = radial_ou_escape_rate(0.005)
     d, err = sol.diagnostics, abs(sol.escape_rate - exact) / exact
     assert sol.escape_rate > 0 and err <= 1e-2

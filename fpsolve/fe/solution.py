@@ -44,7 +44,7 @@ def _line_quadrature(basis, axis: int, vals: np.ndarray, npts: int):
                 cache.move_to_end(key)
                 return hit
     pts, w, line, cells = line_cuts(basis, axis, vals, npts=npts)
-    out = (w, line, PointProbe(basis, pts, cells) if w.size else None)
+    out = (w, line, PointProbe(basis, pts, cells) if w.size else None, pts)
     if vals.size >= _LINE_CACHE_MIN:
         with _LINE_LOCK:
             cache[key] = out
@@ -100,7 +100,20 @@ class Solution:
     # -- evaluation ---------------------------------------------------------
     def __call__(self, points) -> np.ndarray:
         """P at ``points`` of shape (n, 2) (or a single point (2,)); 0 outside the mesh."""
-        return evaluate(self.basis, self.P, points)
+        if self.weight is None:
+            return evaluate(self.basis, self.P, points)
+        pts = np.asarray(points, dtype=float)      # w·u, w exact (fe/gibbs.py)
+        return self.weight(pts[..., 0], pts[..., 1]) * evaluate(self.basis, self._u(), points)
+
+    def _u(self) -> np.ndarray:
+        """u = P/w at the dofs of a Gibbs-weighted solution."""
+        return self.P / self.weight(*self.basis.doflocs)
+
+    def _probed(self, probe, pts) -> np.ndarray:
+        """P at the points of ``probe`` (``pts``, shape (2, n)): w·u for a weighted solution."""
+        if self.weight is None:
+            return probe(self.P)
+        return self.weight(pts[0], pts[1]) * probe(self._u())
 
     def _quadrature(self):
         """x, y, P and weights at the quadrature points (cached)."""
@@ -153,10 +166,10 @@ class Solution:
         if axis not in _AXES:
             raise ValueError(f"axis: expected 'x' or 'y', got {axis!r}")
         vals = np.atleast_1d(np.asarray(values, dtype=float))
-        w, line, probe = _line_quadrature(self.basis, _AXES[axis], vals, self.order + 1)
+        w, line, probe, pts = _line_quadrature(self.basis, _AXES[axis], vals, self.order + 1)
         out = np.zeros(vals.size)
         if w.size:
-            np.add.at(out, line, w * probe(self.P))
+            np.add.at(out, line, w * self._probed(probe, pts))
         return out if np.ndim(values) else float(out[0])
 
     # -- maxima ---------------------------------------------------------------
@@ -174,7 +187,9 @@ class Solution:
         gx, gy = (a.ravel() for a in np.meshgrid(g, g))
         while step > tol:
             pts = np.stack([best[0] + step * gx, best[1] + step * gy])
-            best = pts[:, int(np.argmax(probe_values(self.basis, self.P, pts)))]
+            vals = (probe_values(self.basis, self.P, pts) if self.weight is None
+                    else self.weight(pts[0], pts[1]) * probe_values(self.basis, self._u(), pts))
+            best = pts[:, int(np.argmax(vals))]
             step *= 0.3
         return best
 
