@@ -161,9 +161,8 @@ class Flux:
             x, y = pts[inside, 0], pts[inside, 1]
             sol = self.solution
             out = np.zeros((pts.shape[0], 2))
-            Jp = _flux_from(np.asarray(sol.diffusion.tensor(x, y)), _beta(sol, x, y),
-                            (V @ sol.P)[inside],
-                            np.stack([(Gx @ sol.P)[inside], (Gy @ sol.P)[inside]]))
+            P, gradP = _point_density(sol, V, Gx, Gy, inside, x, y)
+            Jp = _flux_from(np.asarray(sol.diffusion.tensor(x, y)), _beta(sol, x, y), P, gradP)
             out[inside] = Jp.T
         return out[0] if single else out
 
@@ -660,6 +659,19 @@ def _density_fields(sol: Solution, basis) -> tuple[np.ndarray, np.ndarray]:
     psi, gpsi = sol.weight.psi(x, y)
     w = np.exp(-psi)
     return w * np.asarray(f), w * (np.asarray(f.grad) - np.asarray(f) * gpsi)
+
+
+def _point_density(sol: Solution, V, Gx, Gy, inside, x, y):
+    """P and ∇P at points inside the mesh from their value/gradient matrices; w·u with w
+    exact for a Gibbs-weighted density (its interpolant gave a spurious current 7 orders
+    above the solve's own in the bulk of a detailed-balance problem, review R1)."""
+    if sol.weight is None:
+        return (V @ sol.P)[inside], np.stack([(Gx @ sol.P)[inside], (Gy @ sol.P)[inside]])
+    u = sol.P / sol.weight(*sol.basis.doflocs)
+    psi, gpsi = sol.weight.psi(x, y)
+    w, uv = np.exp(-psi), (V @ u)[inside]
+    gu = np.stack([(Gx @ u)[inside], (Gy @ u)[inside]])
+    return w * uv, w * (gu - uv * gpsi)
 
 
 def _density_load(sol: Solution, M) -> np.ndarray:

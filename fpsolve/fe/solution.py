@@ -103,7 +103,10 @@ class Solution:
         if self.weight is None:
             return evaluate(self.basis, self.P, points)
         pts = np.asarray(points, dtype=float)      # w·u, w exact (fe/gibbs.py)
-        return self.weight(pts[..., 0], pts[..., 1]) * evaluate(self.basis, self._u(), points)
+        u = evaluate(self.basis, self._u(), points)
+        with np.errstate(all="ignore"):             # L may have no value outside the mesh
+            w = self.weight(pts[..., 0], pts[..., 1])
+        return np.where(u != 0, w, 0.0) * u
 
     def _u(self) -> np.ndarray:
         """u = P/w at the dofs of a Gibbs-weighted solution."""
