@@ -98,22 +98,28 @@ def test_moments_to_tol_where_u_is_flat():
         assert sol.error_estimate[g] >= 0.5 * err
 
 
-def test_dynamics_spectrum_and_mfpt_use_the_plain_operator():
-    """A Gibbs-weighted Problem's own operator acts on u = P/w: the spectrum (and dynamics,
-    MFPT) use the unweighted one, so they agree with a plain Problem's (review W4)."""
-    D = fp.diffusion.isotropic(0.1)
-    mesh = fp.disk_mesh(1.0, 0.2)
-    weighted = fp.Problem(RADIAL, D, mesh, order=2, weighting="gibbs")
-    plain = fp.Problem(RADIAL, D, mesh, order=2, weighting="none")
+def test_spectrum_of_the_weighted_pencil():
+    """The spectrum of a Gibbs-weighted problem is that of its (scaled) weighted pencil, with
+    density modes P = w·u: on the mesh the loop adapted for u the radial OU rates 1, 1, 2
+    (exact up to e^(−25) at δ = 0.02) come out ≤ 1e-4 off (measured 5e-6; at δ = 0.01
+    1e-6 … 3e-5, where the plain pencil on its mesh is 2e-4 … 2e-2 off, review R5); the
+    first rate is the outflow μ and the first mode the quasi-stationary density."""
+    delta = 0.02
+    D = fp.diffusion.isotropic(delta)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", fp.FPSolveWarning)
+        sol = fp.solve(RADIAL, D, fp.disk_mesh(1.0, 0.2), order=3, tol=1e-4,
+                       goals=["escape_rate"])
+    weighted = fp.Problem(RADIAL, D, sol.mesh, order=3, weighting="gibbs")
+    sw = weighted.spectrum(k=4)
+    assert np.abs(sw.rates[1:].real - [1.0, 1.0, 2.0]).max() <= 1e-4
+    assert sw.rates[0].real == pytest.approx(radial_ou_escape_rate(delta), rel=1e-3)
+    mode = sw.modes[0].real
+    np.testing.assert_allclose(mode / mode.max(), sol.P / sol.P.max(), atol=1e-6)
+    # MFPT and dynamics use the unweighted operator
+    plain = fp.Problem(RADIAL, D, sol.mesh, order=3, weighting="none")
     assert weighted.plain_operator() is not weighted.operator
     assert plain.plain_operator() is plain.operator
-    rw, rp = weighted.spectrum(k=3).rates, plain.spectrum(k=3).rates
-    np.testing.assert_allclose(rw, rp, rtol=1e-12)
-    from fpsolve.fe.mfpt import mfpt_problem
-
-    mw, mp = mfpt_problem(weighted), mfpt_problem(plain)
-    np.testing.assert_allclose(mw.T, mp.T, rtol=1e-12, atol=0)
-    assert mw.escape_rate == pytest.approx(mp.escape_rate, rel=1e-12)
 
 
 def test_point_values_and_marginals_use_the_weight():
