@@ -157,3 +157,25 @@ def test_pointwise_current_of_a_weighted_solution():
     assert fl.diagnostics["outflow_residual"] == pytest.approx(sol.escape_rate, rel=1e-10)
     # outside the mesh P is 0 (also where the weight has no value: here it has one)
     assert sol(np.array([[3.0, 0.0]]))[0] == 0.0
+
+
+def test_mfpt_of_a_weighted_problem():
+    """The MFPT of a Gibbs-weighted problem uses its weighted pencil (T in the plain space,
+    A_IIᵀ t = M_IIᵀ 1 with trial functions w·φ_j): on the mesh the loop adapted for u,
+    T(0) = ½ Ein(1/2δ) at δ = 0.01 to 2e-5, where the plain operator is wrong by orders."""
+    from fpsolve.fe.mfpt import mfpt_problem
+    from fpsolve.theory.exact import radial_ou_mfpt
+
+    delta = 0.01
+    D = fp.diffusion.isotropic(delta)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", fp.FPSolveWarning)
+        sol = fp.solve(RADIAL, D, fp.disk_mesh(1.0, 0.2), order=3, tol=1e-4,
+                       goals=["escape_rate"])
+    exact = radial_ou_mfpt(0.0, delta)
+    m = mfpt_problem(fp.Problem(RADIAL, D, sol.mesh, order=3, weighting="gibbs"))
+    assert m(np.array([[0.0, 0.0]]))[0] == pytest.approx(exact, rel=1e-3)
+    assert m.escape_rate * m.mean_qsd == pytest.approx(1.0, rel=1e-10)
+    assert m.escape_rate == pytest.approx(sol.escape_rate, rel=1e-10)
+    plain = mfpt_problem(fp.Problem(RADIAL, D, sol.mesh, order=3, weighting="none"))
+    assert not plain(np.array([[0.0, 0.0]]))[0] == pytest.approx(exact, rel=0.5)

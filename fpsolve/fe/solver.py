@@ -180,8 +180,8 @@ class Problem:
     def plain_operator(self) -> Operator:
         """The operator of P itself: :attr:`operator`, or for a Gibbs-weighted problem
         (whose :attr:`operator` acts on u = P/w, :mod:`.gibbs`) the unweighted one,
-        assembled on first use.  Dynamics and the MFPT use it (the spectrum takes the
-        weighted pencil, :mod:`.spectrum`)."""
+        assembled on first use.  Dynamics uses it (the spectrum and the MFPT take the
+        weighted pencil)."""
         if not self.gibbs:
             return self.operator
         if self._plain is None:
