@@ -199,6 +199,8 @@ class PlotData:
         these lines is shared by the solutions on the same basis)."""
         xs = np.asarray(xs, dtype=float)
         key = xs.tobytes()
+        if key not in self._marginal and self.sol.weight is not None:
+            self._marginal[key] = self.sol.marginal("x", xs)     # w exact (fe/gibbs.py)
         if key not in self._marginal:
             sol = self.sol
             dofs, phis, w, line = _shared(

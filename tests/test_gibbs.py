@@ -179,3 +179,65 @@ def test_mfpt_of_a_weighted_problem():
     assert m.escape_rate == pytest.approx(sol.escape_rate, rel=1e-10)
     plain = mfpt_problem(fp.Problem(RADIAL, D, sol.mesh, order=3, weighting="none"))
     assert not plain(np.array([[0.0, 0.0]]))[0] == pytest.approx(exact, rel=0.5)
+
+
+def test_reflecting_weighted_solve_is_scaled():
+    """Reflecting, δ = 0.005: the exact discrete u is constant; unscaled, the pinned LU gave
+    u/u(0) up to 1e25 in the tails, unflagged (review R8); scaled: 4e-5 at r ≈ 1."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", fp.FPSolveWarning)
+        for kw in ({"tol": 1e-6}, {"weighting": "gibbs"}):
+            sol = fp.solve(RADIAL, fp.diffusion.isotropic(0.005), fp.disk_mesh(1.0, 0.2),
+                           order=3, boundary="reflecting", **kw)
+            u = sol.P / sol.weight(*sol.basis.doflocs)
+            r = np.hypot(*sol.basis.doflocs)
+            dev = np.abs(u / u[np.argmin(r)] - 1)
+            # the LU's normwise error grows towards the tails, where w ~ e^(−100): 4e-5
+            assert dev.max() <= 1e-3 and dev[r < 0.5].max() <= 1e-10, kw
+
+
+STUDY = """
+[landscape]
+kind = "quadratic"
+A = [[1.0, 0.0], [0.0, 1.0]]
+[noise]
+kind = "isotropic"
+delta = 0.01
+[mesh]
+radius = 1.0
+h = 0.2
+[solver]
+order = 3
+tol = 1e-4
+goals = ["x2", "escape_rate"]
+[output]
+vtk = false
+figures = false
+panel = false
+flux = false
+[[case]]
+name = "ou"
+"""
+
+
+def test_study_case_rebuilt_as_a_weighted_solution(tmp_path):
+    """A study of a detailed-balance model takes the Gibbs path; a finished case rebuilt
+    from its coefficients (panels of reused cases) is a weighted solution again, with the
+    moments summary.json reports (review R10)."""
+    import json
+
+    from fpsolve.study import load_study, run_study
+    from fpsolve.study.runner import _rebuild_solution
+
+    path = tmp_path / "ou.toml"
+    path.write_text(STUDY)
+    out = tmp_path / "out"
+    res = run_study(load_study(str(path)), str(out))
+    c = res.summary["cases"][0]
+    assert c["diagnostics"]["weighting"] == "gibbs"
+    assert c["escape_rate"] == pytest.approx(radial_ou_escape_rate(0.01), rel=1e-3)
+    case = load_study(str(path)).cases[0]
+    rec = json.loads((out / "cases" / "ou.json").read_text())
+    sol = _rebuild_solution(str(out), case, rec, {})
+    assert sol.weight is not None
+    assert sol.expectation(lambda x, y: x * x) == pytest.approx(0.01, rel=1e-4)

@@ -20,7 +20,7 @@ import numpy as np
 from skfem import Basis
 
 from .estimate import SAFETY, Estimate, _boundary_dofs, enriched_basis
-from .gibbs import assemble_gibbs, scaled_quasi_stationary
+from .gibbs import assemble_gibbs, scaled_quasi_stationary, scaled_stationary_reflecting
 
 __all__ = ["gibbs_estimate"]
 
@@ -33,7 +33,7 @@ LAYER_DROP = 1e-6
 
 def _solve_next(problem, diffusion, op, bp, cache):
     """u_{k+1} (∫ w u = 1), μ_{k+1} (outflow; 0 reflecting) and the outflow per boundary dof."""
-    from .eigensolve import SolverError, _stationary_reflecting
+    from .eigensolve import SolverError
     from .solver import _stop_untrusted
 
     opn = assemble_gibbs(problem.landscape, diffusion, problem.mesh, basis=bp,
@@ -41,8 +41,8 @@ def _solve_next(problem, diffusion, op, bp, cache):
     A, M = opn.A_fixed, opn.M
     if problem.boundary == "reflecting":
         pin = int(np.argmax(op.gibbs(*bp.doflocs)))
-        u, _ = _stationary_reflecting(A, M, pin)
-        return u / (M @ u).sum(), 0.0, None
+        u, _ = scaled_stationary_reflecting(A, M, pin)
+        return u, 0.0, None
     B = _boundary_dofs(bp, cache)
     I = np.setdiff1d(np.arange(bp.N), B)
     u, _, info = scaled_quasi_stationary(A, M, I, B)

@@ -36,7 +36,8 @@ from ..models.landscapes import Landscape
 from .mesh import Mesh
 from .estimate import DualSolver, Estimate, estimate_errors
 from .gibbs import (WEIGHTINGS, assemble_gibbs, density_at_quadrature, nodal_density,
-                    scaled_quasi_stationary)
+                    scaled_quasi_stationary, scaled_stationary_reflecting)
+from .gibbs import attach as gibbs_attach
 from .gibbs import applies as gibbs_applies
 from .gibbs_estimate import gibbs_estimate
 from .solution import Solution
@@ -256,10 +257,8 @@ class Problem:
         sol = Solution(P, op.basis, self.mesh, self.landscape, diffusion, self.boundary,
                        self.order, _reported_rate(mu, self.boundary), diag, self.drift,
                        self.stabilisation)
-        if Pq is not None:
-            x, y = (np.asarray(c) for c in op.basis.global_coordinates())
-            sol._quad = (x, y, Pq, np.asarray(op.basis.dx))
-            sol.weight = op.gibbs
+        if self.gibbs:
+            gibbs_attach(sol, op.gibbs, Pq)
             diag["weighting"] = "gibbs"
         t_hook = time.perf_counter()
         if self.on_solved is not None:
@@ -296,8 +295,9 @@ class Problem:
         """(P, μ_eig, info): the principal pair of the absorbing problem (for a Gibbs-weighted
         one, u and its pencil solved symmetrically scaled), or the reflecting stationary P."""
         if self.boundary != "absorbing":
-            P, info = _stationary_reflecting(A, op.M, self._pin_guess(),
-                                             reuse=self.reuse_ordering, min_size=self._nd_min_size)
+            solve = scaled_stationary_reflecting if self.gibbs else _stationary_reflecting
+            P, info = solve(A, op.M, self._pin_guess(), reuse=self.reuse_ordering,
+                            min_size=self._nd_min_size)
             return P, 0.0, info
         kwargs = dict(reuse=self.reuse_ordering, blocks=self._interior_blocks(),
                       min_size=self._nd_min_size, shift=self._shift)

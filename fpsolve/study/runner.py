@@ -176,9 +176,13 @@ def _rebuild_solution(out: str, case: Case, record: dict, bases: dict):
     diag = dict(s.get("diagnostics", {}), warnings=list(s.get("warnings", [])))
     stab = cfg["solver"]["stabilisation"]
     mu = s["escape_rate"]             # null: a μ ≤ 0 reported as NaN (fe/solver.py)
-    return Solution(P, basis, mesh, L, D, cfg["solver"]["boundary"], order,
-                    float("nan") if mu is None else mu, diag, None,
-                    None if stab == "none" else stab)
+    sol = Solution(P, basis, mesh, L, D, cfg["solver"]["boundary"], order,
+                   float("nan") if mu is None else mu, diag, None,
+                   None if stab == "none" else stab)
+    if diag.get("weighting") == "gibbs":          # P holds w·u at the dofs
+        from ..fe.gibbs import attach, weight_of
+        attach(sol, weight_of(L, D, basis))
+    return sol
 
 
 def _case_entry(case: Case, rec: dict | None, error: str | None, reused: bool) -> dict:
