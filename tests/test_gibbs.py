@@ -1,4 +1,5 @@
 """The Gibbs-weighted discretisation of detailed-balance problems (fpsolve.fe.gibbs)."""
+import functools
 import warnings
 
 import numpy as np
@@ -9,6 +10,16 @@ from fpsolve.fe.adapt import NEGATIVE_MASS
 from fpsolve.theory.exact import radial_ou_escape_rate
 
 RADIAL = fp.landscapes.quadratic([[1.0, 0.0], [0.0, 1.0]])
+
+
+@functools.lru_cache(maxsize=None)
+def _adapted(delta: float):
+    """The radial OU problem adapted by the Gibbs loop (P3 from h = 0.2, tol 1e-4 on μ);
+    shared by the tests that use its mesh (it is not modified)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", fp.FPSolveWarning)
+        return fp.solve(RADIAL, fp.diffusion.isotropic(delta), fp.disk_mesh(1.0, 0.2),
+                        order=3, tol=1e-4, goals=["escape_rate"])
 
 
 def test_reflecting_gibbs_density_is_exact():
@@ -106,10 +117,7 @@ def test_spectrum_of_the_weighted_pencil():
     first rate is the outflow μ and the first mode the quasi-stationary density."""
     delta = 0.02
     D = fp.diffusion.isotropic(delta)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", fp.FPSolveWarning)
-        sol = fp.solve(RADIAL, D, fp.disk_mesh(1.0, 0.2), order=3, tol=1e-4,
-                       goals=["escape_rate"])
+    sol = _adapted(delta)
     weighted = fp.Problem(RADIAL, D, sol.mesh, order=3, weighting="gibbs")
     sw = weighted.spectrum(k=4)
     assert np.abs(sw.rates[1:].real - [1.0, 1.0, 2.0]).max() <= 1e-4
@@ -147,10 +155,9 @@ def test_point_values_and_marginals_use_the_weight():
 def test_pointwise_current_of_a_weighted_solution():
     """Detailed balance: J = 0 up to μ's scale.  The pointwise J of fp.flux(sol) uses w
     exactly (review R1: the interpolant's J was 1e-3 in the bulk for J_L2 = 3e-10)."""
+    sol = _adapted(0.02)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", fp.FPSolveWarning)
-        sol = fp.solve(RADIAL, fp.diffusion.isotropic(0.02), fp.disk_mesh(1.0, 0.2), order=3,
-                       tol=1e-4, goals=["escape_rate"])
         fl = fp.flux(sol)
     pts = np.array([[0.1, 0.0], [0.2, 0.05], [0.3, 0.0]])
     assert np.abs(fl(pts)).max() <= 1e-8
@@ -168,10 +175,7 @@ def test_mfpt_of_a_weighted_problem():
 
     delta = 0.01
     D = fp.diffusion.isotropic(delta)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", fp.FPSolveWarning)
-        sol = fp.solve(RADIAL, D, fp.disk_mesh(1.0, 0.2), order=3, tol=1e-4,
-                       goals=["escape_rate"])
+    sol = _adapted(delta)
     exact = radial_ou_mfpt(0.0, delta)
     m = mfpt_problem(fp.Problem(RADIAL, D, sol.mesh, order=3, weighting="gibbs"))
     assert m(np.array([[0.0, 0.0]]))[0] == pytest.approx(exact, rel=1e-3)
