@@ -183,6 +183,7 @@ def test_mfpt_of_a_weighted_problem():
     m = mfpt_problem(fp.Problem(RADIAL, D, sol.mesh, order=3, weighting="gibbs"))
     assert m(np.array([[0.0, 0.0]]))[0] == pytest.approx(exact, rel=1e-3)
     assert m.escape_rate * m.mean_qsd == pytest.approx(1.0, rel=1e-10)
+    assert set(m.diagnostics["stop"]) <= {"converged", "stalled"}   # no ARPACK fallback
     assert m.escape_rate == pytest.approx(sol.escape_rate, rel=1e-10)
     plain = mfpt_problem(fp.Problem(RADIAL, D, sol.mesh, order=3, weighting="none"))
     assert not plain(np.array([[0.0, 0.0]]))[0] == pytest.approx(exact, rel=0.5)
@@ -248,3 +249,23 @@ def test_study_case_rebuilt_as_a_weighted_solution(tmp_path):
     sol = _rebuild_solution(str(out), case, rec, {})
     assert sol.weight is not None
     assert sol.expectation(lambda x, y: x * x) == pytest.approx(0.01, rel=1e-4)
+
+
+def test_auto_needs_rare_escape():
+    """'auto' takes the Gibbs weight for an absorbing problem only where the boundary is ≥ 10
+    nats above the minimum: with the minimum of L on the circle the density is far from
+    Gibbs (u = P/w spans 1e11) and its estimate under-read 100× (review R11).  'gibbs' is
+    refused there."""
+    D = fp.diffusion.isotropic(0.01)
+    edge = fp.landscapes.quadratic([[1.0, 0.0], [0.0, 1.0]], center=(1.0, 0.0))
+    sol = fp.solve(edge, D, fp.disk_mesh(1.0, 0.2), order=3, tol=1e-4, goals=["escape_rate"])
+    assert "weighting" not in sol.diagnostics and sol.weight is None
+    assert sol.diagnostics["adapt_converged"]
+    # the plain loop at tol 1e-10 (295k dofs): 1.0440567080 (review)
+    assert sol.escape_rate == pytest.approx(1.0440567080, rel=1e-4)
+    with pytest.raises(ValueError, match="weighting='gibbs': the absorbing boundary is only"):
+        fp.Problem(edge, D, fp.disk_mesh(1.0, 0.2), order=3, weighting="gibbs")
+    # reflecting: u is constant whatever the barrier, so the weight applies
+    refl = fp.solve(edge, D, fp.disk_mesh(1.0, 0.2), order=3, boundary="reflecting",
+                    weighting="gibbs")
+    assert refl.diagnostics["weighting"] == "gibbs"

@@ -120,6 +120,7 @@ VALID = {
         order = 2
         tol = 1e-3
         goals = ["x2", "escape_rate"]
+        weighting = "gibbs"
         [output]
         vtk = false
         figures = false
@@ -136,7 +137,6 @@ VALID = {
         h = 0.3
         [solver]
         max_dofs = 100000
-        weighting = "gibbs"
         [sweep]
         parameter = "noise.delta"
         range = { start = 0.2, stop = 0.4, num = 3 }

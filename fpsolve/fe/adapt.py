@@ -225,7 +225,7 @@ def _mark(sol, tol, open_goals, theta, previous: dict | None = None) -> np.ndarr
     marked = layer
     weight = getattr(sol, "weight", None)
     if weight is not None:      # the Gibbs weight resolved by the quadrature (fe/gibbs.py)
-        marked = np.union1d(marked, unresolved_weight(sol.basis, weight, tol))
+        marked = np.union1d(marked, unresolved_weight(sol, tol))
     for g in open_goals:
         marked = np.union1d(marked, _dorfler_finite(ind[g] / tol, theta))
     neg = sol.diagnostics["negative_mass"]

@@ -36,7 +36,7 @@ from .assembly import Operator, _check_models, make_basis
 from .mesh import Mesh
 
 __all__ = ["applies", "GibbsWeight", "assemble_gibbs", "density_at_quadrature",
-           "WEIGHTINGS", "PSI_CAP", "scaled_quasi_stationary",
+           "WEIGHTINGS", "PSI_CAP", "BARRIER", "barrier", "scaled_quasi_stationary",
            "scaled_stationary_reflecting", "attach",
            "unresolved_weight"]
 
@@ -51,6 +51,11 @@ PSI_CAP = 600.0
 #: and an element that is coarse where u is flat is never marked by u's errors (radial OU
 #: δ = 0.005 from h = 0.2: μ stuck 4e-4 off while the dofs grew 20-fold)
 PSI_STEP = 2.0
+#: with weighting="auto" an absorbing problem takes the Gibbs weight only if its boundary is
+#: at least this many nats of ψ above the minimum (:func:`barrier`): the quasi-stationary
+#: density is then close to Gibbs in the bulk (fe/solver.py).  Radial OU at δ = 0.1 (5 nats):
+#: effectivity 1.4; the minimum of L on the boundary (0 nats): 0.008
+BARRIER = 4.0
 
 
 def applies(landscape, diffusion: DiffusionModel, drift, stabilisation) -> bool:
@@ -78,6 +83,15 @@ class GibbsWeight:
     def __call__(self, x, y):
         """w at points of any shape."""
         return np.exp(-self.psi(x, y)[0])
+
+
+def barrier(landscape, diffusion: DiffusionModel, mesh: Mesh) -> float:
+    """min over the boundary vertices of (L − min L)/δ, min over all vertices (nats)."""
+    with np.errstate(all="ignore"):
+        L = np.asarray(landscape.value(mesh.p[0], mesh.p[1]), dtype=float)
+    if not np.all(np.isfinite(L)):
+        return 0.0                      # assembly names the point; no weight meanwhile
+    return float((L[mesh.boundary_vertices()].min() - L.min()) / diffusion.strength)
 
 
 def weight_of(landscape, diffusion: DiffusionModel, basis: Basis) -> GibbsWeight:
@@ -214,14 +228,15 @@ def attach(sol, weight: GibbsWeight, Pq: np.ndarray | None = None) -> None:
     sol.weight = weight
 
 
-def unresolved_weight(basis: Basis, weight: GibbsWeight, tol: float) -> np.ndarray:
-    """Elements across which ψ varies by more than :data:`PSI_STEP` and whose largest
-    weight times area exceeds tol/100 of the integral of w (they can hold mass)."""
-    x, y = (np.asarray(c) for c in basis.global_coordinates())
+def unresolved_weight(sol, tol: float) -> np.ndarray:
+    """Elements of a weighted solution across which ψ varies by more than
+    :data:`PSI_STEP` and whose largest |P| = w·|u| times area exceeds tol/100 of ∫|P|
+    (they can hold mass: judged on P, not on w, which misses where u is large)."""
+    basis, weight = sol.basis, sol.weight
+    x, y, Pq, dx = sol._quadrature()
     vx, vy = basis.mesh.p[:, basis.mesh.t]            # the vertices too: quadrature
     psi = np.concatenate([weight.psi(x, y)[0], weight.psi(vx, vy)[0].T], axis=1)
-    dx = np.asarray(basis.dx)
     spread = psi.max(axis=1) - psi.min(axis=1)        # points lie inside the element
-    heavy = np.exp(-psi.min(axis=1)) * dx.sum(axis=1)
-    total = np.sum(np.exp(-psi[:, :x.shape[1]]) * dx)
+    heavy = np.abs(Pq).max(axis=1) * dx.sum(axis=1)
+    total = np.sum(np.abs(Pq) * dx)
     return np.flatnonzero((spread > PSI_STEP) & (heavy > 1e-2 * tol * total))

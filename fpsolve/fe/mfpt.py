@@ -131,7 +131,7 @@ def _inverse_iteration(solve, A, M, tol=1e-13, maxit=500):
         change = np.max(np.abs(w - v)) / np.max(np.abs(w))
         if change < tol and \
                 _componentwise_residual(A, absA, M, w, 1.0 / nrm) < COMPONENTWISE_TOL:
-            return w, it
+            return w, it, "converged"
         # an iterate that moves only at the solves' noise floor (ε‖A‖/λ₂ ≈ 1e-9 for the
         # scaled Gibbs pencil at δ = 0.005) without its change falling any more: done, if
         # its rows are consistent to the ceiling (before: 500 sweeps and ARPACK, 47 s)
@@ -139,9 +139,9 @@ def _inverse_iteration(solve, A, M, tol=1e-13, maxit=500):
         best = min(best, change)
         if stalled >= COMPONENTWISE_STALL and \
                 _componentwise_residual(A, absA, M, w, 1.0 / nrm) <= COMPONENTWISE_CEILING:
-            return w, it
+            return w, it, "stalled"
         v = w
-    return _arpack(solve, M.__matmul__, n, v), maxit
+    return _arpack(solve, M.__matmul__, n, v), maxit, "arpack"
 
 
 def _arpack(solve, Mv, n, v0):
@@ -170,8 +170,8 @@ def mfpt_problem(problem: Problem, strength: float | None = None) -> MeanExitTim
     MIIt = MII.T.tocsr()
     solve, solve_T = _factorised(AII, problem.gibbs)
     n = len(I)
-    p, itp = _inverse_iteration(solve, AII, MII)
-    q, itq = _inverse_iteration(solve_T, AII.T.tocsr(), MIIt)
+    p, itp, stp = _inverse_iteration(solve, AII, MII)
+    q, itq, stq = _inverse_iteration(solve_T, AII.T.tocsr(), MIIt)
     P = np.zeros(A.shape[0])
     P[I] = p
     Mp = MII @ p
@@ -188,7 +188,8 @@ def mfpt_problem(problem: Problem, strength: float | None = None) -> MeanExitTim
     T = np.zeros(A.shape[0])
     T[I] = t
     res = np.max(np.abs(AII.T @ t - b)) / (spla.norm(AII, np.inf) * np.max(np.abs(t)))
-    diag = {"iterations": [itp, itq], "residual": float(res), "dofs": int(A.shape[0]),
+    diag = {"iterations": [itp, itq], "stop": [stp, stq], "residual": float(res),
+            "dofs": int(A.shape[0]),
             "total_s": time.perf_counter() - t0,
             "escape_rate_eig_floor": float(10 * np.finfo(float).eps * spla.norm(AII, np.inf))}
     return MeanExitTime(T, problem, diffusion, mu, (Mp @ t) / Mp.sum(), diag)

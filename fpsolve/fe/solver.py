@@ -37,7 +37,9 @@ from .mesh import Mesh
 from .estimate import DualSolver, Estimate, estimate_errors
 from .gibbs import (WEIGHTINGS, assemble_gibbs, density_at_quadrature, nodal_density,
                     scaled_quasi_stationary, scaled_stationary_reflecting)
+from .gibbs import BARRIER as GIBBS_BARRIER
 from .gibbs import attach as gibbs_attach
+from .gibbs import barrier as gibbs_barrier
 from .gibbs import applies as gibbs_applies
 from .gibbs_estimate import gibbs_estimate
 from .solution import Solution
@@ -105,8 +107,9 @@ class Problem:
         The Gibbs-weighted discretisation P = e^(−(L − L₀)/δ)·u (:mod:`fpsolve.fe.gibbs`)
         for models in detailed balance (D = δI constant, drift −∇L): exponentially small
         escape rates on a fraction of the dofs.  "auto" (default): in the adaptive loop
-        (``tol``) wherever it applies; "gibbs": always (an error where it does not
-        apply); "none": never.
+        (``tol``) wherever it applies and, absorbing, the boundary is ≥ 4 nats of L/δ above
+        the minimum; "gibbs": always (an error where it does not apply or the boundary is
+        < 2 nats above the minimum); "none": never.
 
     Examples
     --------
@@ -140,7 +143,8 @@ class Problem:
         if isinstance(mesh, Mesh) and order in (1, 2, 3):   # else assemble() says what is wrong
             _budget.check(_budget.mesh_dofs(mesh, order), order, self.max_dofs,
                           f"Problem(order={order}) on {mesh!r}", graded=mesh.graded)
-        self.gibbs = _gibbs_wanted(weighting, landscape, diffusion, drift, stabilisation,
+        self.gibbs = _gibbs_wanted(weighting, landscape, diffusion, drift, stabilisation, mesh,
+                                   boundary,
                                    self.tol)
         self.operator: Operator = self._assemble(diffusion)
         self._plain: Operator | None = None
@@ -411,8 +415,17 @@ class Problem:
         return diag
 
 
-def _gibbs_wanted(weighting, landscape, diffusion, drift, stabilisation, tol) -> bool:
-    """Whether a problem uses the Gibbs-weighted discretisation (``weighting``)."""
+def _gibbs_wanted(weighting, landscape, diffusion, drift, stabilisation, mesh, boundary,
+                  tol) -> bool:
+    """Whether a problem uses the Gibbs-weighted discretisation (``weighting``).
+
+    "auto" takes it for an absorbing problem only where escape is rare: the boundary at
+    least :data:`~.gibbs.BARRIER` nats of ψ above the minimum.  Below it the
+    quasi-stationary density is far from Gibbs, u = P/w varies like e^ψ, and its estimate
+    under-read (minimum of L on the unit circle, δ = 0.01: μ 33× tol off, effectivity
+    0.008).  "gibbs" is refused below half of it (the adaptive loop's levels are built with
+    "gibbs": their finer boundaries may sit a little lower than the first mesh's).
+    """
     if weighting not in WEIGHTINGS:
         raise ValueError(f"weighting: expected one of {WEIGHTINGS}, got {weighting!r}")
     fits = gibbs_applies(landscape, diffusion, drift, stabilisation)
@@ -420,7 +433,18 @@ def _gibbs_wanted(weighting, landscape, diffusion, drift, stabilisation, tol) ->
         raise ValueError("weighting='gibbs': the model is not in detailed balance (it needs "
                          "a constant isotropic diffusion D = δI, the drift −∇L of a "
                          "landscape and no stabilisation)")
-    return fits and (weighting == "gibbs" or (weighting == "auto" and tol is not None))
+    if not fits or weighting == "none" or (weighting == "auto" and tol is None):
+        return False
+    if boundary == "absorbing" and isinstance(mesh, Mesh):
+        barrier = gibbs_barrier(landscape, diffusion, mesh)
+        if not barrier >= GIBBS_BARRIER:
+            if weighting == "gibbs" and not barrier >= GIBBS_BARRIER / 2:
+                raise ValueError(
+                    f"weighting='gibbs': the absorbing boundary is only {barrier:.3g} nats of "
+                    f"L/δ above the minimum (needs ≥ {GIBBS_BARRIER / 2:g}: escape is not rare, "
+                    "the density is far from Gibbs); use weighting='auto' or 'none'")
+            return weighting == "gibbs"
+    return True
 
 
 def _check_estimate(diag: dict, est: Estimate, mu: float, boundary: str) -> None:

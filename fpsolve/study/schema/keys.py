@@ -64,8 +64,10 @@ _PLAIN = {
                         'The Gibbs-weighted discretisation P = e^(−(L − L₀)/δ)·u for noise in '
                         'detailed balance (noise.kind = "isotropic", no stabilisation): '
                         "exponentially small escape rates on a fraction of the dofs "
-                        '(docs/adaptivity.md). "auto": with `tol` where it applies; "gibbs": '
-                        'always (an error for other noise); "none": never.'),
+                        '(docs/adaptivity.md). "auto": with `tol` where it applies (absorbing: '
+                        "where escape is rare, the boundary ≥ 4 nats of L/δ above the minimum); "
+                        '"gibbs": always (an error for other noise, or an absorbing boundary '
+                        '< 2 nats above the minimum); "none": never.'),
         "max_dofs": _k(_max_dofs, "integer ≥ 100", "from the available memory",
                        "Budget of unknowns per solve. The dofs and the peak memory of every "
                        "case are estimated when the study is validated; a case beyond the "
