@@ -35,10 +35,9 @@ from ..models.diffusion import DiffusionModel, Isotropic
 from .assembly import Operator, _check_models, make_basis
 from .mesh import Mesh
 
-__all__ = ["applies", "GibbsWeight", "assemble_gibbs", "density_at_quadrature",
-           "WEIGHTINGS", "PSI_CAP", "BARRIER", "barrier", "scaled_quasi_stationary",
-           "scaled_stationary_reflecting", "attach",
-           "unresolved_weight"]
+# the helpers below __all__ (applies, density_at_quadrature, the scaled solves, attach,
+# unresolved_weight) serve the solver, the estimate, the loop and the study runner
+__all__ = ["GibbsWeight", "assemble_gibbs", "barrier", "WEIGHTINGS", "PSI_CAP", "BARRIER"]
 
 #: the ``weighting`` argument: "auto" (Gibbs in the adaptive loop where it applies),
 #: "gibbs" (always; an error where the model is not in detailed balance), "none"
@@ -67,7 +66,17 @@ def applies(landscape, diffusion: DiffusionModel, drift, stabilisation) -> bool:
 
 @dataclass(frozen=True)
 class GibbsWeight:
-    """w = e^(−ψ), ψ = min((L − L₀)/δ, :data:`PSI_CAP`), of one landscape and strength."""
+    """w = e^(−ψ), ψ = min((L − L₀)/δ, :data:`PSI_CAP`), of one landscape and strength.
+
+    Attributes
+    ----------
+    landscape : Landscape
+        L (its ``value`` and ``gradient``).
+    delta : float
+        δ of D = δI.
+    L0 : float
+        The reference value of L (its minimum on the mesh: w ≤ 1 there).
+    """
 
     landscape: object
     delta: float
@@ -86,7 +95,23 @@ class GibbsWeight:
 
 
 def barrier(landscape, diffusion: DiffusionModel, mesh: Mesh) -> float:
-    """min over the boundary vertices of (L − min L)/δ, min over all vertices (nats)."""
+    """How far the boundary lies above the minimum, in nats of L/δ.
+
+    Parameters
+    ----------
+    landscape : Landscape
+        L.
+    diffusion : DiffusionModel
+        D = δI (its ``strength`` is δ).
+    mesh : Mesh
+        The domain; L is sampled at its vertices.
+
+    Returns
+    -------
+    float
+        (min of L over the boundary vertices − min over all vertices)/δ; 0 where L is not
+        finite at a vertex (the assembly then names the point).
+    """
     with np.errstate(all="ignore"):
         L = np.asarray(landscape.value(mesh.p[0], mesh.p[1]), dtype=float)
     if not np.all(np.isfinite(L)):

@@ -186,7 +186,13 @@ class Problem:
         """The operator of P itself: :attr:`operator`, or for a Gibbs-weighted problem
         (whose :attr:`operator` acts on u = P/w, :mod:`.gibbs`) the unweighted one,
         assembled on first use.  Dynamics uses it (the spectrum and the MFPT take the
-        weighted pencil)."""
+        weighted pencil).
+
+        Returns
+        -------
+        Operator
+            The assembled A0, A1 (or A), M of the density P.
+        """
         if not self.gibbs:
             return self.operator
         if self._plain is None:

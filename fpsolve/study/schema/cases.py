@@ -45,6 +45,35 @@ def _build_check(ld: _Loader, case_label: str, cfg: dict) -> None:
         ld.fail(key, f"{exc} (checked at {x.size} points of the domain)")
 
 
+def _gibbs_check(ld: _Loader, case_label: str, cfg: dict) -> None:
+    """``solver.weighting = "gibbs"`` with an absorbing boundary needs the boundary at least
+    half of ``gibbs.BARRIER`` nats of L/δ above the minimum (``Problem`` refuses it
+    otherwise): L on the domain's sample points and 2048 points of the circle (the
+    boundary vertices of a mesh file)."""
+    s = cfg["solver"]
+    if s.get("weighting") != "gibbs" or s["boundary"] != "absorbing":
+        return
+    from ..build import build_landscape, build_mesh, sample_points
+    from ...fe.gibbs import BARRIER
+    m = cfg["mesh"]
+    L = build_landscape(cfg["landscape"])
+    x, y = sample_points(m)
+    if "file" in m:
+        mesh = build_mesh(m)
+        bx, by = mesh.p[:, mesh.boundary_vertices()]
+    else:
+        th = np.linspace(0.0, 2 * np.pi, 2048, endpoint=False)
+        bx = m["center"][0] + m["radius"] * np.cos(th)
+        by = m["center"][1] + m["radius"] * np.sin(th)
+    with np.errstate(all="ignore"):
+        Lb = float(np.min(L.value(bx, by)))
+        barrier = (Lb - min(float(np.min(L.value(x, y))), Lb)) / float(cfg["noise"]["delta"])
+    if not barrier >= BARRIER / 2:
+        ld.fail(f"{case_label}solver.weighting",
+                f'"gibbs" with an absorbing boundary needs it ≥ {BARRIER / 2:g} nats of L/δ '
+                f"above the minimum (escape rare), got {barrier:.3g}; use \"auto\" or \"none\"")
+
+
 def _budget_check(ld: _Loader, case_label: str, cfg: dict, flux: bool) -> None:
     """Dofs and peak memory of the case within ``solver.max_dofs`` and the memory.
 
@@ -221,6 +250,7 @@ def _check_cases(ld: _Loader, cases: list, plain: bool, output: dict) -> None:
         if key not in checked:
             checked.add(key)
             _build_check(ld, label, c.config)
+        _gibbs_check(ld, label, c.config)
         c.hash = case_hash(c.config, output["flux"])
 
     if isinstance(output["panel"], list):

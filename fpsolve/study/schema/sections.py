@@ -165,9 +165,10 @@ def _resolve_sections(ld: _Loader, flat: dict, label: str) -> dict:
            "solver": ld.solver_section(parts["solver"], label)}
     if out["solver"].get("weighting") == "gibbs" and (
             out["noise"]["kind"] != "isotropic" or out["solver"]["stabilisation"] != "none"):
+        got = (f'noise.kind = {out["noise"]["kind"]!r}' if out["noise"]["kind"] != "isotropic"
+               else f'solver.stabilisation = {out["solver"]["stabilisation"]!r}')
         ld.fail(f"{label}solver.weighting", '"gibbs" needs noise in detailed balance: '
-                'noise.kind = "isotropic" and solver.stabilisation = "none", got noise.kind = '
-                f'{out["noise"]["kind"]!r}')
+                'noise.kind = "isotropic" and solver.stabilisation = "none", got ' + got)
     return out
 
 
