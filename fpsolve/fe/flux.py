@@ -655,7 +655,7 @@ def _density_fields(sol: Solution, basis) -> tuple[np.ndarray, np.ndarray]:
         f = basis.interpolate(sol.P)
         return np.asarray(f), np.asarray(f.grad)
     x, y = (np.asarray(c) for c in basis.global_coordinates())
-    f = basis.interpolate(sol.P / sol.weight(*sol.basis.doflocs))
+    f = basis.interpolate(sol._u())
     psi, gpsi = sol.weight.psi(x, y)
     w = np.exp(-psi)
     return w * np.asarray(f), w * (np.asarray(f.grad) - np.asarray(f) * gpsi)
@@ -667,7 +667,7 @@ def _point_density(sol: Solution, V, Gx, Gy, inside, x, y):
     above the solve's own in the bulk of a detailed-balance problem, review R1)."""
     if sol.weight is None:
         return (V @ sol.P)[inside], np.stack([(Gx @ sol.P)[inside], (Gy @ sol.P)[inside]])
-    u = sol.P / sol.weight(*sol.basis.doflocs)
+    u = sol._u()
     psi, gpsi = sol.weight.psi(x, y)
     w, uv = np.exp(-psi), (V @ u)[inside]
     gu = np.stack([(Gx @ u)[inside], (Gy @ u)[inside]])

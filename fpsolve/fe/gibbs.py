@@ -212,7 +212,7 @@ def scaled_quasi_stationary(A, M, I, B, **kwargs):
     """
     from .eigensolve import _quasi_stationary
 
-    s = _scaling(A)
+    s = symmetric_scaling(A)
     S = sp.diags(s)
     As, Ms = (S @ A @ S).tocsr(), (S @ M @ S).tocsr()
     P, mu, info = _quasi_stationary(As, Ms, Ms, I, B, **kwargs)
@@ -224,7 +224,9 @@ def scaled_quasi_stationary(A, M, I, B, **kwargs):
     return u, mu, info
 
 
-def _scaling(A):
+def symmetric_scaling(A) -> np.ndarray:
+    """s = diag(A)^(−1/2) (1 where the diagonal is 0): S A S, S = diag(s), has O(1) rows
+    for a weighted operator whose rows span e^(−ψ)."""
     d = np.abs(A.diagonal())
     return 1.0 / np.sqrt(np.where(d > 0, d, 1.0))
 
@@ -235,7 +237,7 @@ def scaled_stationary_reflecting(A, M, pin: int, **kwargs):
     up to 1e25 in the tails at δ = 0.005).  Returns (u with ∫ w u = 1, info)."""
     from .eigensolve import _stationary_reflecting
 
-    s = _scaling(A)
+    s = symmetric_scaling(A)
     S = sp.diags(s)
     P, info = _stationary_reflecting((S @ A @ S).tocsr(), (S @ M @ S).tocsr(), pin, **kwargs)
     u = s * P
@@ -247,7 +249,7 @@ def attach(sol, weight: GibbsWeight, Pq: np.ndarray | None = None) -> None:
     and its integrals with w exact at the quadrature points (``Pq``: w·u there, if known)."""
     basis = sol.basis
     if Pq is None:
-        Pq = density_at_quadrature(basis, weight, sol.P / weight(*basis.doflocs))
+        Pq = density_at_quadrature(basis, weight, sol._u(weight))
     x, y = (np.asarray(c) for c in basis.global_coordinates())
     sol._quad = (x, y, Pq, np.asarray(basis.dx))
     sol.weight = weight

@@ -48,6 +48,7 @@ import scipy.sparse.linalg as spla
 from . import budget as _budget
 from .adapt import element_peclet as _element_peclet
 from .assembly import evaluate
+from .gibbs import symmetric_scaling
 from .ordering import splu
 from .refine import refine
 from .solver import COMPONENTWISE_CEILING, COMPONENTWISE_STALL, COMPONENTWISE_TOL, \
@@ -215,8 +216,7 @@ def _factorised(AII, scaled: bool):
     O(1) rows, fe/gibbs.py), A⁻¹ = S (S A S)⁻¹ S."""
     s = np.ones(AII.shape[0])
     if scaled:
-        d = np.abs(AII.diagonal())
-        s = 1.0 / np.sqrt(np.where(d > 0, d, 1.0))
+        s = symmetric_scaling(AII)
         AII = (sp.diags(s) @ AII @ sp.diags(s)).tocsc()
     try:
         lu = splu(AII)

@@ -108,9 +108,9 @@ class Solution:
             w = self.weight(pts[..., 0], pts[..., 1])
         return np.where(u != 0, w, 0.0) * u
 
-    def _u(self) -> np.ndarray:
-        """u = P/w at the dofs of a Gibbs-weighted solution."""
-        return self.P / self.weight(*self.basis.doflocs)
+    def _u(self, weight=None) -> np.ndarray:
+        """u = P/w at the dofs of a Gibbs-weighted solution (``weight``: default its own)."""
+        return self.P / (self.weight if weight is None else weight)(*self.basis.doflocs)
 
     def _probed(self, probe, pts) -> np.ndarray:
         """P at the points of ``probe`` (``pts``, shape (2, n)): w·u for a weighted solution."""

@@ -20,6 +20,7 @@ import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
+from .gibbs import symmetric_scaling
 from .ordering import splu
 
 __all__ = ["Spectrum", "spectrum"]
@@ -151,8 +152,7 @@ def _pencil(problem, s):
     if s != diffusion.strength:
         op = problem._assemble(diffusion.with_strength(s))
     A, M = op.A_fixed, op.M
-    d = np.abs(A.diagonal())
-    scale = 1.0 / np.sqrt(np.where(d > 0, d, 1.0))
+    scale = symmetric_scaling(A)
     S = sp.diags(scale)
     return (S @ A @ S).tocsr(), (S @ M @ S).tocsr(), scale, op.gibbs(*problem.basis.doflocs)
 
