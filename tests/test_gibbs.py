@@ -185,6 +185,7 @@ def test_mfpt_of_a_weighted_problem():
     assert m.escape_rate * m.mean_qsd == pytest.approx(1.0, rel=1e-10)
     assert set(m.diagnostics["stop"]) <= {"converged", "stalled"}   # no ARPACK fallback
     assert m.escape_rate == pytest.approx(sol.escape_rate, rel=1e-10)
+    assert fp.mfpt(RADIAL, D, sol.mesh, order=3, weighting="gibbs").T == pytest.approx(m.T)
     plain = mfpt_problem(fp.Problem(RADIAL, D, sol.mesh, order=3, weighting="none"))
     assert not plain(np.array([[0.0, 0.0]]))[0] == pytest.approx(exact, rel=0.5)
 

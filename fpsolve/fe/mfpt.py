@@ -283,7 +283,8 @@ def graded_mesh(landscape, diffusion, mesh, peclet: float, drift: Callable | Non
 
 
 def mfpt(landscape, diffusion, mesh, order: int = 2, drift: Callable | None = None,
-         stabilisation: str | None = None, peclet: float | None = None) -> MeanExitTime:
+         stabilisation: str | None = None, peclet: float | None = None,
+         weighting: str = "auto") -> MeanExitTime:
     """Mean first-passage time T(x) to the absorbing boundary of ``mesh``.
 
     Parameters
@@ -295,6 +296,9 @@ def mfpt(landscape, diffusion, mesh, order: int = 2, drift: Callable | None = No
         every element's cell Péclet number h_K·|β|/(β̂ᵀDβ̂) is ≤ ``peclet``.
         At small noise this is what resolves T and μ (1.5: relative error 3e-4 at
         T ~ 5e19 in the radial test).  ``diagnostics["grading"]`` records the levels.
+    weighting : {"auto", "gibbs", "none"}
+        As for :class:`fpsolve.Problem` ("auto" is the plain operator here: no ``tol``);
+        "gibbs" solves a detailed-balance model on its Gibbs-weighted pencil.
 
     Returns
     -------
@@ -311,7 +315,8 @@ def mfpt(landscape, diffusion, mesh, order: int = 2, drift: Callable | None = No
     grading = None
     if peclet is not None:
         mesh, grading = graded_mesh(landscape, diffusion, mesh, peclet, drift, order=order)
-    problem = Problem(landscape, diffusion, mesh, "absorbing", order, drift, stabilisation)
+    problem = Problem(landscape, diffusion, mesh, "absorbing", order, drift, stabilisation,
+                      weighting=weighting)
     T = mfpt_problem(problem)
     if grading is not None:
         T.diagnostics["grading"] = grading
