@@ -270,3 +270,26 @@ def test_auto_needs_rare_escape():
     refl = fp.solve(edge, D, fp.disk_mesh(1.0, 0.2), order=3, boundary="reflecting",
                     weighting="gibbs")
     assert refl.diagnostics["weighting"] == "gibbs"
+
+
+def test_the_weighting_is_decided_per_strength():
+    """A Problem built at δ = 0.01 ('auto': Gibbs, 50 nats) solved at δ = 0.2 and 0.3 (2.5 and
+    1.7 nats) takes the plain loop there, as a Problem built at those δ would (review R16:
+    the weight was kept, effectivity 0.15, and 0.3 raised)."""
+    mesh = fp.disk_mesh(1.0, 0.2)
+    prob = fp.Problem(RADIAL, fp.diffusion.isotropic(0.01), mesh, order=3, tol=1e-4,
+                      goals=["escape_rate"])
+    assert prob.gibbs
+    for delta in (0.2, 0.3):
+        sol = prob.solve(delta)
+        assert "weighting" not in sol.diagnostics and sol.diagnostics["adapt_converged"]
+        assert sol.escape_rate == pytest.approx(radial_ou_escape_rate(delta), rel=1e-3)
+
+
+def test_forced_weight_at_a_low_barrier_is_flagged():
+    """'gibbs' forced where the boundary is 2.5 nats above the minimum: computed, but flagged
+    untrusted with a warning (its estimate read 0.15 of the error, review R17)."""
+    with pytest.warns(fp.FPSolveWarning, match="only 2.5 nats"):
+        sol = fp.solve(RADIAL, fp.diffusion.isotropic(0.2), fp.disk_mesh(1.0, 0.2), order=3,
+                       weighting="gibbs")
+    assert sol.diagnostics["untrusted"] and sol.diagnostics["weighting"] == "gibbs"

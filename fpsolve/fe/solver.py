@@ -143,9 +143,9 @@ class Problem:
         if isinstance(mesh, Mesh) and order in (1, 2, 3):   # else assemble() says what is wrong
             _budget.check(_budget.mesh_dofs(mesh, order), order, self.max_dofs,
                           f"Problem(order={order}) on {mesh!r}", graded=mesh.graded)
+        self.weighting = weighting
         self.gibbs = _gibbs_wanted(weighting, landscape, diffusion, drift, stabilisation, mesh,
-                                   boundary,
-                                   self.tol)
+                                   boundary, self.tol)
         self.operator: Operator = self._assemble(diffusion)
         self._plain: Operator | None = None
         self._assembly_used = False
@@ -232,10 +232,33 @@ class Problem:
         For the SGD model ``strength`` is Δ_S.  With ``tol`` the mesh is refined
         adaptively from this problem's mesh (:func:`fpsolve.fe.adapt.solve_adaptive`).
         """
+        other = self._reweighted(strength)
+        if other is not None:
+            return other.solve()
         if self.tol is not None:
             from .adapt import solve_adaptive
             return solve_adaptive(self, strength)
         return self._solve_fixed(strength)
+
+    def _reweighted(self, strength) -> "Problem | None":
+        """This problem at ``strength`` where the Gibbs decision differs there, else None.
+
+        The decision depends on δ (the boundary's barrier in nats of L/δ): made once at
+        construction, a sweep to δ = 0.2 and 0.3 from 0.01 kept the weight at 2.5 nats
+        (estimate effectivity 0.15) and raised at 1.7 (review R16).
+        """
+        if (strength is None or float(strength) == self.diffusion.strength
+                or self.weighting == "none"):
+            return None
+        diffusion = self.diffusion.with_strength(strength)
+        gibbs = _gibbs_wanted(self.weighting, self.landscape, diffusion, self.drift,
+                              self.stabilisation, self.mesh, self.boundary, self.tol)
+        if gibbs == self.gibbs:
+            return None
+        return Problem(self.landscape, diffusion, self.mesh, self.boundary, self.order,
+                       self.drift, self.stabilisation, self.intorder, max_dofs=self.max_dofs,
+                       tol=self.tol, goals=self.goals, theta=self.theta,
+                       max_levels=self.max_levels, weighting=self.weighting)
 
     def _solve_fixed(self, strength: float | None = None) -> Solution:
         """One solve on this problem's mesh (no adaptivity)."""
@@ -289,6 +312,8 @@ class Problem:
             diag["timings"]["estimate_s"] = seconds
             diag["timings"]["total_s"] += seconds
             _check_estimate(diag, est, mu, self.boundary)
+            if self.gibbs and self.boundary == "absorbing":
+                _check_barrier(diag, gibbs_barrier(self.landscape, diffusion, self.mesh))
             for w in diag["warnings"]:
                 warnings.warn(w, FPSolveWarning, stacklevel=3)
             sol.error_estimate = dict(diag["error_estimate"])
@@ -451,6 +476,18 @@ def _gibbs_wanted(weighting, landscape, diffusion, drift, stabilisation, mesh, b
                     "the density is far from Gibbs); use weighting='auto' or 'none'")
             return weighting == "gibbs"
     return True
+
+
+def _check_barrier(diag: dict, barrier: float) -> None:
+    """Flag a Gibbs-weighted absorbing solve whose boundary is less than
+    :data:`~.gibbs.BARRIER` nats above the minimum (only ``weighting="gibbs"`` gets there):
+    its estimate under-read (2.5 nats: effectivity 0.15, the error 6× tol; review R17)."""
+    if barrier < GIBBS_BARRIER:
+        diag["untrusted"] = True
+        diag["warnings"].append(
+            f"Gibbs weight with the absorbing boundary only {barrier:.3g} nats of L/δ above "
+            f"the minimum (< {GIBBS_BARRIER:g}): the density is far from Gibbs and the error "
+            "estimates may under-read; use weighting='auto' or 'none'")
 
 
 def _check_estimate(diag: dict, est: Estimate, mu: float, boundary: str) -> None:
