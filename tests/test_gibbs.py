@@ -289,7 +289,18 @@ def test_the_weighting_is_decided_per_strength():
 def test_forced_weight_at_a_low_barrier_is_flagged():
     """'gibbs' forced where the boundary is 2.5 nats above the minimum: computed, but flagged
     untrusted with a warning (its estimate read 0.15 of the error, review R17)."""
-    with pytest.warns(fp.FPSolveWarning, match="only 2.5 nats"):
+    with pytest.warns(fp.FPSolveWarning, match="only 2.500 nats"):
         sol = fp.solve(RADIAL, fp.diffusion.isotropic(0.2), fp.disk_mesh(1.0, 0.2), order=3,
                        weighting="gibbs")
     assert sol.diagnostics["untrusted"] and sol.diagnostics["weighting"] == "gibbs"
+
+
+def test_a_model_not_finite_is_named_with_the_weight_too():
+    """'gibbs' with log(x) on a disk around 0: the model error names the model and a point,
+    not the barrier (review R18)."""
+    from fpsolve.models.validity import ModelError
+
+    L = fp.landscapes.expression("log(x) + x**2/2 + y**2/2")
+    with pytest.raises(ModelError, match=r"landscape.*\(x, y\) = "):
+        fp.solve(L, fp.diffusion.isotropic(0.1), fp.disk_mesh(1.0, 0.3), weighting="gibbs",
+                 tol=1e-3)

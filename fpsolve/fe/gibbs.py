@@ -109,13 +109,13 @@ def barrier(landscape, diffusion: DiffusionModel, mesh: Mesh) -> float:
     Returns
     -------
     float
-        (min of L over the boundary vertices − min over all vertices)/δ; 0 where L is not
-        finite at a vertex (the assembly then names the point).
+        (min of L over the boundary vertices − min over all vertices)/δ; NaN where L is not
+        finite at a vertex (the assembly then names the model and the point).
     """
     with np.errstate(all="ignore"):
         L = np.asarray(landscape.value(mesh.p[0], mesh.p[1]), dtype=float)
     if not np.all(np.isfinite(L)):
-        return 0.0                      # assembly names the point; no weight meanwhile
+        return float("nan")             # the assembly's model check names the point
     return float((L[mesh.boundary_vertices()].min() - L.min()) / diffusion.strength)
 
 

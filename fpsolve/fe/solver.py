@@ -468,10 +468,12 @@ def _gibbs_wanted(weighting, landscape, diffusion, drift, stabilisation, mesh, b
         return False
     if boundary == "absorbing" and isinstance(mesh, Mesh):
         barrier = gibbs_barrier(landscape, diffusion, mesh)
+        if np.isnan(barrier):           # L not finite: the assembly names the model, a point
+            return True
         if not barrier >= GIBBS_BARRIER:
             if weighting == "gibbs" and not barrier >= GIBBS_BARRIER / 2:
                 raise ValueError(
-                    f"weighting='gibbs': the absorbing boundary is only {barrier:.3g} nats of "
+                    f"weighting='gibbs': the absorbing boundary is only {barrier:.3f} nats of "
                     f"L/δ above the minimum (needs ≥ {GIBBS_BARRIER / 2:g}: escape is not rare, "
                     "the density is far from Gibbs); use weighting='auto' or 'none'")
             return weighting == "gibbs"
@@ -482,10 +484,10 @@ def _check_barrier(diag: dict, barrier: float) -> None:
     """Flag a Gibbs-weighted absorbing solve whose boundary is less than
     :data:`~.gibbs.BARRIER` nats above the minimum (only ``weighting="gibbs"`` gets there):
     its estimate under-read (2.5 nats: effectivity 0.15, the error 6× tol; review R17)."""
-    if barrier < GIBBS_BARRIER:
+    if barrier < GIBBS_BARRIER:         # (NaN: L not finite, the assembly raised already)
         diag["untrusted"] = True
         diag["warnings"].append(
-            f"Gibbs weight with the absorbing boundary only {barrier:.3g} nats of L/δ above "
+            f"Gibbs weight with the absorbing boundary only {barrier:.3f} nats of L/δ above "
             f"the minimum (< {GIBBS_BARRIER:g}): the density is far from Gibbs and the error "
             "estimates may under-read; use weighting='auto' or 'none'")
 
