@@ -150,6 +150,8 @@ def gibbs_estimate(problem, op, u, mu: float, diffusion) -> Estimate:
     basis, cache = op.basis, problem.mesh._cache
     record: dict = {"dofs_k": int(basis.N)}
     nan = {g: np.inf for g in (*MOMENTS, "L1", "escape_rate")}
+    if problem.boundary != "absorbing":         # no escape rate to miss: 0.0 as documented
+        nan["escape_rate"] = 0.0
     fail = Estimate(nan, {g: np.nan for g in nan},
                     {g: np.ones(problem.mesh.nelements) for g in nan}, "gibbs",
                     {"escape_rate_estimator": "gibbs", "escape_rate_hierarchical": record})
