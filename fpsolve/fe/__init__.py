@@ -19,7 +19,8 @@
 * :mod:`~fpsolve.fe.flux` — probability current, stream function, cycles.
 * :mod:`~fpsolve.fe.transition` — Δ_S* of the 2-D solution.
 * :mod:`~fpsolve.fe.dynamics` — P(x, t) (``evolve``, ``gaussian``), stepped by
-  :mod:`~fpsolve.fe.timestep` (TR-BDF2).
+  :mod:`~fpsolve.fe.timestep` (TR-BDF2); a Gibbs-weighted problem's u = P/w on its
+  weighted pencil (:mod:`~fpsolve.fe.gibbs_dynamics`).
 * :mod:`~fpsolve.fe.spectrum` — relaxation spectrum (``Problem.spectrum``).
 * :mod:`~fpsolve.fe.mfpt` — mean first-passage time (``mfpt``).
 * :mod:`~fpsolve.fe.grading` — a-priori variation of log P per element (local

@@ -23,14 +23,17 @@ views of the density conditioned on survival.
 from __future__ import annotations
 
 import time
+import warnings
 from typing import Callable
 
 import numpy as np
 from skfem import LinearForm
 
+from .gibbs import attach as gibbs_attach
+from .gibbs_dynamics import P0_REFUSE, P0_WARN, WeightedSystem
 from .ordering import splu
 from .solution import Solution
-from .solver import Problem
+from .solver import FPSolveWarning, Problem
 from .timestep import TRBDF2, initial_step, integrate
 
 __all__ = ["gaussian", "Gaussian", "evolve", "evolve_problem", "Evolution"]
@@ -77,33 +80,60 @@ def _load(v, w):
     return w.f * v
 
 
+def _same_space(p0, problem: Problem) -> bool:
+    """Whether ``p0`` is a Solution whose coefficients live on the problem's basis."""
+    return isinstance(p0, Solution) and (
+        p0.basis is problem.basis or (p0.P.size == problem.dofs and p0.mesh is problem.mesh
+                                      and p0.order == problem.order))
+
+
+def _as_density(p0) -> Callable:
+    """``p0`` as a vectorised f(x, y) (a Solution on another mesh is evaluated there)."""
+    if isinstance(p0, Solution):
+        sol = p0
+        return lambda x, y: sol(np.column_stack([np.ravel(x), np.ravel(y)])  # noqa: E731
+                                ).reshape(np.shape(x))
+    if not callable(p0):
+        raise TypeError("p0: expected a callable density f(x, y), a Solution or "
+                        f"fpsolve.gaussian(mean, cov), got {type(p0).__name__}")
+    return p0
+
+
+def _load_vector(basis, f) -> np.ndarray:
+    """∫ f φ_i dA at the quadrature of ``basis``."""
+    x, y = (np.asarray(c) for c in basis.global_coordinates())
+    fq = np.asarray(f(x, y), dtype=float)
+    if fq.shape != x.shape or not np.all(np.isfinite(fq)):
+        raise ValueError("p0: expected finite values of the shape of its arguments")
+    return _load.assemble(basis, f=fq)
+
+
 def _project(problem: Problem, M, p0, dofs) -> np.ndarray:
     """L2 projection of the initial density onto the FE space (``dofs`` free, rest 0)."""
     basis = problem.basis
     N = basis.N
-    if isinstance(p0, Solution):
-        if p0.basis is basis or (p0.P.size == N and p0.mesh is problem.mesh
-                                 and p0.order == problem.order):
-            P = np.zeros(N)
-            P[dofs] = np.asarray(p0.P, dtype=float)[dofs]
-            return P / (M @ P).sum()
-        sol = p0
-        p0 = lambda x, y: sol(np.column_stack([np.ravel(x), np.ravel(y)])  # noqa: E731
-                              ).reshape(np.shape(x))
-    if not callable(p0):
-        raise TypeError("p0: expected a callable density f(x, y), a Solution or "
-                        f"fpsolve.gaussian(mean, cov), got {type(p0).__name__}")
-    x, y = (np.asarray(c) for c in basis.global_coordinates())
-    fq = np.asarray(p0(x, y), dtype=float)
-    if fq.shape != x.shape or not np.all(np.isfinite(fq)):
-        raise ValueError("p0: expected finite values of the shape of its arguments")
-    b = _load.assemble(basis, f=fq)
+    if _same_space(p0, problem):
+        P = np.zeros(N)
+        P[dofs] = np.asarray(p0.P, dtype=float)[dofs]
+        return P / (M @ P).sum()
+    b = _load_vector(basis, _as_density(p0))
     P = np.zeros(N)
     P[dofs] = splu(M[dofs][:, dofs].tocsc()).solve(b[dofs])
     mass = (M @ P).sum()
     if not mass > 0:
         raise ValueError(f"p0: its projection has no positive mass ({mass:.3g}) on this mesh")
     return P / mass           # S(0) = 1: ev.mass is the survival probability
+
+
+def _project_weighted(problem: Problem, system: WeightedSystem, p0, dofs) -> tuple:
+    """(u₀, relative L1 error of w·u₀ against p0) of a Gibbs-weighted problem: a weighted
+    Solution on its basis gives its own u, anything else the weighted L2 projection."""
+    if _same_space(p0, problem) and p0.weight is not None:
+        u = np.zeros(problem.dofs)
+        u[dofs] = p0._u(system.weight)[dofs]
+        return u / (system.M @ u).sum(), 0.0
+    f = _as_density(p0)
+    return system.project(f, _load_vector(problem.basis, f), dofs, splu)
 
 
 def _check_times(times) -> np.ndarray:
@@ -163,10 +193,19 @@ class _Progress:
 
 def evolve_problem(problem: Problem, p0, times, tol: float = 1e-6,
                    strength: float | None = None, progress=False) -> "Evolution":
-    """Integrate M dP/dt = −A P of an assembled :class:`Problem` (see :func:`evolve`)."""
+    """Integrate M dP/dt = −A P of an assembled :class:`Problem` (see :func:`evolve`).
+
+    A Gibbs-weighted problem (``problem.gibbs``, :mod:`.gibbs`) is evolved in u = P/w on
+    its weighted pencil, as its stationary solve (:mod:`.gibbs_dynamics`).
+    """
     if not (isinstance(tol, (int, float)) and 0 < tol < 1):
         raise ValueError(f"tol: expected a number in (0, 1), got {tol!r}")
     times = _check_times(times)
+    if problem.gibbs:
+        other = problem._reweighted(strength)   # the Gibbs decision is made per strength
+        if other is not None:
+            return evolve_problem(other, p0, times, tol, None, progress)
+        return _evolve_weighted(problem, p0, times, tol, strength, progress)
     op = problem.plain_operator()
     diffusion = problem.diffusion
     if strength is not None and float(strength) != diffusion.strength:
@@ -181,9 +220,32 @@ def evolve_problem(problem: Problem, p0, times, tol: float = 1e-6,
     P = _project(problem, op.M, p0, dofs)
     stepper = TRBDF2(A[dofs][:, dofs], M[dofs][:, dofs])
     ev = Evolution(problem, diffusion, stepper, dofs, A, M, tol)
-    bar = _Progress(progress, times, f"evolve P{problem.order}, {problem.dofs} dofs")
+    return _integrate(ev, P, times, t0, progress)
+
+
+def _evolve_weighted(problem: Problem, p0, times, tol, strength, progress) -> "Evolution":
+    """:func:`evolve_problem` of a Gibbs-weighted problem: M_w du/dt = −A_w u, stepped
+    symmetrically scaled, from the weighted L2 projection of ``p0``."""
+    diffusion = problem.diffusion
+    if strength is not None and float(strength) != diffusion.strength:
+        diffusion = diffusion.with_strength(strength)
+    t0 = time.perf_counter()
+    system = WeightedSystem(problem, diffusion)
+    dofs = problem.interior_dofs if problem.boundary == "absorbing" else np.arange(problem.dofs)
+    u, error = _project_weighted(problem, system, p0, dofs)
+    stepper = TRBDF2(system.As[dofs][:, dofs], system.Ms[dofs][:, dofs],
+                     weight=system.error_weight(dofs))
+    ev = Evolution(problem, diffusion, stepper, dofs, system.A, system.M, tol, system)
+    ev._check_initial(error)
+    return _integrate(ev, u / system.scale, times, t0, progress)
+
+
+def _integrate(ev: "Evolution", X, times, t0, progress) -> "Evolution":
+    """Run ``ev`` from the stepper's initial vector ``X`` with the progress bar."""
+    pr = ev.problem
+    bar = _Progress(progress, times, f"evolve P{pr.order}, {pr.dofs} dofs")
     try:
-        ev._run(P, times, t0, bar)
+        ev._run(X, times, t0, bar)
     finally:
         bar.close()
     return ev
@@ -240,33 +302,77 @@ class Evolution:
     times : ndarray
         Output times.
     P : ndarray, shape (len(times), dofs)
-        Raw FE coefficient vectors (not renormalised: ∫P dA = :attr:`mass`).
+        Raw FE coefficient vectors (not renormalised: ∫P dA = :attr:`mass`); for a
+        Gibbs-weighted problem the nodal density w·u (the interpolant; its integrals use w
+        exactly), with the coefficients u in :attr:`u`.
+    u : ndarray or None
+        A Gibbs-weighted problem's coefficients u = P/w (:mod:`.gibbs_dynamics`), else None.
     mass : ndarray
         Survival probability S(t) = ∫P dA (constant for a reflecting boundary).
     escape_rate : ndarray
         Instantaneous outflow rate −S'(t)/S(t) = ∮J·n ds / ∫P dA, from the discrete
         operator as for the quasi-stationary solve (0 for a reflecting boundary).
     stats : dict
-        steps, rejected steps, factorisations, largest accepted error estimate, timings.
+        steps, rejected steps, factorisations, largest accepted error estimate, timings;
+        a Gibbs-weighted problem adds ``weighting`` and ``initial_L1_error`` (how far the
+        represented initial density is from ``p0``).
+    diagnostics : dict
+        ``untrusted`` (the initial density is not represented to
+        :data:`~.gibbs_dynamics.P0_WARN`) and ``warnings``; the frames carry them too.
 
     ``ev[i]`` and ``ev.at(t)`` are :class:`Solution` objects of the density
     *conditioned on survival* (normalised to ∫P = 1, so ``moments()`` are those of
     the surviving walkers; multiply by ``mass`` for the absolute density).
     """
 
-    def __init__(self, problem: Problem, diffusion, stepper: TRBDF2, dofs, A, M, tol):
+    def __init__(self, problem: Problem, diffusion, stepper: TRBDF2, dofs, A, M, tol,
+                 system: WeightedSystem | None = None):
         self.problem, self.diffusion, self.tol = problem, diffusion, tol
         self._stepper, self._dofs, self._A, self._M = stepper, dofs, A, M
+        self._system = system
         self.stats = {"steps": 0, "rejected": 0, "max_error": 0.0}
+        self.diagnostics = {"untrusted": False, "warnings": []}
+        self.u = None
         self._h = None
+
+    def _check_initial(self, error: float) -> None:
+        """Record how well w·u₀ represents p0: refuse it beyond
+        :data:`~.gibbs_dynamics.P0_REFUSE`, flag it beyond :data:`~.gibbs_dynamics.P0_WARN`."""
+        self.stats.update(weighting="gibbs", initial_L1_error=error)
+        where = ("where p0/w varies faster than the mesh resolves (p0 narrower than the "
+                 "elements, or far from the Gibbs density e^(-L/δ) where the mesh is coarse)")
+        if not error <= P0_REFUSE:
+            raise ValueError(f"p0: the Gibbs-weighted discretisation cannot represent it on this "
+                             f"mesh (relative L1 error {error:.2g} > {P0_REFUSE:g}) {where}; "
+                             "refine the mesh where p0 lives")
+        if error > P0_WARN:
+            msg = (f"initial density represented with a relative L1 error {error:.2g} "
+                   f"(> {P0_WARN:g}) {where}: the transient is untrusted")
+            self.diagnostics.update(untrusted=True)
+            self.diagnostics["warnings"].append(msg)
+            warnings.warn(msg, FPSolveWarning, stacklevel=4)
 
     def _full(self, p) -> np.ndarray:
         P = np.zeros(self.problem.dofs)
         P[self._dofs] = p
         return P
 
-    def _run(self, P, times, t0_wall, bar):
-        p = P[self._dofs]
+    def _coefficients(self, X) -> np.ndarray:
+        """The FE coefficients (P, or u of a weighted problem) of stepper vectors ``X``."""
+        return X if self._system is None else X * self._system.scale
+
+    def _rates(self, C) -> tuple:
+        """(mass, escape rate) of coefficient rows ``C`` (shape (n, dofs))."""
+        MC = (self._M @ C.T).T
+        mass = MC.sum(axis=1)
+        if self.problem.boundary != "absorbing":
+            return mass, np.zeros(len(C))
+        out_flow = -(self._A @ C.T)[self.problem.boundary_dofs].sum(axis=0)
+        # per interior mass 1ᵀM_II p, whose rate of change is exactly the outflow
+        return mass, out_flow / MC[:, self._dofs].sum(axis=1)
+
+    def _run(self, X, times, t0_wall, bar):
+        p = X[self._dofs]
         st = self._stepper
         self._h = initial_step(st.A, st.M, p, self.tol)
         out, t = [], 0.0
@@ -276,16 +382,13 @@ class Evolution:
             bar.output(t)
             out.append(self._full(p))
         self.times = np.asarray(times, dtype=float)
-        self.P = np.array(out)
-        MP = (self._M @ self.P.T).T
-        self.mass = MP.sum(axis=1)
-        if self.problem.boundary == "absorbing":
-            B = self.problem.boundary_dofs
-            out_flow = -(self._A @ self.P.T)[B].sum(axis=0)
-            # per interior mass 1ᵀM_II p, whose rate of change is exactly the outflow
-            self.escape_rate = out_flow / MP[:, self._dofs].sum(axis=1)
+        self._X = np.array(out)
+        C = self._coefficients(self._X)
+        if self._system is None:
+            self.P = C
         else:
-            self.escape_rate = np.zeros(len(self.times))
+            self.u, self.P = C, C * self._system.nodal_weight
+        self.mass, self.escape_rate = self._rates(C)
         self.stats.update(factorisations=st.factorisations,
                           factorisation_s=st.factorisation_s,
                           total_s=time.perf_counter() - t0_wall, dofs=int(self.problem.dofs))
@@ -295,7 +398,8 @@ class Evolution:
 
     def __getitem__(self, i) -> Solution:
         i = range(len(self))[i]
-        return self._solution(self.P[i], self.times[i], self.mass[i], self.escape_rate[i])
+        C = self.P if self.u is None else self.u
+        return self._solution(C[i], self.times[i], self.mass[i], self.escape_rate[i])
 
     def __iter__(self):
         return (self[i] for i in range(len(self)))
@@ -313,28 +417,39 @@ class Evolution:
             raise ValueError(f"t: {t:g} is before the first output time {self.times[0]:g}")
         i = int(before[-1])
         stats = {"steps": 0, "rejected": 0, "max_error": 0.0}
-        p, _ = integrate(self._stepper, self.P[i][self._dofs], self.times[i], t, self._h,
+        p, _ = integrate(self._stepper, self._X[i][self._dofs], self.times[i], t, self._h,
                          self.tol, stats)
-        P = self._full(p)
-        MP = self._M @ P
-        mass = float(MP.sum())
-        rate = (float(-(self._A @ P)[self.problem.boundary_dofs].sum() / MP[self._dofs].sum())
+        C = self._coefficients(self._full(p))
+        MC = self._M @ C
+        mass = float(MC.sum())
+        rate = (float(-(self._A @ C)[self.problem.boundary_dofs].sum() / MC[self._dofs].sum())
                 if self.problem.boundary == "absorbing" else 0.0)
-        return self._solution(P, t, mass, rate)
+        return self._solution(C, t, mass, rate)
 
-    def _solution(self, P, t, mass, rate) -> Solution:
+    def _solution(self, C, t, mass, rate) -> Solution:
+        """The frame of coefficients ``C`` (P, or u of a weighted problem) as a Solution
+        normalised to ∫P = 1 (a weighted one integrates with w, as the stationary one)."""
         pr = self.problem
         basis = pr.basis
-        Pn = P / mass
-        Pq = np.asarray(basis.interpolate(Pn))
+        if self._system is None:
+            Pn = C / mass
+            Pq = np.asarray(basis.interpolate(Pn))
+        else:
+            Pn, Pq = self._system.density(C / mass)
         dx = np.asarray(basis.dx)
         neg = float(np.sum(np.maximum(-Pq, 0.0) * dx) / np.sum(np.abs(Pq) * dx))
         diag = {"dofs": int(basis.N), "order": pr.order, "boundary": pr.boundary,
                 "time": float(t), "survival": float(mass), "residual": float("nan"),
                 "negative_mass": neg, "min_P": float(min(Pn.min(), Pq.min())),
                 "max_P": float(Pn.max()), "tol": self.tol, "warnings": []}
-        return Solution(Pn, basis, pr.mesh, pr.landscape, self.diffusion, pr.boundary,
-                        pr.order, rate, diag, pr.drift, pr.stabilisation)
+        if self._system is not None:
+            diag.update(weighting="gibbs", untrusted=self.diagnostics["untrusted"],
+                        warnings=list(self.diagnostics["warnings"]))
+        sol = Solution(Pn, basis, pr.mesh, pr.landscape, self.diffusion, pr.boundary,
+                       pr.order, rate, diag, pr.drift, pr.stabilisation)
+        if self._system is not None:
+            gibbs_attach(sol, self._system.weight, Pq)
+        return sol
 
     def summary(self) -> dict:
         """JSON-friendly times, survival, escape rates and integrator statistics."""

@@ -38,10 +38,15 @@ class TRBDF2:
     cache : int
         Number of factorised step sizes kept (an output time that cuts a step short
         needs one of its own; the regular size is then still there).
+    weight : ndarray, optional
+        Positive factors that turn the unknowns into the quantity whose error is
+        controlled (a Gibbs-weighted problem steps x, the density is w·s·x at the dofs);
+        None: the unknowns themselves.
     """
 
-    def __init__(self, A, M, cache: int = 3):
+    def __init__(self, A, M, cache: int = 3, weight: np.ndarray | None = None):
         self.A, self.M = A.tocsr(), M.tocsr()
+        self.weight = weight
         self._lus: OrderedDict = OrderedDict()
         self._cache = cache
         self.factorisations = 0
@@ -86,7 +91,11 @@ def integrate(stepper: TRBDF2, P, t0: float, t1: float, h: float, tol: float, st
         if t1 - (t + hs) < 1e-9 * hs:        # land on t1 exactly (no sliver step)
             hs = t1 - t
         Pn, err = stepper.step(P, hs)
-        scale = np.max(np.abs(Pn))
+        if stepper.weight is not None:      # the error of the density w·s·x
+            Pn_w, err = stepper.weight * Pn, stepper.weight * err
+        else:
+            Pn_w = Pn
+        scale = np.max(np.abs(Pn_w))
         e = float(np.max(np.abs(err)) / scale) if scale > 0 else 0.0
         if not np.isfinite(e):
             raise FloatingPointError(f"evolve: non-finite step at t = {t:.6g}")

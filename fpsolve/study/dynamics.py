@@ -18,9 +18,13 @@ __all__ = ["time_results"]
 
 
 def _distance(sol_t, sol) -> float:
-    """∫|P(t)/S(t) − P_stationary| dA: 2 × total-variation distance to the final state."""
-    d = np.asarray(sol.basis.interpolate(sol_t.P - sol.P))
-    return float(np.sum(np.abs(d) * np.asarray(sol.basis.dx)))
+    """∫|P(t)/S(t) − P_stationary| dA: 2 × total-variation distance to the final state
+    (Gibbs-weighted densities with w exact at the quadrature points, as their integrals)."""
+    if sol_t.weight is None and sol.weight is None:
+        d = np.asarray(sol.basis.interpolate(sol_t.P - sol.P))
+        return float(np.sum(np.abs(d) * np.asarray(sol.basis.dx)))
+    _, _, Pt, dx = sol_t._quadrature()
+    return float(np.sum(np.abs(Pt - sol._quadrature()[2]) * dx))
 
 
 def time_results(prob, sol, case: dict, cfg: dict, tmp: str, iomod=None, progress=False):

@@ -423,10 +423,12 @@ def _solve_case(prob, c: dict, mods: dict, renderer, in_panel: bool, hold: bool,
         res["pending"] = _hand_over(sol, fl, c, mods, renderer, in_panel, clock)
     if "time" in c["config"]:       # [time]: spectrum and a transient
         from .dynamics import time_results
-        # on the mesh of the solution: an adaptive case's own (one more assembly)
+        # on the mesh of the solution: an adaptive case's own (one more assembly), and on
+        # its discretisation (a Gibbs-weighted solution's transient evolves u = P/w)
         tprob = prob if sol.mesh is prob.mesh else Problem(
             prob.landscape, sol.diffusion, sol.mesh, prob.boundary, prob.order, prob.drift,
-            prob.stabilisation, prob.intorder, max_dofs=prob.max_dofs)
+            prob.stabilisation, prob.intorder, max_dofs=prob.max_dofs,
+            weighting="gibbs" if sol.weight is not None else "auto")
         with tempfile.TemporaryDirectory(prefix="fpsolve-") as tmp:
             bar = (False if on_time is None else
                    lambda t, frac, name=c["name"]: on_time(name, t, frac))
