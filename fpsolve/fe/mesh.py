@@ -3,8 +3,8 @@
 A :class:`Mesh` wraps a straight-sided scikit-fem ``MeshTri`` and remembers, when
 the boundary is a circle, its centre and radius.  For P2 solves the solver asks
 :meth:`Mesh.geometry` for a quadratic (isoparametric) ``MeshTri2`` whose boundary
-edge midpoints lie on the circle, so the discrete boundary converges to the
-circle at the rate of the element.
+edges enclose exactly the area of their circular segments, so the discrete boundary's
+error in the observables is of higher order than the elements'.
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from skfem import MeshTri, MeshTri2
 
 from .budget import check_mesh_build
 
-__all__ = ["Mesh", "MeshError", "disk_mesh", "load_mesh"]
+__all__ = ["Mesh", "MeshError", "area_preserving_edge_nodes", "disk_mesh", "load_mesh"]
 
 logger = logging.getLogger(__name__)
 
@@ -91,17 +91,18 @@ class Mesh:
         """The scikit-fem mesh to build a basis of ``order`` on.
 
         Orders 2 and 3 on a disk get curved boundary elements (quadratic
-        geometry: isoparametric for P2, subparametric for P3).
+        geometry: isoparametric for P2, subparametric for P3) whose edges
+        enclose exactly the area of their circular segments
+        (:func:`area_preserving_edge_nodes`).
         """
         if order == 1 or self.radius is None:
             return self.skfem
         if "curved" not in self._cache:
             m2 = MeshTri2.from_mesh(self.skfem)
-            dofs = m2.dofs.get_facet_dofs(m2.boundary_facets()).flatten()
+            f = m2.boundary_facets()
             locs = m2.doflocs.copy()
-            c = np.asarray(self.center, dtype=float)[:, None]
-            d = locs[:, dofs] - c
-            locs[:, dofs] = c + d * (self.radius / np.linalg.norm(d, axis=0))
+            locs[:, m2.dofs.facet_dofs[0, f]] = area_preserving_edge_nodes(
+                m2.p[:, m2.facets[0, f]], m2.p[:, m2.facets[1, f]], self.radius, self.center)
             self._cache["curved"] = MeshTri2(np.ascontiguousarray(locs), np.ascontiguousarray(m2.t),
                                              sort_t=False)
         return self._cache["curved"]
@@ -175,6 +176,53 @@ def _snap(m: MeshTri, radius: float, center) -> MeshTri:
     d = p[:, D] - c
     p[:, D] = c + d * (radius / np.linalg.norm(d, axis=0))
     return MeshTri(p, m.t)
+
+
+def area_preserving_edge_nodes(a, b, radius: float, center=(0.0, 0.0)) -> np.ndarray:
+    """Edge nodes of quadratic boundary edges that enclose their circular segments' area.
+
+    The quadratic edge through the vertices ``a``, ``b`` (on the circle) and a node at
+    height d above the chord's midpoint, on its perpendicular bisector, cuts off
+    ⅔·c·d of the disk (c the chord).  With d = 3·S/(2c), S = R²(θ − sin θ)/2 the
+    area of the circular segment (θ the angle of the chord), the edge encloses exactly
+    S: the curved mesh has the area πR² to round-off, and the gap between the edge and
+    the arc (O(h⁴/R³): outward at the middle, inward near the vertices) has zero mean
+    and is symmetric on every edge.  The first-order effect of the gap on an
+    observable, ∫ g·gap ds over the boundary, then loses its O(h⁴) term: it is O(h⁶)
+    for smooth g, where the node on the circle (the sagitta, the usual choice) leaves
+    the whole O(h⁴) area defect (−9.7e-6 of πR² on ``disk_mesh(1, 0.2)``) in every
+    observable, an error the P_{k+1} and dual-weighted estimates cannot see (they share
+    the geometry).  Measured (radial OU, δ = 0.3, P3 from ``disk_mesh(1, 0.2)``,
+    ``tol=1e-6`` on μ): μ off by 2.9e-6 with an estimate of 1.4e-7 with the sagitta,
+    7.1e-8 with an estimate of 1.4e-7 with these nodes.
+
+    Parameters
+    ----------
+    a, b : ndarray (2, n)
+        The end vertices of each boundary edge (on the circle).
+    radius : float
+    center : tuple of float
+
+    Returns
+    -------
+    ndarray (2, n)
+        The edge nodes.
+    """
+    c = np.asarray(center, dtype=float)[:, None]
+    a, b = np.asarray(a, dtype=float) - c, np.asarray(b, dtype=float) - c
+    mid = 0.5 * (a + b)
+    chord = np.linalg.norm(b - a, axis=0)
+    theta = 2.0 * np.arcsin(np.minimum(chord / (2.0 * radius), 1.0))
+    segment = 0.5 * radius * radius * _theta_minus_sin(theta)
+    normal = mid / np.linalg.norm(mid, axis=0)
+    return c + mid + normal * (1.5 * segment / chord)
+
+
+def _theta_minus_sin(theta: np.ndarray) -> np.ndarray:
+    """θ − sin θ without the cancellation of small θ (series below 0.1: 2e-15 relative)."""
+    t2 = theta * theta
+    series = theta * t2 / 6.0 * (1.0 - t2 / 20.0 * (1.0 - t2 / 42.0 * (1.0 - t2 / 72.0)))
+    return np.where(theta < 0.1, series, theta - np.sin(theta))
 
 
 def disk_mesh(radius: float = 2.0, h: float = 0.05, center=(0.0, 0.0),
