@@ -115,6 +115,24 @@ def test_initial_density_the_mesh_cannot_represent(adapted):
         evolve_problem(weighted, fp.gaussian([0.9, 0.0], 1e-4 * np.eye(2)), [0.0, 0.1])
 
 
+def test_outflow_rate_that_is_not_positive_is_nan_and_warned():
+    """δ = 0.01 (μ = 1.9e-20) from N(0, δ/2·I): the projected u₀ near the absorbing circle
+    (where P₀ ~ e^(−100)) gives a negative outflow (−4e-31): reported as NaN with a warning
+    and the raw value, the density itself not flagged."""
+    delta = 0.01
+    Dd = fp.diffusion.isotropic(delta)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", fp.FPSolveWarning)
+        mesh = fp.solve(RADIAL, Dd, fp.disk_mesh(1.0, 0.2), order=3, tol=1e-4,
+                        goals=["escape_rate"]).mesh
+    prob = fp.Problem(RADIAL, Dd, mesh, order=3, weighting="gibbs")
+    with pytest.warns(fp.FPSolveWarning, match="outflow rate of the transient not positive"):
+        ev = evolve_problem(prob, fp.gaussian([0, 0], delta / 2 * np.eye(2)), [0.0])
+    assert np.isnan(ev.escape_rate[0]) and ev.diagnostics["escape_rate_flux"][0.0] < 0
+    assert not ev.diagnostics["untrusted"] and np.isnan(ev[0].escape_rate)
+    assert ev.summary()["warnings"] == ev.diagnostics["warnings"]
+
+
 GIBBS_TIME_STUDY = """
 [landscape]
 kind = "quadratic"
@@ -141,13 +159,14 @@ n_out = 3
 tol = 1e-6
 initial_mean = [0.0, 0.0]
 initial_cov = [[0.04, 0.0], [0.0, 0.04]]
-spectrum = 0
+spectrum = 3
 """
 
 
 def test_study_time_section_of_a_gibbs_case_is_weighted(tmp_path):
     """[time] of an adapted Gibbs case runs on the weighted pencil of the adapted mesh: the
-    transient ends on the case's density (L1 ≤ 1e-8) with the exact escape rate."""
+    transient ends on the case's density (L1 ≤ 1e-8) with the exact escape rate, and the
+    spectrum is the weighted pencil's (review R23: μ, then the OU rates 1, 1)."""
     from fpsolve.study import load_study, run_study
 
     path = tmp_path / "gibbs_time.toml"
@@ -160,3 +179,7 @@ def test_study_time_section_of_a_gibbs_case_is_weighted(tmp_path):
     assert tr["dofs"] == case["dofs"]
     assert tr["distance_to_stationary"][0] > 0.1 and tr["distance_to_stationary"][-1] <= 1e-8
     assert tr["escape_rate"][-1] == pytest.approx(radial_ou_escape_rate(DELTA), rel=1e-3)
+    assert tr["untrusted"] is False and tr["warnings"] == []
+    rates = case["spectrum"]["rates_real"]
+    assert rates[0] == pytest.approx(radial_ou_escape_rate(DELTA), rel=1e-3)
+    np.testing.assert_allclose(rates[1:], [1.0, 1.0], atol=1e-4)

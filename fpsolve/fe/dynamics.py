@@ -234,7 +234,7 @@ def _evolve_weighted(problem: Problem, p0, times, tol, strength, progress) -> "E
     dofs = problem.interior_dofs if problem.boundary == "absorbing" else np.arange(problem.dofs)
     u, error = _project_weighted(problem, system, p0, dofs)
     stepper = TRBDF2(system.As[dofs][:, dofs], system.Ms[dofs][:, dofs],
-                     weight=system.error_weight(dofs))
+                     norm=system.error_norm(dofs))
     ev = Evolution(problem, diffusion, stepper, dofs, system.A, system.M, tol, system)
     ev._check_initial(error)
     return _integrate(ev, u / system.scale, times, t0, progress)
@@ -311,14 +311,16 @@ class Evolution:
         Survival probability S(t) = ∫P dA (constant for a reflecting boundary).
     escape_rate : ndarray
         Instantaneous outflow rate −S'(t)/S(t) = ∮J·n ds / ∫P dA, from the discrete
-        operator as for the quasi-stationary solve (0 for a reflecting boundary).
+        operator as for the quasi-stationary solve (0 for a reflecting boundary); a
+        Gibbs-weighted transient reports a rate that is not positive as NaN (flagged).
     stats : dict
         steps, rejected steps, factorisations, largest accepted error estimate, timings;
         a Gibbs-weighted problem adds ``weighting`` and ``initial_L1_error`` (how far the
         represented initial density is from ``p0``).
     diagnostics : dict
-        ``untrusted`` (the initial density is not represented to
-        :data:`~.gibbs_dynamics.P0_WARN`) and ``warnings``; the frames carry them too.
+        ``untrusted`` (a Gibbs-weighted transient whose initial density is not represented
+        to :data:`~.gibbs_dynamics.P0_WARN`), ``warnings`` (also of outflow rates that were
+        not positive, their raw values in ``escape_rate_flux``); the frames carry them too.
 
     ``ev[i]`` and ``ev.at(t)`` are :class:`Solution` objects of the density
     *conditioned on survival* (normalised to ∫P = 1, so ``moments()`` are those of
@@ -389,9 +391,32 @@ class Evolution:
         else:
             self.u, self.P = C, C * self._system.nodal_weight
         self.mass, self.escape_rate = self._rates(C)
+        if self._system is not None:
+            self.escape_rate = self._positive(self.escape_rate, self.times)
         self.stats.update(factorisations=st.factorisations,
                           factorisation_s=st.factorisation_s,
                           total_s=time.perf_counter() - t0_wall, dofs=int(self.problem.dofs))
+
+    def _positive(self, rates, times) -> np.ndarray:
+        """A weighted absorbing transient's outflow rates, NaN where not positive (the raw
+        values in ``diagnostics["escape_rate_flux"]``, with a warning): the step error is
+        controlled on the density, and the mesh adapted for the quasi-stationary u need not
+        resolve the projected or transient u where w is tiny, where the outflow lives.  The
+        densities are not affected: ``untrusted`` is left alone."""
+        rates = np.asarray(rates, dtype=float)
+        bad = ~(rates > 0)
+        if self.problem.boundary != "absorbing" or not bad.any():
+            return rates
+        raw = self.diagnostics.setdefault("escape_rate_flux", {})
+        raw.update({float(t): float(r) for t, r in zip(times[bad], rates[bad])})
+        msg = ("outflow rate of the transient not positive (reported as NaN) at t = "
+               f"{float(times[bad][0]):g}: the mesh does not resolve u = P/w near the absorbing "
+               "boundary there; trust ev.escape_rate only once it has settled on the "
+               "quasi-stationary μ")
+        if not any(w.startswith("outflow rate") for w in self.diagnostics["warnings"]):
+            self.diagnostics["warnings"].append(msg)
+            warnings.warn(msg, FPSolveWarning, stacklevel=4)
+        return np.where(bad, np.nan, rates)
 
     def __len__(self) -> int:
         return len(self.times)
@@ -424,6 +449,8 @@ class Evolution:
         mass = float(MC.sum())
         rate = (float(-(self._A @ C)[self.problem.boundary_dofs].sum() / MC[self._dofs].sum())
                 if self.problem.boundary == "absorbing" else 0.0)
+        if self._system is not None:
+            rate = float(self._positive(np.array([rate]), np.array([t]))[0])
         return self._solution(C, t, mass, rate)
 
     def _solution(self, C, t, mass, rate) -> Solution:
@@ -453,9 +480,13 @@ class Evolution:
 
     def summary(self) -> dict:
         """JSON-friendly times, survival, escape rates and integrator statistics."""
-        return {"times": self.times.tolist(), "survival": self.mass.tolist(),
-                "escape_rate": self.escape_rate.tolist(), "tol": self.tol,
-                **{k: v for k, v in self.stats.items()}}
+        out = {"times": self.times.tolist(), "survival": self.mass.tolist(),
+               "escape_rate": self.escape_rate.tolist(), "tol": self.tol,
+               **{k: v for k, v in self.stats.items()}}
+        if self._system is not None:        # a weighted transient says whether to trust it
+            out.update(untrusted=self.diagnostics["untrusted"],
+                       warnings=list(self.diagnostics["warnings"]))
+        return out
 
     def __repr__(self):
         s = self.stats

@@ -38,15 +38,15 @@ class TRBDF2:
     cache : int
         Number of factorised step sizes kept (an output time that cuts a step short
         needs one of its own; the regular size is then still there).
-    weight : ndarray, optional
-        Positive factors that turn the unknowns into the quantity whose error is
-        controlled (a Gibbs-weighted problem steps x, the density is w·s·x at the dofs);
-        None: the unknowns themselves.
+    norm : callable, optional
+        ``norm(P_new, err)`` → the relative size of the local error estimate ``err`` of a
+        step to ``P_new``, held below ``tol`` (a Gibbs-weighted problem measures it on the
+        density w·u); None: max|err| / max|P_new|.
     """
 
-    def __init__(self, A, M, cache: int = 3, weight: np.ndarray | None = None):
+    def __init__(self, A, M, cache: int = 3, norm=None):
         self.A, self.M = A.tocsr(), M.tocsr()
-        self.weight = weight
+        self.norm = norm
         self._lus: OrderedDict = OrderedDict()
         self._cache = cache
         self.factorisations = 0
@@ -91,12 +91,11 @@ def integrate(stepper: TRBDF2, P, t0: float, t1: float, h: float, tol: float, st
         if t1 - (t + hs) < 1e-9 * hs:        # land on t1 exactly (no sliver step)
             hs = t1 - t
         Pn, err = stepper.step(P, hs)
-        if stepper.weight is not None:      # the error of the density w·s·x
-            Pn_w, err = stepper.weight * Pn, stepper.weight * err
+        if stepper.norm is None:
+            scale = np.max(np.abs(Pn))
+            e = float(np.max(np.abs(err)) / scale) if scale > 0 else 0.0
         else:
-            Pn_w = Pn
-        scale = np.max(np.abs(Pn_w))
-        e = float(np.max(np.abs(err)) / scale) if scale > 0 else 0.0
+            e = float(stepper.norm(Pn, err))
         if not np.isfinite(e):
             raise FloatingPointError(f"evolve: non-finite step at t = {t:.6g}")
         fac = 0.9 * (tol / e) ** (1 / 3) if e > 0 else 8.0
