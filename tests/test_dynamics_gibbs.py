@@ -78,7 +78,7 @@ def test_absorbing_mass_decays_at_the_escape_rate(adapted):
     assert _l1(evp[-1], qsd) >= 1e-4
     # from the quasi-stationary Solution itself (its u, no projection): pure exponential
     ev = evolve_problem(weighted, qsd, times, tol=1e-6)
-    assert ev.stats["initial_L1_error"] == 0.0
+    assert ev.stats["initial_L1_error"] == 0.0 and not ev.diagnostics["escape_rate_untrusted"]
     np.testing.assert_allclose(1 - ev.mass, 1 - np.exp(-qsd.escape_rate * np.array(times)),
                                rtol=1e-5, atol=1e-14)
     np.testing.assert_allclose(ev.escape_rate, qsd.escape_rate, rtol=1e-6)
@@ -130,6 +130,7 @@ def test_outflow_rate_that_is_not_positive_is_nan_and_warned():
         ev = evolve_problem(prob, fp.gaussian([0, 0], delta / 2 * np.eye(2)), [0.0])
     assert np.isnan(ev.escape_rate[0]) and ev.diagnostics["escape_rate_flux"][0.0] < 0
     assert not ev.diagnostics["untrusted"] and np.isnan(ev[0].escape_rate)
+    assert ev.diagnostics["escape_rate_untrusted"] and ev[0].diagnostics["escape_rate_untrusted"]
     assert ev.summary()["warnings"] == ev.diagnostics["warnings"]
 
 
@@ -179,7 +180,8 @@ def test_study_time_section_of_a_gibbs_case_is_weighted(tmp_path):
     assert tr["dofs"] == case["dofs"]
     assert tr["distance_to_stationary"][0] > 0.1 and tr["distance_to_stationary"][-1] <= 1e-8
     assert tr["escape_rate"][-1] == pytest.approx(radial_ou_escape_rate(DELTA), rel=1e-3)
-    assert tr["untrusted"] is False and tr["warnings"] == []
+    assert tr["untrusted"] is False and tr["escape_rate_untrusted"] is False
+    assert tr["warnings"] == []
     rates = case["spectrum"]["rates_real"]
     assert rates[0] == pytest.approx(radial_ou_escape_rate(DELTA), rel=1e-3)
     np.testing.assert_allclose(rates[1:], [1.0, 1.0], atol=1e-4)

@@ -319,8 +319,9 @@ class Evolution:
         represented initial density is from ``p0``).
     diagnostics : dict
         ``untrusted`` (a Gibbs-weighted transient whose initial density is not represented
-        to :data:`~.gibbs_dynamics.P0_WARN`), ``warnings`` (also of outflow rates that were
-        not positive, their raw values in ``escape_rate_flux``); the frames carry them too.
+        to :data:`~.gibbs_dynamics.P0_WARN`), ``escape_rate_untrusted`` (an outflow rate
+        was not positive, its raw values in ``escape_rate_flux``: all its rates are
+        suspect) and ``warnings``; the frames carry them too.
 
     ``ev[i]`` and ``ev.at(t)`` are :class:`Solution` objects of the density
     *conditioned on survival* (normalised to ∫P = 1, so ``moments()`` are those of
@@ -333,7 +334,7 @@ class Evolution:
         self._stepper, self._dofs, self._A, self._M = stepper, dofs, A, M
         self._system = system
         self.stats = {"steps": 0, "rejected": 0, "max_error": 0.0}
-        self.diagnostics = {"untrusted": False, "warnings": []}
+        self.diagnostics = {"untrusted": False, "escape_rate_untrusted": False, "warnings": []}
         self.u = None
         self._h = None
 
@@ -401,7 +402,9 @@ class Evolution:
         """A weighted absorbing transient's outflow rates, NaN where not positive (the raw
         values in ``diagnostics["escape_rate_flux"]``, with a warning): the step error is
         controlled on the density, and the mesh adapted for the quasi-stationary u need not
-        resolve the projected or transient u where w is tiny, where the outflow lives.  The
+        resolve the projected or transient u where w is tiny, where the outflow lives.  Then
+        every rate of the run is suspect (δ = 0.005: 895·μ and 28·μ after a negative one,
+        where the exact rate is within 0.5 % of μ): ``escape_rate_untrusted``.  The
         densities are not affected: ``untrusted`` is left alone."""
         rates = np.asarray(rates, dtype=float)
         bad = ~(rates > 0)
@@ -411,8 +414,8 @@ class Evolution:
         raw.update({float(t): float(r) for t, r in zip(times[bad], rates[bad])})
         msg = ("outflow rate of the transient not positive (reported as NaN) at t = "
                f"{float(times[bad][0]):g}: the mesh does not resolve u = P/w near the absorbing "
-               "boundary there; trust ev.escape_rate only once it has settled on the "
-               "quasi-stationary μ")
+               "boundary, and every escape rate of this transient is untrusted")
+        self.diagnostics["escape_rate_untrusted"] = True
         if not any(w.startswith("outflow rate") for w in self.diagnostics["warnings"]):
             self.diagnostics["warnings"].append(msg)
             warnings.warn(msg, FPSolveWarning, stacklevel=4)
@@ -471,6 +474,7 @@ class Evolution:
                 "max_P": float(Pn.max()), "tol": self.tol, "warnings": []}
         if self._system is not None:
             diag.update(weighting="gibbs", untrusted=self.diagnostics["untrusted"],
+                        escape_rate_untrusted=self.diagnostics["escape_rate_untrusted"],
                         warnings=list(self.diagnostics["warnings"]))
         sol = Solution(Pn, basis, pr.mesh, pr.landscape, self.diffusion, pr.boundary,
                        pr.order, rate, diag, pr.drift, pr.stabilisation)
@@ -485,6 +489,7 @@ class Evolution:
                **{k: v for k, v in self.stats.items()}}
         if self._system is not None:        # a weighted transient says whether to trust it
             out.update(untrusted=self.diagnostics["untrusted"],
+                       escape_rate_untrusted=self.diagnostics["escape_rate_untrusted"],
                        warnings=list(self.diagnostics["warnings"]))
         return out
 
