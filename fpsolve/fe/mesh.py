@@ -1,7 +1,7 @@
 """Triangle meshes of the solution domain: disk generation, loading, saving.
 
 A :class:`Mesh` wraps a straight-sided scikit-fem ``MeshTri`` and remembers, when
-the boundary is a circle, its centre and radius.  For P2 solves the solver asks
+the boundary is a circle, its centre and radius.  The solver asks
 :meth:`Mesh.geometry` for a quadratic (isoparametric) ``MeshTri2`` whose boundary
 edges enclose exactly the area of their circular segments, so the discrete boundary's
 error in the observables is of higher order than the elements'.
@@ -90,12 +90,15 @@ class Mesh:
     def geometry(self, order: int):
         """The scikit-fem mesh to build a basis of ``order`` on.
 
-        Orders 2 and 3 on a disk get curved boundary elements (quadratic
-        geometry: isoparametric for P2, subparametric for P3) whose edges
-        enclose exactly the area of their circular segments
-        (:func:`area_preserving_edge_nodes`).
+        Every order on a disk gets curved boundary elements (quadratic geometry:
+        isoparametric for P2, subparametric for P3, superparametric for P1) whose
+        edges enclose exactly the area of their circular segments
+        (:func:`area_preserving_edge_nodes`).  P1 included: the inscribed polygon's
+        area defect, O(h²) like P1's own error but invisible to its estimates, left
+        reflecting ⟨x²⟩ 2.5e-2 off at h = 0.2 (R = 0.5, δ = 1) with an estimate of
+        1.3e-3 (3e-5 off with the curved boundary), for 25-50 % more assembly time.
         """
-        if order == 1 or self.radius is None:
+        if self.radius is None:
             return self.skfem
         if "curved" not in self._cache:
             m2 = MeshTri2.from_mesh(self.skfem)
