@@ -25,7 +25,7 @@ from . import budget as _budget
 from .assembly import _assemble_affine, _pattern
 
 __all__ = ["HIER_BYTES_PER_DOF", "PECLET_MAX", "OUTFLOW_FRACTION", "enriched_escape_rate",
-           "fits_budget", "hierarchical_estimate"]
+           "enriched_operator", "fits_budget", "hierarchical_estimate"]
 
 #: peak memory of the V_{k+1} solve per P_k dof (assembly, LU, inverse iteration, layer
 #: re-solve), measured by bench/hierarchical.py, before budget.SAFETY
@@ -56,9 +56,27 @@ def enriched_escape_rate(problem, diffusion, basis, cache: dict, graded: bool = 
         converged layer re-solve).
     """
     from .eigensolve import _quasi_stationary
-    from .estimate import _boundary_dofs, _coefficients, enriched_basis
     from .ordering import MIN_SIZE_GRADED
     from .solver import _stop_untrusted
+
+    bp, A, M, I, B = enriched_operator(problem, diffusion, basis, cache)
+    P, mu_eig, info = _quasi_stationary(A, M, M, I, B,
+                                        min_size=MIN_SIZE_GRADED if graded else None)
+    stop = info["stop"]
+    return {"escape_rate": float(info["mu_flux"]), "escape_rate_eig": float(mu_eig),
+            "dofs": int(bp.N), "stop": stop, "trusted": not _stop_untrusted(stop),
+            "layer_peclet": _outflow_peclet(problem, diffusion, bp, B, -(A @ P)[B])}
+
+
+def enriched_operator(problem, diffusion, basis, cache: dict):
+    """The plain Galerkin operator of ``problem`` in V_{k+1} on the same mesh.
+
+    Returns
+    -------
+    (bp, A, M, I, B)
+        The P_{k+1} basis, A (at ``diffusion``'s strength) and M, interior and boundary dofs.
+    """
+    from .estimate import _boundary_dofs, _coefficients, enriched_basis
 
     bp, _ = enriched_basis(basis, cache)
     beta, D = _coefficients(problem, bp, diffusion.strength)
@@ -66,13 +84,7 @@ def enriched_escape_rate(problem, diffusion, basis, cache: dict, graded: bool = 
     A = (A0 + A1).tocsr()
     del A0, A1
     B = _boundary_dofs(bp, cache)
-    I = np.setdiff1d(np.arange(bp.N), B)
-    P, mu_eig, info = _quasi_stationary(A, M, M, I, B,
-                                        min_size=MIN_SIZE_GRADED if graded else None)
-    stop = info["stop"]
-    return {"escape_rate": float(info["mu_flux"]), "escape_rate_eig": float(mu_eig),
-            "dofs": int(bp.N), "stop": stop, "trusted": not _stop_untrusted(stop),
-            "layer_peclet": _outflow_peclet(problem, diffusion, bp, B, -(A @ P)[B])}
+    return bp, A, M, np.setdiff1d(np.arange(bp.N), B), B
 
 
 def _outflow_peclet(problem, diffusion, bp, B, outflow) -> float:

@@ -55,7 +55,7 @@ from .solver import COMPONENTWISE_CEILING, COMPONENTWISE_STALL, COMPONENTWISE_TO
     FPSolveWarning, Problem, SolverError, \
     _componentwise_residual
 
-__all__ = ["MeanExitTime", "mfpt", "mfpt_problem", "graded_mesh"]
+__all__ = ["MeanExitTime", "exit_time", "mfpt", "mfpt_problem", "graded_mesh"]
 
 
 class MeanExitTime:
@@ -69,8 +69,14 @@ class MeanExitTime:
         μ of the quasi-stationary state (boundary-outflow value).
     mean_qsd : float
         E_QSD[T] = ∫T P dA / ∫P dA with the quasi-stationary P (= 1/μ, see the module).
+    error_estimate : dict
+        Relative error estimates of ``T_center``, ``T_max``, ``mean_qsd``, ``escape_rate``
+        and ``T_L1`` (∫|T − T_h| / ∫|T|): the same exit time in P_{k+1} on the same mesh
+        (:mod:`.mfpt_estimate`); inf where that is no reference.  Empty with
+        ``estimate=False``.
     diagnostics : dict
-        iterations, residual ‖A_IIᵀt − Mᵀ1‖∞/(‖A‖∞‖t‖∞), timings.
+        iterations, residual ‖A_IIᵀt − Mᵀ1‖∞/(‖A‖∞‖t‖∞), timings, ``untrusted`` (an
+        estimate above 0.1 or unknown: warned about) and ``estimate`` (the P_{k+1} record).
     """
 
     def __init__(self, T, problem: Problem, diffusion, escape_rate, mean_qsd, diagnostics):
@@ -82,6 +88,7 @@ class MeanExitTime:
         self.escape_rate = float(escape_rate)
         self.mean_qsd = float(mean_qsd)
         self.diagnostics = diagnostics
+        self.error_estimate: dict = {}
 
     def __call__(self, points) -> np.ndarray:
         """T at ``points`` of shape (n, 2) (or one point (2,)); 0 outside the mesh."""
@@ -97,7 +104,9 @@ class MeanExitTime:
                 "escape_rate": self.escape_rate, "mean_qsd": self.mean_qsd,
                 "inverse_escape_rate": 1.0 / self.escape_rate,
                 "dofs": int(self.T.size), "order": self.order,
-                "residual": self.diagnostics["residual"]}
+                "residual": self.diagnostics["residual"],
+                "error_estimate": dict(self.error_estimate),
+                "untrusted": bool(self.diagnostics.get("untrusted", False))}
 
     def __repr__(self):
         return (f"MeanExitTime(P{self.order}, dofs={self.T.size}, T_max={self.T.max():.6g}, "
@@ -156,7 +165,8 @@ def _arpack(solve, Mv, n, v0):
     return w / (np.linalg.norm(w) * np.sign(w.sum()))
 
 
-def mfpt_problem(problem: Problem, strength: float | None = None) -> MeanExitTime:
+def mfpt_problem(problem: Problem, strength: float | None = None,
+                 estimate: bool = True) -> MeanExitTime:
     """Mean exit time of an assembled absorbing :class:`Problem` (see :func:`mfpt`)."""
     if problem.boundary != "absorbing":
         raise ValueError("boundary: the mean exit time needs an absorbing boundary, got "
@@ -166,10 +176,35 @@ def mfpt_problem(problem: Problem, strength: float | None = None) -> MeanExitTim
     if strength is not None and float(strength) != diffusion.strength:
         diffusion = diffusion.with_strength(strength)
     A, M = _matrices(problem, diffusion)
-    I, B = problem.interior_dofs, problem.boundary_dofs
+    ex = exit_time(A, M, problem.interior_dofs, problem.boundary_dofs, problem.gibbs)
+    ex.diagnostics["total_s"] = time.perf_counter() - t0
+    T = MeanExitTime(ex.T, problem, diffusion, ex.mu, ex.mean_qsd, ex.diagnostics)
+    if estimate:
+        from .mfpt_estimate import attach_estimate
+        attach_estimate(T)
+    return T
+
+
+def exit_time(A, M, I, B, scaled: bool) -> SimpleNamespace:
+    """T, μ, E_QSD[T] and the quasi-stationary P of the pencil (A, M), boundary dofs B.
+
+    Parameters
+    ----------
+    A, M : sparse matrices
+        The (plain or Gibbs-weighted) forward operator and mass matrix.
+    I, B : ndarray of int
+        Interior and (absorbing) boundary dofs.
+    scaled : bool
+        Factorise S A_II S (a Gibbs-weighted pencil).
+
+    Returns
+    -------
+    SimpleNamespace
+        ``T``, ``P`` (full vectors), ``mu`` (outflow), ``mean_qsd``, ``diagnostics``.
+    """
     AII, MII = A[I][:, I].tocsc(), M[I][:, I].tocsr()
     MIIt = MII.T.tocsr()
-    solve, solve_T = _factorised(AII, problem.gibbs)
+    solve, solve_T = _factorised(AII, scaled)
     n = len(I)
     p, itp, stp = _inverse_iteration(solve, AII, MII)
     q, itq, stq = _inverse_iteration(solve_T, AII.T.tocsr(), MIIt)
@@ -191,9 +226,8 @@ def mfpt_problem(problem: Problem, strength: float | None = None) -> MeanExitTim
     res = np.max(np.abs(AII.T @ t - b)) / (spla.norm(AII, np.inf) * np.max(np.abs(t)))
     diag = {"iterations": [itp, itq], "stop": [stp, stq], "residual": float(res),
             "dofs": int(A.shape[0]),
-            "total_s": time.perf_counter() - t0,
             "escape_rate_eig_floor": float(10 * np.finfo(float).eps * spla.norm(AII, np.inf))}
-    return MeanExitTime(T, problem, diffusion, mu, (Mp @ t) / Mp.sum(), diag)
+    return SimpleNamespace(T=T, P=P, mu=mu, mean_qsd=(Mp @ t) / Mp.sum(), diagnostics=diag)
 
 
 def _matrices(problem: Problem, diffusion):
@@ -284,7 +318,7 @@ def graded_mesh(landscape, diffusion, mesh, peclet: float, drift: Callable | Non
 
 def mfpt(landscape, diffusion, mesh, order: int = 2, drift: Callable | None = None,
          stabilisation: str | None = None, peclet: float | None = None,
-         weighting: str = "auto") -> MeanExitTime:
+         weighting: str = "auto", estimate: bool = True) -> MeanExitTime:
     """Mean first-passage time T(x) to the absorbing boundary of ``mesh``.
 
     Parameters
@@ -299,11 +333,15 @@ def mfpt(landscape, diffusion, mesh, order: int = 2, drift: Callable | None = No
     weighting : {"auto", "gibbs", "none"}
         As for :class:`fpsolve.Problem` ("auto" is the plain operator here: no ``tol``);
         "gibbs" solves a detailed-balance model on its Gibbs-weighted pencil.
+    estimate : bool
+        Estimate the error (the same exit time in P_{k+1} on the same mesh: about 3×
+        the solve) and warn where it exceeds 10 % or cannot be had.
 
     Returns
     -------
     MeanExitTime
-        Callable on points (n, 2); ``escape_rate``, ``mean_qsd`` (= 1/μ), ``T``.
+        Callable on points (n, 2); ``escape_rate``, ``mean_qsd`` (= 1/μ), ``T``,
+        ``error_estimate``.
 
     Examples
     --------
@@ -317,7 +355,7 @@ def mfpt(landscape, diffusion, mesh, order: int = 2, drift: Callable | None = No
         mesh, grading = graded_mesh(landscape, diffusion, mesh, peclet, drift, order=order)
     problem = Problem(landscape, diffusion, mesh, "absorbing", order, drift, stabilisation,
                       weighting=weighting)
-    T = mfpt_problem(problem)
+    T = mfpt_problem(problem, estimate=estimate)
     if grading is not None:
         T.diagnostics["grading"] = grading
     return T
