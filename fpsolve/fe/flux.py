@@ -206,7 +206,7 @@ class Flux:
         poly, _ = _points(polyline, "polyline")
         if poly.shape[0] < 2:
             raise ValueError(f"polyline: expected at least 2 vertices, got {poly.shape[0]}")
-        npts = self.solution.order + 2 if npts is None else int(npts)
+        npts = self.solution.line_points(self.solution.order + 2) if npts is None else int(npts)
         if npts < 1:
             raise ValueError(f"npts: expected a positive integer, got {npts!r}")
         return self._currents([poly], npts)[0][0]
@@ -236,7 +236,7 @@ class Flux:
         """:meth:`through` of several polylines (validated arrays) with one evaluation
         of J at all their points (J at a point does not depend on the others, so the
         currents are the same); also J at each polyline's points (None if empty)."""
-        npts = self.solution.order + 2 if npts is None else npts
+        npts = self.solution.line_points(self.solution.order + 2) if npts is None else npts
         rules = [self._polyline_rule(np.asarray(p, dtype=float), npts) for p in polylines]
         used = [r for r in rules if r is not None]
         if not used:
@@ -592,7 +592,7 @@ class Flux:
         flux at the segment's points of :meth:`through` (the same points), if known."""
         a, b = (np.asarray(p, dtype=float) for p in line)
         s = self._edge_crossings(a, b)
-        g, gw = _gauss(self.solution.order + 2)
+        g, gw = _gauss(self.solution.line_points(self.solution.order + 2))
         g, gw = 0.5 * (g + 1.0), 0.5 * gw
         lo, ln = s[:-1], np.diff(s)
         q = (lo[:, None] + ln[:, None] * g[None, :]).ravel()

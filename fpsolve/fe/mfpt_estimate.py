@@ -88,7 +88,8 @@ def attach_estimate(T) -> None:
             if pe <= PECLET_MAX:
                 est = _compare(T, bp, exn.T, exn)
             else:
-                record["skipped"] = f"boundary layer not resolved (Péclet {pe:.2g} > {PECLET_MAX:g})"
+                record["skipped"] = (f"boundary layer not resolved (Péclet {pe:.2g} > "
+                                     f"{PECLET_MAX:g})")
         except (SolverError, MemoryError) as exc:
             record["skipped"] = f"P_{{k+1}} solve failed: {exc}"
     T.error_estimate = {g: float(v) for g, v in est.items()}
