@@ -42,6 +42,7 @@ from .gibbs import attach as gibbs_attach
 from .gibbs import barrier as gibbs_barrier
 from .gibbs import applies as gibbs_applies
 from .gibbs_estimate import gibbs_estimate
+from .geometry_estimate import add_boundary_term
 from .solution import Solution
 # the eigen-solves; names re-exported for the modules and tests that import them from here
 from .eigensolve import (COMPONENTWISE_CEILING, COMPONENTWISE_STALL,  # noqa: F401
@@ -303,8 +304,11 @@ class Problem:
 
         def compute() -> Estimate:
             if self.gibbs:
-                return gibbs_estimate(self, op, u, mu, diffusion)
-            return self._estimate(A, op, P, mu, info, diffusion, lazy)
+                est = gibbs_estimate(self, op, u, mu, diffusion)
+            else:
+                est = self._estimate(A, op, P, mu, info, diffusion, lazy)
+            add_boundary_term(sol, est)        # the curved boundary's share (reflecting)
+            return est
 
         def finish(est: Estimate, seconds: float) -> Solution:
             diag["estimate_weights"] = est.weights
