@@ -427,7 +427,7 @@ def test_layer_density_below_lu_round_off_is_resolved(monkeypatch):
     Q /= (M @ Q).sum()
     mu_q = -(A @ Q)[B].sum() / (M @ Q)[I].sum()
     assert abs(mu_q / mu - 1) < 1e-6
-    assert abs(stop["layer"]["escape_rate_before"] / mu_q - 1) > 1e-3    # the LU's, off
+    assert abs(stop["layer"]["escape_rate_before"] / mu_q - 1) > 1e-4    # the LU's, off
     near = np.setdiff1d(np.unique(A.tocsr()[B].indices), B)      # dofs coupled to the boundary
     assert np.max(np.abs(sol.P[near])) < 1e-25 * sol.P.max()
     big = np.abs(Q[near]) > 1e-3 * np.max(np.abs(Q[near]))

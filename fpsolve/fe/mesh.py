@@ -191,11 +191,12 @@ def area_preserving_edge_nodes(a, b, radius: float, center=(0.0, 0.0)) -> np.nda
     S: the curved mesh has the area πR² to round-off, and the gap between the edge and
     the arc (O(h⁴/R³): outward at the middle, inward near the vertices) has zero mean
     and is symmetric on every edge.  The first-order effect of the gap on an
-    observable, ∫ g·gap ds over the boundary, then loses its O(h⁴) term: it is O(h⁶)
-    for smooth g, where the node on the circle (the sagitta, the usual choice) leaves
-    the whole O(h⁴) area defect (−9.7e-6 of πR² on ``disk_mesh(1, 0.2)``) in every
-    observable, an error the P_{k+1} and dual-weighted estimates cannot see (they share
-    the geometry).  Measured (radial OU, δ = 0.3, P3 from ``disk_mesh(1, 0.2)``,
+    observable, ∫ g·gap ds over the boundary, then loses its O(h⁴) term: what is left is
+    O(h⁶)·g'' (and cancels on uniformly spaced boundaries), where the node on the circle
+    (the sagitta, the usual choice) leaves the whole O(h⁴) area defect (−9.7e-6 absolute,
+    −3.1e-6 relative, on ``disk_mesh(1, 0.2)``) in every observable, an error the P_{k+1}
+    and dual-weighted estimates cannot see (they share the geometry; the rest is added
+    to the estimates of reflecting solves by :mod:`.geometry_estimate`).  Measured (radial OU, δ = 0.3, P3 from ``disk_mesh(1, 0.2)``,
     ``tol=1e-6`` on μ): μ off by 2.9e-6 with an estimate of 1.4e-7 with the sagitta,
     7.1e-8 with an estimate of 1.4e-7 with these nodes.
 
