@@ -118,7 +118,8 @@ def _goal_estimates(Pk, Pn, fields, delta, own):
     diff = np.abs(Pn - Pk * (ck / own["norm"])) * dx
     rel["L1"] = SAFETY * float(diff.sum()) / float(np.sum(np.abs(Pn) * dx))
     corr["L1"] = float(diff.sum())
-    ind["L1"] = diff.sum(axis=1) + np.abs(own["mass"] - np.sum(Pk * dx, axis=1) * ck / own["norm"])
+    scale = ck / own["norm"]
+    ind["L1"] = diff.sum(axis=1) + np.abs(own["mass"] - np.sum(Pk * dx, axis=1) * scale)
     # μ's error lives where u leaves its plateau (the boundary layer): on the plateau u is
     # flat to the inverse iteration's tolerance (~1e-13), and that noise, weighted by
     # w ~ 1, has an energy far above μ ~ e^(−R²/2δ) itself (radial OU δ = 0.005: the

@@ -196,9 +196,10 @@ def area_preserving_edge_nodes(a, b, radius: float, center=(0.0, 0.0)) -> np.nda
     (the sagitta, the usual choice) leaves the whole O(h⁴) area defect (−9.7e-6 absolute,
     −3.1e-6 relative, on ``disk_mesh(1, 0.2)``) in every observable, an error the P_{k+1}
     and dual-weighted estimates cannot see (they share the geometry; the rest is added
-    to the estimates of reflecting solves by :mod:`.geometry_estimate`).  Measured (radial OU, δ = 0.3, P3 from ``disk_mesh(1, 0.2)``,
-    ``tol=1e-6`` on μ): μ off by 2.9e-6 with an estimate of 1.4e-7 with the sagitta,
-    7.1e-8 with an estimate of 1.4e-7 with these nodes.
+    to the estimates of reflecting solves by :mod:`.geometry_estimate`).  Measured
+    (radial OU, δ = 0.3, P3 from ``disk_mesh(1, 0.2)``, ``tol=1e-6`` on μ): μ off by
+    2.9e-6 with an estimate of 1.4e-7 with the sagitta, 7.1e-8 with an estimate of
+    1.4e-7 with these nodes.
 
     Parameters
     ----------
