@@ -134,6 +134,20 @@ def test_outflow_rate_that_is_not_positive_is_nan_and_warned():
     assert ev.summary()["warnings"] == ev.diagnostics["warnings"]
 
 
+def test_outflow_rates_flagged_where_the_barrier_is_high():
+    """δ = 0.005 (100 nats): the transient's outflow rates from a projected p0 are marked
+    untrusted before any step (measured 28·μ at t = 20 on the Gibbs-adapted mesh); the
+    density is not flagged."""
+    prob = fp.Problem(RADIAL, fp.diffusion.isotropic(0.005), fp.disk_mesh(1.0, 0.25), order=2,
+                      weighting="gibbs")
+    with pytest.warns(fp.FPSolveWarning) as rec:       # (here t = 0's rate is negative too)
+        ev = evolve_problem(prob, fp.gaussian([0, 0], 0.005 * np.eye(2)), [0.0])
+    assert any("100 nats" in str(w.message) and "escape rates are untrusted" in str(w.message)
+               for w in rec)
+    assert ev.diagnostics["escape_rate_untrusted"] and not ev.diagnostics["untrusted"]
+    assert ev.summary()["escape_rate_untrusted"]
+
+
 GIBBS_TIME_STUDY = """
 [landscape]
 kind = "quadratic"

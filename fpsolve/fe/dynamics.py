@@ -30,7 +30,8 @@ import numpy as np
 from skfem import LinearForm
 
 from .gibbs import attach as gibbs_attach
-from .gibbs_dynamics import P0_REFUSE, P0_WARN, WeightedSystem
+from .gibbs import barrier as gibbs_barrier
+from .gibbs_dynamics import OUTFLOW_BARRIER, P0_REFUSE, P0_WARN, WeightedSystem
 from .ordering import splu
 from .solution import Solution
 from .solver import FPSolveWarning, Problem
@@ -237,6 +238,9 @@ def _evolve_weighted(problem: Problem, p0, times, tol, strength, progress) -> "E
                      norm=system.error_norm(dofs))
     ev = Evolution(problem, diffusion, stepper, dofs, system.A, system.M, tol, system)
     ev._check_initial(error)
+    if problem.boundary == "absorbing" and not (_same_space(p0, problem)
+                                                and p0.weight is not None):
+        ev._check_outflow(gibbs_barrier(problem.landscape, diffusion, problem.mesh))
     return _integrate(ev, u / system.scale, times, t0, progress)
 
 
@@ -320,8 +324,10 @@ class Evolution:
     diagnostics : dict
         ``untrusted`` (a Gibbs-weighted transient whose initial density is not represented
         to :data:`~.gibbs_dynamics.P0_WARN`), ``escape_rate_untrusted`` (an outflow rate
-        was not positive, its raw values in ``escape_rate_flux``: all its rates are
-        suspect) and ``warnings``; the frames carry them too.
+        was not positive, its raw values in ``escape_rate_flux``, or the absorbing boundary
+        lies more than :data:`~.gibbs_dynamics.OUTFLOW_BARRIER` nats above the minimum and
+        p0 was projected: all its rates are suspect) and ``warnings``; the frames carry
+        them too.
 
     ``ev[i]`` and ``ev.at(t)`` are :class:`Solution` objects of the density
     *conditioned on survival* (normalised to ∫P = 1, so ``moments()`` are those of
@@ -352,6 +358,19 @@ class Evolution:
             msg = (f"initial density represented with a relative L1 error {error:.2g} "
                    f"(> {P0_WARN:g}) {where}: the transient is untrusted")
             self.diagnostics.update(untrusted=True)
+            self.diagnostics["warnings"].append(msg)
+            warnings.warn(msg, FPSolveWarning, stacklevel=4)
+
+    def _check_outflow(self, barrier: float) -> None:
+        """Flag the outflow rates of a transient from a projected p0 whose absorbing boundary
+        is more than :data:`~.gibbs_dynamics.OUTFLOW_BARRIER` nats above the minimum: the
+        mesh adapted for the quasi-stationary u does not resolve the transient u there."""
+        if barrier > OUTFLOW_BARRIER:
+            msg = (f"absorbing boundary {barrier:.0f} nats of L/δ above the minimum (> "
+                   f"{OUTFLOW_BARRIER:g}): the transient's escape rates are untrusted (the "
+                   "mesh does not resolve u = P/w near the boundary before it settles); the "
+                   "densities are not affected")
+            self.diagnostics["escape_rate_untrusted"] = True
             self.diagnostics["warnings"].append(msg)
             warnings.warn(msg, FPSolveWarning, stacklevel=4)
 

@@ -30,13 +30,19 @@ import scipy.sparse as sp
 from .assembly import make_basis
 from .gibbs import density_at_quadrature, nodal_density, symmetric_scaling
 
-__all__ = ["WeightedSystem", "P0_WARN", "P0_REFUSE"]
+__all__ = ["WeightedSystem", "P0_WARN", "P0_REFUSE", "OUTFLOW_BARRIER"]
 
 #: above this relative L1 error of the represented initial density (∫|P₀ − w·u₀| / ∫|P₀|)
 #: the evolution is flagged untrusted, with a warning
 P0_WARN = 1e-3
 #: above this the initial density cannot be represented on the mesh: an error
 P0_REFUSE = 0.1
+#: an absorbing transient from a projected p0 whose boundary lies more than this many nats
+#: of ψ above the minimum has its outflow rates flagged: radial OU on the Gibbs-adapted mesh
+#: (tol 1e-6) from N(0, 2δI) and N(0, δ/2·I): 50 and 67 nats within ~2× of the free-space
+#: estimate from t = 1 and to 0.5 % from t = 5; 80 nats 1e5·μ at t = 2 (estimate 4·μ);
+#: 100 nats 28·μ at t = 20 and negative rates (docs/dynamics.md)
+OUTFLOW_BARRIER = 70.0
 
 
 class WeightedSystem:
