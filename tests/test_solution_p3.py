@@ -57,6 +57,28 @@ def test_p3_marginal_is_exact_for_the_cubic(sol):
     assert my[0] == pytest.approx(my[1], rel=1e-9) and my[0] > 0
 
 
+def test_marginal_on_mesh_edges_counts_each_segment_once(sol):
+    """A line along mesh edges (disk_mesh's rows of horizontal edges, y = 0 among them;
+    the vertical edges bisection makes) lies in both neighbours of each edge: it was
+    integrated twice, the marginal 2x too large there (redteam F7)."""
+    m = sol.mesh
+    e, bnd = m.edges()
+    row = m.p[1, e[0]] == m.p[1, e[1]]
+    assert np.any(row & (m.p[1, e[0]] == 0.0))           # y = 0 is an edge row
+    ys = np.unique(m.p[1, e[0, row & ~bnd]])[::7]
+    np.testing.assert_allclose(sol.marginal("y", ys), sol.marginal("y", ys + 1e-11),
+                               rtol=1e-7, atol=1e-12)
+    # a refined mesh has vertical edges: the same along x
+    fine = fp.fe.refine.refine(m, np.arange(0, m.nelements, 3))
+    e, bnd = fine.edges()
+    col = (fine.p[0, e[0]] == fine.p[0, e[1]]) & ~bnd
+    assert np.any(col)
+    f = fp.solve(sol.landscape, sol.diffusion, fine, order=2)
+    xs = np.unique(fine.p[0, e[0, col]])[:: 5]
+    np.testing.assert_allclose(f.marginal("x", xs), f.marginal("x", xs + 1e-11),
+                               rtol=1e-7, atol=1e-12)
+
+
 def test_p3_point_evaluation(sol):
     """sol(points) at the dof locations gives the dof values (edge and centroid dofs
     included, i.e. the edge-dof orientation is the one the elements use)."""

@@ -607,6 +607,21 @@ def _line_elements(lo, hi, values):
     return line[srt], el[srt]
 
 
+def _shared_edge_duplicate(m, ca, el, v) -> np.ndarray:
+    """Where a line runs along an interior edge, both neighbours cut the same segment:
+    True for the copy in the element whose third vertex lies below the line (redteam F7:
+    the marginal on a row of ``disk_mesh``'s horizontal edges, or on the vertical edges of
+    a bisected mesh, was counted twice).  A boundary edge has one copy and keeps it."""
+    dup = np.zeros(el.size, dtype=bool)
+    # local edges (0,1), (1,2), (2,0) are scikit-fem's t2f rows 0, 1, 2 (as vertex sets)
+    for k, (a, b, c) in enumerate(((0, 1, 2), (1, 2, 0), (2, 0, 1))):
+        on = (ca[a, el] == v) & (ca[b, el] == v)
+        if np.any(on):
+            interior = m.f2t[1, m.t2f[k, el[on]]] >= 0
+            dup[np.flatnonzero(on)] = interior & (ca[c, el[on]] < v[on])
+    return dup
+
+
 def line_cuts(basis: Basis, axis: int, values: np.ndarray, npts: int = 3):
     """Quadrature on the lines θ_axis = value, exact for FE functions of degree ≤ 2·npts−1.
 
@@ -638,7 +653,7 @@ def line_cuts(basis: Basis, axis: int, values: np.ndarray, npts: int = 3):
         ends.append(np.where(hit, wa + s * (wb - wa), np.nan))
     ends = np.array(ends)
     a0, a1 = np.nanmin(ends, axis=0), np.nanmax(ends, axis=0)
-    keep = a1 > a0
+    keep = (a1 > a0) & ~_shared_edge_duplicate(m, ca, el, v)
     a0, a1, el, line, v = a0[keep], a1[keep], el[keep], line[keep], v[keep]
     if el.size == 0:
         return np.zeros((2, 0)), np.zeros(0), np.zeros(0, dtype=int), np.zeros(0, dtype=int)
