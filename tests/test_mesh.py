@@ -150,3 +150,34 @@ def test_locate_in_curved_elements_inverts_the_map_and_rejects_outside(order):
         assert np.all(out == -1)
     inner, _ = locate(basis, np.stack([0.999 * np.cos(th), 0.999 * np.sin(th)]))
     assert np.all(inner >= 0)
+
+
+def test_a_disk_with_rounded_coordinates_is_still_a_disk(tmp_path):
+    """A disk written with 5 significant digits (1e-5 off the circle) was taken for a
+    polygon: straight P2/P3 edges, an O(h^2) geometry error no estimate sees (redteam
+    F10).  Now its boundary vertices are moved onto the fitted circle, with a warning."""
+    import meshio
+    m = fp.disk_mesh(1.0, 0.1)
+    pts = np.array([float(f"{v:.5g}") for v in m.p.ravel()]).reshape(m.p.shape)
+    path = tmp_path / "disk5.msh"
+    meshio.write(path, meshio.Mesh(np.column_stack([pts.T, np.zeros(pts.shape[1])]),
+                                   [("triangle", m.t.T)]), file_format="gmsh22", binary=False)
+    with pytest.warns(fp.FPSolveWarning, match="moved onto it"):
+        loaded = fp.load_mesh(path)
+    assert loaded.radius == pytest.approx(1.0, rel=1e-5)
+    r = np.linalg.norm(loaded.p[:, loaded.boundary_vertices()] - np.array(loaded.center)[:, None],
+                       axis=0)
+    np.testing.assert_allclose(r, loaded.radius, rtol=1e-14)
+    # far from a circle (a square's corners) stays a polygon
+    sq = fp.load_mesh(_square_file(tmp_path))
+    assert sq.radius is None
+
+
+def _square_file(tmp_path):
+    import meshio
+    from skfem import MeshTri
+    m = MeshTri.init_sqsymmetric().refined(2)
+    path = tmp_path / "square.msh"
+    meshio.write(path, meshio.Mesh(np.column_stack([m.p.T, np.zeros(m.p.shape[1])]),
+                                   [("triangle", m.t.T)]), file_format="gmsh22", binary=False)
+    return path
