@@ -51,3 +51,15 @@ def test_stabilised_solve_says_its_estimates_do_not_apply():
                        boundary="reflecting", stabilisation="supg")
     assert sol.diagnostics["untrusted"]
     assert any("stabilised (SUPG)" in m for m in msgs)
+
+
+def test_an_intorder_too_low_for_the_order_is_refused():
+    with pytest.raises(ValueError, match=r"intorder: expected an integer >= 2·order = 6"):
+        fp.solve(RADIAL, fp.diffusion.isotropic(0.05), fp.disk_mesh(1.0, 0.3), order=3,
+                 intorder=2)
+    with pytest.raises(ValueError, match="intorder"):
+        fp.Problem(RADIAL, fp.diffusion.isotropic(0.05), fp.disk_mesh(1.0, 0.3), order=1,
+                   intorder=1.5)
+    ok = fp.solve(RADIAL, fp.diffusion.isotropic(0.05), fp.disk_mesh(1.0, 0.3), order=2,
+                  intorder=4, boundary="reflecting")
+    assert ok.mass == pytest.approx(1.0)

@@ -78,10 +78,13 @@ class Solution:
         dofs, residual, negative_mass, min_P, escape-rate estimates, timings,
         warnings.
     error_estimate : dict
-        Estimated relative errors of ``"x2"`` (⟨x²⟩), ``"y2"``, ``"escape_rate"`` (μ; 0.0
+        Estimated relative errors of ``"x2"`` (the raw moment ⟨x²⟩ = ∫x²P, not the
+        variance that :meth:`moments` reports: for a density off the origin the variance's
+        relative error is ⟨x²⟩/Var times larger), ``"y2"``, ``"escape_rate"`` (μ; 0.0
         for a reflecting boundary, inf when μ ≤ 0) and ``"L1"`` (‖P − P_h‖_L1/‖P_h‖_L1):
         dual-weighted residuals with the solve's own LU (:mod:`fpsolve.fe.estimate`,
-        docs/adaptivity.md).
+        docs/adaptivity.md), or P_k against P_{k+1} for a Gibbs-weighted solve; above
+        10 % the result is flagged (``diagnostics["untrusted"]``).
     """
 
     def __init__(self, P, basis, mesh, landscape, diffusion, boundary, order,
