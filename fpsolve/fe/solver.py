@@ -388,16 +388,18 @@ class Problem:
         finally:
             self.reuse_ordering = before
 
-    def spectrum(self, k: int = 6, strength: float | None = None):
+    def spectrum(self, k: int = 6, strength: float | None = None, estimate: bool = True):
         """The ``k`` slowest decay rates and modes of the generator (:mod:`.spectrum`).
 
         Returns a :class:`~fpsolve.fe.spectrum.Spectrum`: ``rates`` (complex, Re ≥ 0;
         the first is 0 when reflecting, μ when absorbing), ``modes``,
-        ``relaxation_time`` = 1/Re(λ₂ − λ₁) and ``frequency`` = |Im λ₂|.
+        ``relaxation_time`` = 1/Re(λ₂ − λ₁), ``frequency`` = |Im λ₂| and, unless
+        ``estimate`` is False, each rate's ``error_estimate`` (P_k against P_{k+1},
+        :mod:`.spectrum_estimate`; ``untrusted`` and a warning above 0.1).
         """
         from .spectrum import spectrum
 
-        return spectrum(self, k, strength)
+        return spectrum(self, k, strength, estimate=estimate)
 
     def _pin_guess(self) -> int:
         """A dof where the density is large: the minimum of L (or the centre)."""

@@ -23,7 +23,7 @@ import scipy.sparse.linalg as spla
 from .gibbs import symmetric_scaling
 from .ordering import splu
 
-__all__ = ["Spectrum", "spectrum"]
+__all__ = ["Spectrum", "eigensolve", "spectrum"]
 
 
 class Spectrum:
@@ -41,6 +41,13 @@ class Spectrum:
         state.
     frequency : float
         |Im λ₂|, the angular frequency of the slowest relaxing mode (0 when it is real).
+    error_estimate : ndarray of float, shape (k,), or None
+        Estimated error of each rate, P_k against P_{k+1} (:mod:`.spectrum_estimate`):
+        relative, except absolute for the zero rate of a reflecting problem; inf where
+        unknown.  None when the spectrum was computed with ``estimate=False``.
+    untrusted : bool or None
+        True when a rate's estimate exceeds 0.1 (a :class:`~.solver.FPSolveWarning` was
+        raised); None when not estimated.
     """
 
     def __init__(self, rates, modes, boundary, eig_floor, escape_rate_flux=None):
@@ -55,6 +62,10 @@ class Spectrum:
         self.frequency = abs(rates[1].imag) if rates.size > 1 else 0.0
         #: e.g. a negative escape rate (unresolved boundary layer): λ₁ is not trustworthy
         self.warnings = []
+        self.error_estimate = None
+        self.untrusted = None
+        #: the V_{k+1} record of the estimate (rates, pairing, dofs or why skipped)
+        self.estimate_record: dict | None = None
         if boundary == "absorbing" and rates[0].real < 0:
             self.warnings.append(
                 f"escape rate λ₁ = {rates[0].real:.3e} < 0: the quasi-stationary density is "
@@ -62,12 +73,17 @@ class Spectrum:
                 "trustworthy, refine the mesh near the boundary")
 
     def summary(self) -> dict:
-        """JSON-friendly rates (real and imaginary parts), relaxation time and frequency."""
+        """JSON-friendly rates (real and imaginary parts), relaxation time, frequency and the
+        rates' error estimates."""
         return {"boundary": self.boundary, "rates_real": self.rates.real.tolist(),
                 "rates_imag": self.rates.imag.tolist(),
                 "relaxation_time": self.relaxation_time, "frequency": self.frequency,
                 "eig_floor": self.eig_floor, "escape_rate_flux": self.escape_rate_flux,
-                "warnings": list(self.warnings)}
+                # JSON has no inf: an unknown estimate is None (as fpsolve.io.jsonable)
+                "error_estimate": (None if self.error_estimate is None else
+                                   [float(e) if np.isfinite(e) else None
+                                    for e in self.error_estimate]),
+                "untrusted": self.untrusted, "warnings": list(self.warnings)}
 
     def __repr__(self):
         r = ", ".join(f"{z.real:.4g}{z.imag:+.3g}j" if z.imag else f"{z.real:.4g}"
@@ -88,7 +104,8 @@ def _normalise(vecs):
     return out
 
 
-def spectrum(problem, k: int = 6, strength: float | None = None, tol: float = 1e-12) -> Spectrum:
+def spectrum(problem, k: int = 6, strength: float | None = None, tol: float = 1e-12,
+             estimate: bool = True) -> Spectrum:
     """The ``k`` eigenvalues of the generator nearest 0 (see :meth:`Problem.spectrum`).
 
     Parameters
@@ -100,6 +117,10 @@ def spectrum(problem, k: int = 6, strength: float | None = None, tol: float = 1e
         Diffusion strength (Δ_S for SGD); default the model's.
     tol : float
         ARPACK relative accuracy of the eigenvalues.
+    estimate : bool
+        Estimate each rate's error against the same pencil in V_{k+1}
+        (:mod:`.spectrum_estimate`: ``error_estimate``, ``untrusted``); False skips
+        that second eigensolve.
 
     Returns
     -------
@@ -111,27 +132,50 @@ def spectrum(problem, k: int = 6, strength: float | None = None, tol: float = 1e
     A, M, scale, weight = _pencil(problem, s)
     absorbing = problem.boundary == "absorbing"
     dofs = problem.interior_dofs if absorbing else np.arange(problem.dofs)
-    AII, MII = A[dofs][:, dofs].tocsc(), M[dofs][:, dofs].tocsc()
+    B = problem.boundary_dofs if absorbing else None
+    vals, vecs, mu_flux, floor = eigensolve(A, M, dofs, B, k, tol, scale)
+    modes = _normalise((vecs * (scale * weight)).T)   # the density modes P = w·u
+    spec = Spectrum(vals, modes, problem.boundary, floor, mu_flux)
+    if estimate:
+        from .spectrum_estimate import attach_estimate
+
+        attach_estimate(spec, problem, s, vecs * scale, tol)
+    return spec
+
+
+def eigensolve(A, M, I, B, k: int, tol: float, scale):
+    """The ``k`` eigenpairs of the pencil (A, M) on the dofs ``I`` nearest 0.
+
+    ``B``: the boundary dofs of an absorbing problem (None: reflecting); its first rate
+    is replaced by the boundary-outflow μ.  ``scale``: the pencil's symmetric scaling
+    (ones for a plain pencil).
+
+    Returns
+    -------
+    (rates, vectors, mu_flux, eig_floor)
+        Sorted rates, the pencil's eigenvectors on all dofs (k × dofs, zero off ``I``),
+        the outflow μ (None reflecting) and 10 ε ‖A_II‖.
+    """
+    AII, MII = A[I][:, I].tocsc(), M[I][:, I].tocsc()
     n = AII.shape[0]
     if k >= n - 2:
         raise ValueError(f"k: expected fewer than {n - 2} modes for {n} unknowns, got {k}")
     normA = spla.norm(AII, np.inf)
     # reflecting: A is singular; shift just left of 0 (far below the first rate)
-    sigma = 0.0 if absorbing else -1e-8 * normA / spla.norm(MII, np.inf)
+    sigma = 0.0 if B is not None else -1e-8 * normA / spla.norm(MII, np.inf)
     lu = splu((AII - sigma * MII).tocsc())
     opinv = spla.LinearOperator(AII.shape, matvec=lu.solve, dtype=float)
     ncv = min(n - 1, max(2 * k + 1, 20))
     vals, vecs = spla.eigs(AII, k=k, M=MII, sigma=sigma, OPinv=opinv, ncv=ncv, tol=tol,
                            v0=np.ones(n))
     vals, vecs = _sort(vals, vecs)
-    modes = np.zeros((k, problem.dofs), dtype=complex)
-    modes[:, dofs] = vecs.T
-    modes = _normalise((modes * (scale * weight)).T)   # the density modes P = w·u
+    full = np.zeros((k, A.shape[0]), dtype=complex)
+    full[:, I] = vecs.T
     mu_flux = None
-    if absorbing:
-        mu_flux = _outflow_rate(lu, A, MII, vecs[:, 0].real, dofs, problem.boundary_dofs, scale)
+    if B is not None:
+        mu_flux = _outflow_rate(lu, A, MII, vecs[:, 0].real, I, B, scale)
         vals[0] = mu_flux      # relative precision where the eigenvalue is round-off
-    return Spectrum(vals, modes, problem.boundary, 10 * np.finfo(float).eps * normA, mu_flux)
+    return vals, full, mu_flux, 10 * np.finfo(float).eps * normA
 
 
 def _pencil(problem, s):
