@@ -99,6 +99,23 @@ class Estimate:
     diagnostics: dict = field(default_factory=dict)
 
 
+def relative_change(value_next: float, value_k: float) -> float:
+    """``SAFETY``·|q_{k+1} − q_k|/|q_{k+1}|: the relative estimate of a value q_k from its
+    P_{k+1} counterpart (inf where q_{k+1} is 0 or the difference is not finite)."""
+    if not value_next != 0 or not np.isfinite(value_next - value_k):
+        return np.inf
+    return SAFETY * abs(value_next - value_k) / abs(value_next)
+
+
+def embedded_basis(basis: Basis, bp: Basis, cache: dict) -> Basis:
+    """The P_k basis with the quadrature of the V_{k+1} basis ``bp`` (same dofs as
+    ``basis``): P_k functions at the points where P_{k+1} ones are integrated, cached."""
+    key = ("embedded", bp.N)
+    if key not in cache:
+        cache[key] = Basis(basis.mesh, basis.elem, quadrature=bp.quadrature)
+    return cache[key]
+
+
 def enriched_basis(basis: Basis, cache: dict):
     """(P_{k+1} basis, recovery/embedding of V_k) on the same scikit-fem mesh, cached."""
     k = _order(basis)

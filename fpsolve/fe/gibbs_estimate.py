@@ -17,9 +17,9 @@ is not positive.
 from __future__ import annotations
 
 import numpy as np
-from skfem import Basis
 
-from .estimate import SAFETY, Estimate, _boundary_dofs, enriched_basis
+from .estimate import (SAFETY, Estimate, _boundary_dofs, embedded_basis, enriched_basis,
+                       relative_change)
 from .gibbs import assemble_gibbs, scaled_quasi_stationary, scaled_stationary_reflecting
 
 __all__ = ["gibbs_estimate"]
@@ -31,39 +31,35 @@ MOMENTS = {"x2": 0, "y2": 1}
 LAYER_DROP = 1e-6
 
 
+def enriched_pencil(problem, diffusion, weight, bp, cache):
+    """(A, M, I, B): the Gibbs-weighted pencil with ``weight`` in V_{k+1} (basis ``bp``)
+    on the same mesh, and its interior and boundary dofs."""
+    opn = assemble_gibbs(problem.landscape, diffusion, problem.mesh, basis=bp, weight=weight)
+    B = _boundary_dofs(bp, cache)
+    return opn.A_fixed, opn.M, np.setdiff1d(np.arange(bp.N), B), B
+
+
 def _solve_next(problem, diffusion, op, bp, cache):
     """u_{k+1} (∫ w u = 1), μ_{k+1} (outflow; 0 reflecting) and the outflow per boundary dof."""
     from .eigensolve import SolverError
     from .solver import _stop_untrusted
 
-    opn = assemble_gibbs(problem.landscape, diffusion, problem.mesh, basis=bp,
-                         weight=op.gibbs)
-    A, M = opn.A_fixed, opn.M
+    A, M, I, B = enriched_pencil(problem, diffusion, op.gibbs, bp, cache)
     if problem.boundary == "reflecting":
         pin = int(np.argmax(op.gibbs(*bp.doflocs)))
         u, _ = scaled_stationary_reflecting(A, M, pin)
         return u, 0.0, None
-    B = _boundary_dofs(bp, cache)
-    I = np.setdiff1d(np.arange(bp.N), B)
     u, _, info = scaled_quasi_stationary(A, M, I, B)
     if _stop_untrusted(info["stop"]):       # a flagged solve is no reference (review W2)
         raise SolverError(f"P_{{k+1}} solve not trusted ({info['stop']['reason']})")
     return u, float(info["mu_flux"]), (B, -(A @ u)[B])
 
 
-def _embedded(basis: Basis, bp: Basis, cache: dict) -> Basis:
-    """The P_k basis with the quadrature of the V_{k+1} basis (same dofs as ``basis``)."""
-    key = ("gibbs-embedded", bp.N)
-    if key not in cache:
-        cache[key] = Basis(basis.mesh, basis.elem, quadrature=bp.quadrature)
-    return cache[key]
-
-
 def _densities(op, basis, bp, u, un, cache):
     """(P_k, P_{k+1}) at the V_{k+1} quadrature points, each normalised there, and the
     fields the indicators need: x, y, dx, w, ∇(u_{k+1} − u_k) (u each scaled to
     ∫ w u = 1), u_{k+1} at the points and ∫ w u_k at them (P_k's normaliser)."""
-    bk = _embedded(basis, bp, cache)
+    bk = embedded_basis(basis, bp, cache)
     x, y = (np.asarray(c) for c in bp.global_coordinates())
     dx = np.asarray(bp.dx)
     w = op.gibbs(x, y)
@@ -89,12 +85,6 @@ def _own_moments(op, u) -> dict:
     return own
 
 
-def _relative(value_next, value_k) -> float:
-    if not value_next != 0 or not np.isfinite(value_next - value_k):
-        return np.inf
-    return SAFETY * abs(value_next - value_k) / abs(value_next)
-
-
 def _goal_estimates(Pk, Pn, fields, delta, own):
     """Relative estimates, corrections and element indicators of x2, y2 and L1, and μ's
     energy indicators.  The moments are compared with what the solve reports (``own``:
@@ -108,7 +98,7 @@ def _goal_estimates(Pk, Pn, fields, delta, own):
         c = (x, y)[axis] ** 2
         qk_el = np.sum(c * Pk * dx, axis=1)
         qk, qn = float(own[g].sum()), np.sum(c * Pn * dx)
-        rel[g], corr[g] = _relative(qn, qk), qn - qk
+        rel[g], corr[g] = relative_change(qn, qk), qn - qk
         ind[g] = (np.abs(np.sum((c - qn) * (Pn - Pk) * dx, axis=1))
                   + np.abs(own[g] - qk_el))
     # the reported density is normalised at the solve's own quadrature of w, and that
@@ -180,7 +170,7 @@ def gibbs_estimate(problem, op, u, mu: float, diffusion) -> Estimate:
         pe = _outflow_peclet(problem, diffusion, bp, *outflow)
         record.update(escape_rate=mu_n, layer_peclet=pe)
         ok = mu > 0 and mu_n > 0 and pe <= PECLET_MAX
-        rel["escape_rate"] = _relative(mu_n, mu) if ok else np.inf
+        rel["escape_rate"] = relative_change(mu_n, mu) if ok else np.inf
         corr["escape_rate"] = mu_n - mu
     else:
         rel["escape_rate"], corr["escape_rate"] = 0.0, 0.0

@@ -16,11 +16,9 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
-from skfem import Basis
-
 from .assembly import evaluate
-from .estimate import SAFETY, _boundary_dofs, enriched_basis
-from .gibbs import assemble_gibbs
+from .estimate import SAFETY, embedded_basis, enriched_basis, relative_change
+from .gibbs_estimate import enriched_pencil
 from .hierarchical import PECLET_MAX, _outflow_peclet, enriched_operator, fits_budget
 from .mfpt import exit_time
 from .solver import UNTRUSTED, FPSolveWarning, SolverError
@@ -41,26 +39,18 @@ def _next_pencil(problem, diffusion):
     if diffusion.strength != problem.diffusion.strength:
         op = problem._assemble(diffusion)
     bp, _ = enriched_basis(problem.basis, cache)
-    opn = assemble_gibbs(problem.landscape, diffusion, problem.mesh, basis=bp, weight=op.gibbs)
-    B = _boundary_dofs(bp, cache)
-    return bp, opn.A_fixed, opn.M, np.setdiff1d(np.arange(bp.N), B), B
-
-
-def _relative(value_next: float, value_k: float) -> float:
-    if not value_next != 0 or not np.isfinite(value_next - value_k):
-        return np.inf
-    return SAFETY * abs(value_next - value_k) / abs(value_next)
+    return (bp, *enriched_pencil(problem, diffusion, op.gibbs, bp, cache))
 
 
 def _compare(T, bp, Tn, exn) -> dict:
     """The relative estimates of :data:`GOALS` from T_k (``T``) and T_{k+1} (``Tn``)."""
     centre = np.asarray(T.mesh.center, dtype=float)
     tn_c = float(evaluate(bp, Tn, centre))
-    est = {"T_center": _relative(tn_c, float(T(centre))) if tn_c > 0 else np.nan,
-           "T_max": _relative(float(Tn.max()), float(T.T.max())),
-           "mean_qsd": _relative(exn.mean_qsd, T.mean_qsd),
-           "escape_rate": _relative(exn.mu, T.escape_rate)}
-    bk = Basis(T.basis.mesh, T.basis.elem, quadrature=bp.quadrature)   # T_k at V_{k+1}'s points
+    est = {"T_center": relative_change(tn_c, float(T(centre))) if tn_c > 0 else np.nan,
+           "T_max": relative_change(float(Tn.max()), float(T.T.max())),
+           "mean_qsd": relative_change(exn.mean_qsd, T.mean_qsd),
+           "escape_rate": relative_change(exn.mu, T.escape_rate)}
+    bk = embedded_basis(T.basis, bp, T.mesh._cache)     # T_k at V_{k+1}'s points
     dx = np.asarray(bp.dx)
     tn, tk = np.asarray(bp.interpolate(Tn)), np.asarray(bk.interpolate(T.T))
     norm = float(np.sum(np.abs(tn) * dx))
