@@ -59,7 +59,7 @@ def boundary_term(sol) -> tuple[dict, dict] | None:
         P = sol.weight(x, y) * np.asarray(fb.interpolate(sol._u()))
     ds = np.asarray(fb.dx)
     mass = sol.mass
-    x2 = sol.moments()["cov"].diagonal() + sol.moments()["mean"] ** 2
+    x2 = _raw_second_moments(sol)
     corr, ind = {}, {}
     for g, axis in _MOMENTS.items():
         per_facet = np.sum(((x, y)[axis] ** 2 - x2[axis]) * P * gap * ds, axis=1) / mass
@@ -79,8 +79,7 @@ def add_boundary_term(sol, est) -> None:
     if term is None:
         return
     corr, ind = term
-    mom = sol.moments()
-    x2 = mom["cov"].diagonal() + mom["mean"] ** 2
+    x2 = _raw_second_moments(sol)
     scale = {"x2": abs(x2[0]), "y2": abs(x2[1]), "L1": 1.0}
     for g, value in corr.items():
         if g in est.relative and scale[g] > 0:
@@ -88,3 +87,9 @@ def add_boundary_term(sol, est) -> None:
             if g in est.indicators:
                 est.indicators[g] = est.indicators[g] + ind[g]
     est.diagnostics["geometry"] = corr
+
+
+def _raw_second_moments(sol) -> np.ndarray:
+    """(⟨x²⟩, ⟨y²⟩): the raw moments the estimates' "x2", "y2" are of."""
+    mom = sol.moments()
+    return mom["cov"].diagonal() + mom["mean"] ** 2
